@@ -1,0 +1,1 @@
+//! The plugins and their static registry.

@@ -1,0 +1,180 @@
+//! Debuginfo: the vmlinux symbol table and kernel types.
+//!
+//! Types are served through the [`TypeSource`] trait so that several sources can answer: the DWARF
+//! of the vmlinux is the authority; faster sources (the vmlinux's `.BTF`, a persisted index) may
+//! answer the same questions. The type model keeps what dump analysis needs: sizes, member offsets
+//! (bit-exact for bitfields), array bounds, pointer targets, enumerators, base-type encodings.
+//! `const`/`volatile` and other qualifiers are stripped by the sources.
+
+use std::sync::Arc;
+
+/// Errors of the debuginfo layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DebugInfoError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("not a usable vmlinux: {0}")]
+    BadElf(String),
+    #[error("DWARF error at {offset:#x}: {what}")]
+    Dwarf { offset: u64, what: String },
+    #[error("no DWARF debug information in {0} (install the kernel's debug symbols)")]
+    NoDwarf(String),
+    #[error("type {0:?} is not known to this source")]
+    BadTypeId(TypeId),
+    #[error("vmlinux does not match the dump: {0}")]
+    Mismatch(String),
+    #[error("no vmlinux found: {0}")]
+    NotFound(String),
+}
+
+impl DebugInfoError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DebugInfoError::Io { .. } => "io",
+            DebugInfoError::BadElf(_) => "bad-vmlinux",
+            DebugInfoError::Dwarf { .. } => "dwarf",
+            DebugInfoError::NoDwarf(_) => "no-dwarf",
+            DebugInfoError::BadTypeId(_) => "bad-type-id",
+            DebugInfoError::Mismatch(_) => "vmlinux-mismatch",
+            DebugInfoError::NotFound(_) => "vmlinux-not-found",
+        }
+    }
+}
+
+/// An opaque handle to a type, meaningful only to the [`TypeSource`] that issued it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TypeId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseEncoding {
+    Signed,
+    Unsigned,
+    Bool,
+    Float,
+    SignedChar,
+    UnsignedChar,
+}
+
+impl BaseEncoding {
+    pub fn is_signed(self) -> bool {
+        matches!(self, BaseEncoding::Signed | BaseEncoding::SignedChar)
+    }
+}
+
+/// A struct or union member. Offsets are in bits from the start of the enclosing aggregate so that
+/// bitfields and ordinary members share one representation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// `None` for an anonymous struct or union member.
+    pub name: Option<String>,
+    pub ty: TypeId,
+    pub bit_offset: u64,
+    /// `Some(width)` for a bitfield.
+    pub bit_size: Option<u64>,
+}
+
+impl Member {
+    pub fn byte_offset(&self) -> u64 {
+        self.bit_offset / 8
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeKind {
+    Void,
+    Base { encoding: BaseEncoding },
+    Pointer { target: Option<TypeId> },
+    Struct { members: Vec<Member>, declaration: bool },
+    Union { members: Vec<Member>, declaration: bool },
+    Enum { signed: bool, enumerators: Vec<(String, i64)> },
+    /// `count: None` is a flexible or unknown-bound array. Multi-dimensional arrays nest.
+    Array { element: TypeId, count: Option<u64> },
+    Typedef { target: Option<TypeId> },
+    Function,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Type {
+    pub name: Option<String>,
+    /// Size in bytes; `None` for incomplete types (void, declarations, functions, flexible arrays).
+    pub size: Option<u64>,
+    pub kind: TypeKind,
+}
+
+impl Type {
+    pub fn members(&self) -> &[Member] {
+        match &self.kind {
+            TypeKind::Struct { members, .. } | TypeKind::Union { members, .. } => members,
+            _ => &[],
+        }
+    }
+}
+
+/// A source of kernel types.
+pub trait TypeSource: Send + Sync {
+    /// Finds a type by its C name: `"struct task_struct"`, `"union thread_union"`,
+    /// `"enum pid_type"`, or a typedef or base-type name such as `"u64"`. A complete definition is
+    /// preferred over a declaration.
+    fn find_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError>;
+    /// The type behind a handle this source issued.
+    fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError>;
+    /// The type of a global (or static) variable.
+    fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError>;
+    /// The value of an enumerator constant, searched across all enums.
+    fn enumerator(&self, name: &str) -> Result<Option<i64>, DebugInfoError>;
+}
+
+/// Follows typedefs until a non-typedef type (or an untyped typedef, which yields `None`).
+pub fn strip_typedefs(
+    src: &dyn TypeSource,
+    mut id: TypeId,
+) -> Result<Option<(TypeId, Arc<Type>)>, DebugInfoError> {
+    for _ in 0..64 {
+        let t = src.get(id)?;
+        match t.kind {
+            TypeKind::Typedef { target: Some(next) } => id = next,
+            TypeKind::Typedef { target: None } => return Ok(None),
+            _ => return Ok(Some((id, t))),
+        }
+    }
+    Err(DebugInfoError::Dwarf { offset: id.0, what: "typedef chain too long (cycle?)".into() })
+}
+
+/// Finds a member by name as the C compiler does, descending into anonymous struct and union
+/// members. Returns the member with its bit offset made relative to the outer aggregate.
+pub fn find_member(
+    src: &dyn TypeSource,
+    aggregate: TypeId,
+    name: &str,
+) -> Result<Option<Member>, DebugInfoError> {
+    fn walk(
+        src: &dyn TypeSource,
+        id: TypeId,
+        name: &str,
+        base_bits: u64,
+        depth: u32,
+    ) -> Result<Option<Member>, DebugInfoError> {
+        if depth > 16 {
+            return Ok(None);
+        }
+        let Some((_, t)) = strip_typedefs(src, id)? else { return Ok(None) };
+        for m in t.members() {
+            match &m.name {
+                Some(n) if n == name => {
+                    let mut found = m.clone();
+                    found.bit_offset += base_bits;
+                    return Ok(Some(found));
+                }
+                None => {
+                    if let Some(found) = walk(src, m.ty, name, base_bits + m.bit_offset, depth + 1)? {
+                        return Ok(Some(found));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+    walk(src, aggregate, name, 0, 0)
+}

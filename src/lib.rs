@@ -1,0 +1,24 @@
+//! vmcore-report: turn an offline Linux kernel crash dump into a sos-style triage archive.
+//!
+//! The crate is layered; each module depends only on the ones above it in this list:
+//!
+//! 1. [`addr`]: address newtypes, byte order and architecture names shared by every layer.
+//! 2. [`dump`]: dump readers (ELF, kdump-compressed, flattened) behind the [`dump::PhysMem`] trait,
+//!    plus the metadata a dump carries (VMCOREINFO, per-CPU notes, the header's utsname).
+//! 3. [`arch`]: kernel virtual → physical translation per architecture ([`arch::AddressSpace`]).
+//! 4. [`debuginfo`]: the vmlinux symbol table and a lazy DWARF type index.
+//! 5. [`kernel`]: the typed kernel view plugins use ([`kernel::Kernel`], [`kernel::Object`]).
+//! 6. [`report`]: the plugin framework, the runner, the manifest and the sos-layout archive.
+//!
+//! The plugins themselves live in the top-level `plugins/` directory (one file each, plus the
+//! static registry) and see only [`kernel`] and the report sink.
+
+pub mod addr;
+pub mod arch;
+pub mod debuginfo;
+pub mod dump;
+pub mod kernel;
+pub mod report;
+
+#[path = "../plugins/mod.rs"]
+pub mod plugins;

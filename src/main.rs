@@ -1,0 +1,3 @@
+fn main() {
+    println!("vmcore-report {}", env!("CARGO_PKG_VERSION"));
+}

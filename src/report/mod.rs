@@ -1,0 +1,1 @@
+//! The plugin framework, the runner, the manifest and the sos-layout archive.
