@@ -1,0 +1,8 @@
+//! Shared test support: synthetic input builders (written independently of the parsers, in the
+//! style of minidump-synth) and access to the real fixtures.
+#![allow(dead_code)]
+
+pub mod dwarf;
+pub mod fixtures;
+pub mod pagetable;
+pub mod vmcore;

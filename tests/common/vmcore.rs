@@ -1,0 +1,1 @@
+//! Synthetic builder placeholder; filled in by its layer's tests.
