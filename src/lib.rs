@@ -17,6 +17,7 @@ pub mod addr;
 pub mod arch;
 pub mod debuginfo;
 pub mod dump;
+pub mod error;
 pub mod kernel;
 pub mod report;
 

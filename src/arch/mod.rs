@@ -16,11 +16,19 @@ pub enum TranslateError {
     #[error("{va} is not mapped (no valid entry at page-table level {level})")]
     NotMapped { va: VirtAddr, level: u8 },
     #[error("page-table page at {table} for {va} (level {level}) is not in the dump")]
-    TableNotDumped { va: VirtAddr, level: u8, table: PhysAddr },
+    TableNotDumped {
+        va: VirtAddr,
+        level: u8,
+        table: PhysAddr,
+    },
     #[error("{va} is not a canonical address")]
     NonCanonical { va: VirtAddr },
     #[error("reading {va} ({phys}): {source}")]
-    Memory { va: VirtAddr, phys: PhysAddr, source: DumpError },
+    Memory {
+        va: VirtAddr,
+        phys: PhysAddr,
+        source: DumpError,
+    },
     #[error("cannot set up address translation: {0}")]
     Config(String),
     #[error("unsupported: {0}")]
@@ -46,7 +54,10 @@ impl TranslateError {
         matches!(
             self,
             TranslateError::TableNotDumped { .. }
-                | TranslateError::Memory { source: DumpError::NotDumped { .. }, .. }
+                | TranslateError::Memory {
+                    source: DumpError::NotDumped { .. },
+                    ..
+                }
         )
     }
 }
@@ -101,7 +112,12 @@ impl AddressSpace {
         endian: Endian,
         kaslr_offset: u64,
     ) -> AddressSpace {
-        AddressSpace { mem, translator, endian, kaslr_offset }
+        AddressSpace {
+            mem,
+            translator,
+            endian,
+            kaslr_offset,
+        }
     }
 
     pub fn arch(&self) -> Arch {
@@ -132,7 +148,11 @@ impl AddressSpace {
             let n = in_mapping.min((buf.len() - done) as u64) as usize;
             self.mem
                 .read_phys(t.phys, &mut buf[done..done + n])
-                .map_err(|source| TranslateError::Memory { va: cur, phys: t.phys, source })?;
+                .map_err(|source| TranslateError::Memory {
+                    va: cur,
+                    phys: t.phys,
+                    source,
+                })?;
             done += n;
         }
         Ok(())
@@ -207,5 +227,7 @@ pub fn config_from_dump(dump: &Dump) -> TranslationConfig {
 /// Builds the address space of the dumped kernel.
 pub fn address_space(dump: &Dump, cfg: &TranslationConfig) -> Result<AddressSpace, TranslateError> {
     let _ = (dump, cfg);
-    Err(TranslateError::Unsupported("translation not implemented yet".into()))
+    Err(TranslateError::Unsupported(
+        "translation not implemented yet".into(),
+    ))
 }

@@ -13,7 +13,10 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum DebugInfoError {
     #[error("cannot read {path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("not a usable vmlinux: {0}")]
     BadElf(String),
     #[error("DWARF error at {offset:#x}: {what}")]
@@ -83,14 +86,32 @@ impl Member {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypeKind {
     Void,
-    Base { encoding: BaseEncoding },
-    Pointer { target: Option<TypeId> },
-    Struct { members: Vec<Member>, declaration: bool },
-    Union { members: Vec<Member>, declaration: bool },
-    Enum { signed: bool, enumerators: Vec<(String, i64)> },
+    Base {
+        encoding: BaseEncoding,
+    },
+    Pointer {
+        target: Option<TypeId>,
+    },
+    Struct {
+        members: Vec<Member>,
+        declaration: bool,
+    },
+    Union {
+        members: Vec<Member>,
+        declaration: bool,
+    },
+    Enum {
+        signed: bool,
+        enumerators: Vec<(String, i64)>,
+    },
     /// `count: None` is a flexible or unknown-bound array. Multi-dimensional arrays nest.
-    Array { element: TypeId, count: Option<u64> },
-    Typedef { target: Option<TypeId> },
+    Array {
+        element: TypeId,
+        count: Option<u64>,
+    },
+    Typedef {
+        target: Option<TypeId>,
+    },
     Function,
 }
 
@@ -138,7 +159,10 @@ pub fn strip_typedefs(
             _ => return Ok(Some((id, t))),
         }
     }
-    Err(DebugInfoError::Dwarf { offset: id.0, what: "typedef chain too long (cycle?)".into() })
+    Err(DebugInfoError::Dwarf {
+        offset: id.0,
+        what: "typedef chain too long (cycle?)".into(),
+    })
 }
 
 /// Finds a member by name as the C compiler does, descending into anonymous struct and union
@@ -158,7 +182,9 @@ pub fn find_member(
         if depth > 16 {
             return Ok(None);
         }
-        let Some((_, t)) = strip_typedefs(src, id)? else { return Ok(None) };
+        let Some((_, t)) = strip_typedefs(src, id)? else {
+            return Ok(None);
+        };
         for m in t.members() {
             match &m.name {
                 Some(n) if n == name => {
@@ -167,7 +193,8 @@ pub fn find_member(
                     return Ok(Some(found));
                 }
                 None => {
-                    if let Some(found) = walk(src, m.ty, name, base_bits + m.bit_offset, depth + 1)? {
+                    if let Some(found) = walk(src, m.ty, name, base_bits + m.bit_offset, depth + 1)?
+                    {
                         return Ok(Some(found));
                     }
                 }

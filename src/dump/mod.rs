@@ -13,7 +13,7 @@ pub mod vmcoreinfo;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::addr::{Arch, Endian, PhysAddr, Pfn};
+use crate::addr::{Arch, Endian, Pfn, PhysAddr};
 pub use vmcoreinfo::VmcoreInfo;
 
 /// Errors of the dump layer. `NotDumped` is normal after filtering (`makedumpfile -d 31`) and is
@@ -28,7 +28,11 @@ pub enum DumpError {
     #[error("corrupt dump at file offset {offset:#x}: {what}")]
     Corrupt { offset: u64, what: String },
     #[error("decompressing {pfn} ({codec}) failed: {what}")]
-    Decompress { pfn: Pfn, codec: &'static str, what: String },
+    Decompress {
+        pfn: Pfn,
+        codec: &'static str,
+        what: String,
+    },
     #[error("truncated dump: {0}")]
     Truncated(String),
     #[error("not a vmcore: {0}")]
@@ -36,7 +40,10 @@ pub enum DumpError {
     #[error("unsupported dump: {0}")]
     Unsupported(String),
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl DumpError {
@@ -96,8 +103,12 @@ impl DumpFormat {
     pub fn name(&self) -> &'static str {
         match self {
             DumpFormat::Elf { .. } => "elf",
-            DumpFormat::Kdump { flattened: false, .. } => "kdump",
-            DumpFormat::Kdump { flattened: true, .. } => "kdump-flattened",
+            DumpFormat::Kdump {
+                flattened: false, ..
+            } => "kdump",
+            DumpFormat::Kdump {
+                flattened: true, ..
+            } => "kdump-flattened",
         }
     }
 }
@@ -162,5 +173,7 @@ pub struct Dump {
 /// Opens a dump, detecting its format from its content. Several paths are the pieces of a split
 /// dump (`makedumpfile --split`).
 pub fn open(paths: &[PathBuf]) -> Result<Dump, DumpError> {
-    Err(DumpError::Unsupported(format!("reader not implemented yet for {paths:?}")))
+    Err(DumpError::Unsupported(format!(
+        "reader not implemented yet for {paths:?}"
+    )))
 }

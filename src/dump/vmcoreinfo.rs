@@ -42,20 +42,34 @@ impl VmcoreInfo {
                     vi.build_id = Some(value.to_ascii_lowercase());
                     true
                 }
-                "PAGESIZE" => parse_dec(value).map(|v| vi.page_size = Some(v as u64)).is_some(),
-                "KERNELOFFSET" => parse_hex(value).map(|v| vi.kerneloffset = Some(v)).is_some(),
+                "PAGESIZE" => parse_dec(value)
+                    .map(|v| vi.page_size = Some(v as u64))
+                    .is_some(),
+                "KERNELOFFSET" => parse_hex(value)
+                    .map(|v| vi.kerneloffset = Some(v))
+                    .is_some(),
                 "CRASHTIME" => parse_dec(value).map(|v| vi.crashtime = Some(v)).is_some(),
                 _ => {
                     if let Some(name) = family(key, "SYMBOL") {
-                        parse_hex(value).map(|v| vi.symbols.insert(name.into(), v)).is_some()
+                        parse_hex(value)
+                            .map(|v| vi.symbols.insert(name.into(), v))
+                            .is_some()
                     } else if let Some(name) = family(key, "OFFSET") {
-                        parse_dec(value).map(|v| vi.offsets.insert(name.into(), v as u64)).is_some()
+                        parse_dec(value)
+                            .map(|v| vi.offsets.insert(name.into(), v as u64))
+                            .is_some()
                     } else if let Some(name) = family(key, "SIZE") {
-                        parse_dec(value).map(|v| vi.sizes.insert(name.into(), v as u64)).is_some()
+                        parse_dec(value)
+                            .map(|v| vi.sizes.insert(name.into(), v as u64))
+                            .is_some()
                     } else if let Some(name) = family(key, "LENGTH") {
-                        parse_dec(value).map(|v| vi.lengths.insert(name.into(), v as u64)).is_some()
+                        parse_dec(value)
+                            .map(|v| vi.lengths.insert(name.into(), v as u64))
+                            .is_some()
                     } else if let Some(name) = family(key, "NUMBER") {
-                        parse_number(value).map(|v| vi.numbers.insert(name.into(), v)).is_some()
+                        parse_number(value)
+                            .map(|v| vi.numbers.insert(name.into(), v))
+                            .is_some()
                     } else {
                         false
                     }
@@ -91,7 +105,10 @@ fn family<'a>(key: &'a str, fam: &str) -> Option<&'a str> {
 
 fn parse_hex(v: &str) -> Option<u64> {
     let v = v.trim();
-    let v = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")).unwrap_or(v);
+    let v = v
+        .strip_prefix("0x")
+        .or_else(|| v.strip_prefix("0X"))
+        .unwrap_or(v);
     u64::from_str_radix(v, 16).ok()
 }
 
@@ -106,7 +123,9 @@ fn parse_number(v: &str) -> Option<i64> {
     if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         return u64::from_str_radix(h, 16).ok().map(|u| u as i64);
     }
-    v.parse::<i64>().ok().or_else(|| v.parse::<u64>().ok().map(|u| u as i64))
+    v.parse::<i64>()
+        .ok()
+        .or_else(|| v.parse::<u64>().ok().map(|u| u as i64))
 }
 
 #[cfg(test)]
@@ -129,10 +148,16 @@ mod tests {
         assert_eq!(vi.size("page"), Some(64));
         assert_eq!(vi.length("free_area"), Some(11));
         assert_eq!(vi.number("pgtable_l5_enabled"), Some(1));
-        assert_eq!(vi.number("kimage_voffset"), Some(0xffff800008000000u64 as i64));
+        assert_eq!(
+            vi.number("kimage_voffset"),
+            Some(0xffff800008000000u64 as i64)
+        );
         assert_eq!(vi.kerneloffset, Some(0x1e000000));
         assert_eq!(vi.crashtime, Some(1700000000));
-        assert_eq!(vi.other.get("SOMETHING_NEW").map(String::as_str), Some("yes"));
+        assert_eq!(
+            vi.other.get("SOMETHING_NEW").map(String::as_str),
+            Some("yes")
+        );
     }
 
     #[test]

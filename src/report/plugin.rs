@@ -1,0 +1,254 @@
+//! The plugin interface: what a plugin implements and what it is given.
+//!
+//! A plugin reads kernel objects through [`Kernel`] and writes files through its
+//! [`PluginContext`], which knows the plugin's directory (`plugins/<name>/`) and validates every
+//! path so that nothing, not even a string read from the dump, can escape the archive root.
+
+use std::collections::BTreeMap;
+
+use crate::error::ErrorCode;
+use crate::kernel::Kernel;
+
+/// A value of a plugin option (`-k plugin.option=value`), typed by sos's rules: no value or
+/// on/yes/true → true, off/no/false → false, else an integer if it parses, else a string.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+/// An option a plugin accepts, listed by `--list-plugins`.
+#[derive(Clone, Debug)]
+pub struct PluginOption {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub default: OptionValue,
+}
+
+/// Why a plugin could not do (all of) its work. `code` is stable and goes into the manifest.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PluginError {
+    pub code: String,
+    pub message: String,
+}
+
+impl PluginError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> PluginError {
+        PluginError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl<E: ErrorCode> From<E> for PluginError {
+    fn from(e: E) -> PluginError {
+        PluginError {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Where a plugin's files go. Implemented by the report layer (a directory tree that becomes the
+/// archive); tests may implement it in memory. `path` is relative to the archive root and has
+/// already been validated by [`PluginContext`].
+pub trait OutputSink {
+    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError>;
+}
+
+/// What a plugin is given while it runs.
+pub struct PluginContext<'a> {
+    pub kernel: &'a Kernel,
+    plugin: &'static str,
+    options: &'a BTreeMap<String, OptionValue>,
+    sink: &'a mut dyn OutputSink,
+    files: Vec<String>,
+    errors: Vec<PluginError>,
+}
+
+impl<'a> PluginContext<'a> {
+    pub fn new(
+        kernel: &'a Kernel,
+        plugin: &'static str,
+        options: &'a BTreeMap<String, OptionValue>,
+        sink: &'a mut dyn OutputSink,
+    ) -> PluginContext<'a> {
+        PluginContext {
+            kernel,
+            plugin,
+            options,
+            sink,
+            files: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn plugin_name(&self) -> &'static str {
+        self.plugin
+    }
+
+    /// The value of an option, after the defaults and the user's `-k` were applied.
+    pub fn option(&self, name: &str) -> Option<&OptionValue> {
+        self.options.get(name)
+    }
+
+    /// Writes `plugins/<name>/<rel>`.
+    pub fn write_text(&mut self, rel: &str, text: &str) -> Result<(), PluginError> {
+        self.write_bytes(rel, text.as_bytes())
+    }
+
+    /// Writes `plugins/<name>/<rel>` as indented JSON with a trailing newline.
+    pub fn write_json<T: serde::Serialize>(
+        &mut self,
+        rel: &str,
+        value: &T,
+    ) -> Result<(), PluginError> {
+        let mut s = serde_json::to_string_pretty(value)
+            .map_err(|e| PluginError::new("json", e.to_string()))?;
+        s.push('\n');
+        self.write_bytes(rel, s.as_bytes())
+    }
+
+    /// Writes `plugins/<name>/<rel>`, one line per item.
+    pub fn write_lines<I, S>(&mut self, rel: &str, lines: I) -> Result<(), PluginError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut s = String::new();
+        for l in lines {
+            s.push_str(l.as_ref());
+            s.push('\n');
+        }
+        self.write_bytes(rel, s.as_bytes())
+    }
+
+    /// Writes `plugins/<name>/<rel>`.
+    pub fn write_bytes(&mut self, rel: &str, data: &[u8]) -> Result<(), PluginError> {
+        let path = format!("plugins/{}/{}", self.plugin, validate_rel_path(rel)?);
+        self.write_archive_path(&path, data)
+    }
+
+    /// Writes a deliberate path elsewhere in the archive, such as `sys/kernel/debug/sched/debug`.
+    pub fn write_archive_path(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
+        let path = validate_rel_path(path)?.to_string();
+        self.sink.write_file(&path, data)?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    /// Records a problem that did not stop the plugin: its status becomes `partial`.
+    pub fn record_error(&mut self, err: impl Into<PluginError>) {
+        let err = err.into();
+        tracing::warn!(plugin = self.plugin, code = %err.code, "{}", err.message);
+        self.errors.push(err);
+    }
+
+    /// The archive paths written so far.
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    /// The errors recorded so far.
+    pub fn errors(&self) -> &[PluginError] {
+        &self.errors
+    }
+
+    /// Consumes the context, returning the files written and the errors recorded.
+    pub fn finish(self) -> (Vec<String>, Vec<PluginError>) {
+        (self.files, self.errors)
+    }
+}
+
+/// Accepts a relative path made of normal components only: no `..`, no `.`, no empty component,
+/// not absolute, no NUL or other control character.
+pub fn validate_rel_path(path: &str) -> Result<&str, PluginError> {
+    let bad =
+        |why: &str| PluginError::new("bad-path", format!("refusing archive path {path:?}: {why}"));
+    if path.is_empty() {
+        return Err(bad("empty"));
+    }
+    if path.starts_with('/') {
+        return Err(bad("absolute"));
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err(bad("control character"));
+    }
+    for comp in path.split('/') {
+        match comp {
+            "" => return Err(bad("empty component")),
+            "." | ".." => return Err(bad("relative component")),
+            _ => {}
+        }
+    }
+    Ok(path)
+}
+
+/// A plugin. Implementations live in the top-level `plugins/` directory, one file each, and are
+/// listed in its static registry.
+pub trait Plugin: Send + Sync {
+    /// The plugin's name: its directory under `plugins/` and its name for `-o/-e/-n/-k`.
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// Whether it runs without being asked for.
+    fn default_enabled(&self) -> bool {
+        true
+    }
+    /// Whether it runs only with `--experimental` (or when named with `-o`/`-e`).
+    fn experimental(&self) -> bool {
+        false
+    }
+    /// The options it accepts (`-k name.option=value`).
+    fn options(&self) -> Vec<PluginOption> {
+        Vec::new()
+    }
+    /// Whether it applies to this dump (for example: the kernel has the structures it reads).
+    fn check_enabled(&self, _kernel: &Kernel) -> bool {
+        true
+    }
+    /// Work before `collect`, timed separately in the manifest.
+    fn setup(&self, _ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// The plugin's work. Returning `Err` marks it failed; errors recorded with
+    /// [`PluginContext::record_error`] mark it partial.
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_rel_path;
+
+    #[test]
+    fn paths_that_escape_or_smuggle_are_refused() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+            "a\nb",
+        ] {
+            assert!(validate_rel_path(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in [
+            "uts.json",
+            "sys/kernel/debug/sched/debug",
+            "a/b.c/d-e_f",
+            "..hidden",
+            "x..",
+        ] {
+            assert!(
+                validate_rel_path(good).is_ok(),
+                "{good:?} should be accepted"
+            );
+        }
+    }
+}
