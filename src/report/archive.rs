@@ -252,8 +252,18 @@ impl BuildDir {
     }
 
     /// Packs the tree into `<out_dir>/<name><ext>`, removes the tree, and returns the archive's
-    /// path.
+    /// path. Deterministic when `SOURCE_DATE_EPOCH` is set.
     pub fn pack(self, out_dir: &Path, compression: Compression) -> Result<PathBuf, ArchiveError> {
+        self.pack_with(out_dir, compression, deterministic_epoch())
+    }
+
+    /// [`BuildDir::pack`] with the fixed mtime given (`None`: the files' own times and owners).
+    pub fn pack_with(
+        self,
+        out_dir: &Path,
+        compression: Compression,
+        epoch: Option<u64>,
+    ) -> Result<PathBuf, ArchiveError> {
         let final_path = out_dir.join(format!("{}{}", self.name, compression.extension()));
         let part = tempfile::Builder::new()
             .prefix(&format!(".{}.", self.name))
@@ -262,7 +272,7 @@ impl BuildDir {
             .map_err(io_err("cannot create", out_dir))?;
         let file = part.reopen().map_err(io_err("cannot open", part.path()))?;
         let mut enc = Encoder::new(file, compression);
-        write_tar(&mut enc, &self.dir, &self.name, deterministic_epoch())
+        write_tar(&mut enc, &self.dir, &self.name, epoch)
             .map_err(io_err("cannot write", part.path()))?;
         let file = enc.finish().map_err(io_err("cannot write", part.path()))?;
         file.sync_all()
@@ -488,7 +498,9 @@ pub fn encrypt(archive: &Path, how: &Encryption) -> Result<PathBuf, ArchiveError
     cmd.arg("--batch").arg("-o").arg(&part);
     match how {
         Encryption::Key(key) => {
-            cmd.args(["--trust-model", "always", "-e", "-r", key]);
+            // sos's command; `--auto-key-locate local` keeps gpg from looking the key up on the
+            // network (WKD), which would stall an unattended run
+            cmd.args(["--auto-key-locate", "local", "--trust-model", "always", "-e", "-r", key]);
             cmd.stdin(Stdio::null());
         }
         Encryption::Pass(_) => {
