@@ -369,6 +369,10 @@ pub fn list_plugins(plugins: &[&dyn Plugin], config: &Config, kernel: Option<&Ke
     ));
     let mut any = false;
     for p in plugins {
+        // show the value in effect, as sos does: the default unless -k set it
+        let effective = select::resolve_options(*p, &config.plugin_options, config.plugin_timeout)
+            .map(|r| r.values)
+            .unwrap_or_default();
         for o in p.options() {
             if !any {
                 s.push_str("The following plugin options are available:\n");
@@ -377,7 +381,7 @@ pub fn list_plugins(plugins: &[&dyn Plugin], config: &Config, kernel: Option<&Ke
             s.push_str(&format!(
                 " {:<35} {:<15} {}\n",
                 format!("{}.{}", p.name(), o.name),
-                o.default.to_string(),
+                effective.get(o.name).unwrap_or(&o.default).to_string(),
                 o.description
             ));
         }

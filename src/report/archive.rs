@@ -500,7 +500,15 @@ pub fn encrypt(archive: &Path, how: &Encryption) -> Result<PathBuf, ArchiveError
         Encryption::Key(key) => {
             // sos's command; `--auto-key-locate local` keeps gpg from looking the key up on the
             // network (WKD), which would stall an unattended run
-            cmd.args(["--auto-key-locate", "local", "--trust-model", "always", "-e", "-r", key]);
+            cmd.args([
+                "--auto-key-locate",
+                "local",
+                "--trust-model",
+                "always",
+                "-e",
+                "-r",
+                key,
+            ]);
             cmd.stdin(Stdio::null());
         }
         Encryption::Pass(_) => {
