@@ -486,3 +486,44 @@ fn plugin_options_follow_sos_rules() {
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("gone"));
 }
+
+/// Runs in a child process (see the next test): a panicking plugin, with the real logger.
+#[test]
+fn panic_child() {
+    if std::env::var_os("VMCORE_REPORT_PANIC_CHILD").is_none() {
+        return;
+    }
+    let captured = vmcore_report::report::log::init(vmcore_report::report::log::Settings {
+        verbosity: 0,
+        quiet: true,
+    });
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let r = runner::run_one(&kernel, &planned(&Panics, None), &mut sink);
+    assert_eq!(r.status, PluginStatus::Failed);
+    println!("SOSLOG<<{}>>", String::from_utf8_lossy(&captured.sos_log()));
+}
+
+#[test]
+fn a_plugin_panic_goes_to_the_log_not_to_the_default_hook() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "panic_child", "--nocapture", "--test-threads=1"])
+        .env("VMCORE_REPORT_PANIC_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let log = stdout
+        .split("SOSLOG<<")
+        .nth(1)
+        .and_then(|s| s.split(">>").next())
+        .unwrap_or_else(|| panic!("no log in {stdout}"));
+    assert!(
+        log.contains("ERROR: [plugin:panics] plugin panicked: index out of bounds"),
+        "{log}"
+    );
+    // the default hook's "thread '…' panicked at …" never printed
+    assert!(!stderr.contains("panicked at"), "{stderr}");
+    assert!(!stdout.contains("panicked at"), "{stdout}");
+}
