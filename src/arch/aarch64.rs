@@ -33,7 +33,7 @@
 use crate::addr::{Arch, Endian, PhysAddr, VirtAddr};
 use crate::dump::PhysMem;
 
-use super::radix::{Entry, EntryDecoder, Level, RadixFormat, is_canonical};
+use super::radix::{Entry, EntryDecoder, Level, RadixFormat};
 use super::{TranslateError, Translation, TranslationConfig, Translator};
 
 /// Layout parameters of an aarch64 kernel.
@@ -258,8 +258,13 @@ impl Aarch64 {
             .map(|va| va & (1u64 << (vb - 1)) != 0)
             .unwrap_or(true);
         let (page_offset, end) = if flipped {
-            let po = 0u64.wrapping_sub(1u64 << vb);
-            (po, po.wrapping_add(1u64 << (vb - 1)))
+            // [PAGE_OFFSET, PAGE_END): PAGE_END = -(1 << (VA_BITS_MIN - 1)), VA_BITS_MIN being
+            // 48 for a 52-bit build (it may run on 48-bit hardware)
+            let va_bits_min = vb.min(48);
+            (
+                0u64.wrapping_sub(1u64 << vb),
+                0u64.wrapping_sub(1u64 << (va_bits_min - 1)),
+            )
         } else {
             (0u64.wrapping_sub(1u64 << (vb - 1)), u64::MAX)
         };
@@ -310,14 +315,16 @@ impl Aarch64 {
     /// The full walk from `swapper_pg_dir`.
     pub fn walk(&self, mem: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError> {
         let stripped = VirtAddr(self.strip(va.0));
+        // TTBR1 covers [2^64 - 2^vb, 2^64) (bits 63..vb all ones), TTBR0 [0, 2^vb)
         let vb = self.params.va_bits_actual;
-        if !is_canonical(stripped.0, vb) {
-            return Err(TranslateError::NonCanonical { va });
-        }
-        if (stripped.0 as i64) >= 0 {
+        let high = stripped.0 >> vb;
+        if high == 0 {
             return Err(TranslateError::Unsupported(format!(
                 "{va} is a user-space (TTBR0) address; only kernel addresses are translated"
             )));
+        }
+        if high != u64::MAX >> vb {
+            return Err(TranslateError::NonCanonical { va });
         }
         self.format.walk(mem, self.root, stripped)
     }
