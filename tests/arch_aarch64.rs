@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::pagetable::{Builder, Mode, Rng, check_oracle, pattern};
+use common::pagetable::{Builder, Mode, Rng, check_oracle};
 use vmcore_report::addr::{Arch, Endian, VirtAddr};
 use vmcore_report::arch::aarch64::{Aarch64, Aarch64Params};
 use vmcore_report::arch::{AddressSpace, TranslateError, TranslationConfig, Translator};
@@ -291,7 +291,7 @@ fn missing_table_page_and_reads_across_pages() {
         aspace.read(VirtAddr(start), &mut buf).unwrap();
         for (i, &byte) in buf.iter().enumerate() {
             let pa = lay.b.expect(start + i as u64).unwrap().0;
-            assert_eq!(byte, pattern(pa), "offset {i}");
+            assert_eq!(byte, mem.expected(pa), "offset {i}");
         }
         let mut buf = vec![0u8; 100];
         let e = aspace

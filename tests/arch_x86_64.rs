@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::pagetable::{Builder, Mode, Rng, pattern};
+use common::pagetable::{Builder, Mode, Rng};
 use vmcore_report::addr::{Arch, Endian, VirtAddr};
 use vmcore_report::arch::x86_64::{START_KERNEL_MAP, X86_64};
 use vmcore_report::arch::{AddressSpace, TranslateError, TranslationConfig, Translator};
@@ -264,13 +264,14 @@ fn reads_cross_pages_and_mapping_sizes() {
         let cfg = config(&lay, l5, true, true);
         let t = X86_64::from_config(&lay.b.mem, &cfg).unwrap();
         let mem = std::mem::replace(&mut lay.b.mem, common::pagetable::SynthMem::new(&[]));
-        let aspace = AddressSpace::new(Arc::new(mem), Box::new(t), Endian::Little, 0);
+        let mem = Arc::new(mem);
+        let aspace = AddressSpace::new(mem.clone(), Box::new(t), Endian::Little, 0);
         let vmalloc = if l5 {
             0xffa0_0000_0000_0000
         } else {
             0xffff_c900_0000_0000
         };
-        let expect = |va: u64| pattern(lay.b.expect(va).unwrap().0);
+        let expect = |va: u64| mem.expected(lay.b.expect(va).unwrap().0);
         // scattered vmalloc pages: a read spanning 5 pages
         let start = vmalloc + 2 * K4 - 100;
         let mut buf = vec![0u8; 4 * 4096 + 200];

@@ -54,6 +54,11 @@ impl SynthMem {
     pub fn drop_page(&mut self, pa: u64) {
         self.missing.insert(pa & !0xfff);
     }
+    /// The byte at a physical address as the test expects to read it (a table byte or the
+    /// pattern); panics on an absent address.
+    pub fn expected(&self, a: u64) -> u8 {
+        self.byte(a).expect("address in the synthetic memory")
+    }
     fn byte(&self, a: u64) -> Result<u8, DumpError> {
         if self.missing.contains(&(a & !0xfff)) {
             return Err(DumpError::NotDumped { addr: PhysAddr(a) });
