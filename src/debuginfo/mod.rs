@@ -6,6 +6,12 @@
 //! (bit-exact for bitfields), array bounds, pointer targets, enumerators, base-type encodings.
 //! `const`/`volatile` and other qualifiers are stripped by the sources.
 
+pub mod btf;
+pub mod dwarf;
+pub mod elf;
+pub mod locate;
+pub mod symbols;
+
 use std::sync::Arc;
 
 /// Errors of the debuginfo layer.
