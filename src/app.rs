@@ -17,6 +17,7 @@ use chrono::Local;
 
 use crate::arch::{self, TranslateError};
 use crate::cli::Config;
+use crate::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchProof};
 use crate::debuginfo::{self, DebugInfoError};
 use crate::dump::{self, Dump, DumpError, DumpInfo};
 use crate::kernel::Kernel;
@@ -30,6 +31,7 @@ use crate::report::plugin::Plugin;
 use crate::report::runner::{self, Planned, Progress};
 use crate::report::select::{self, SelectError};
 use crate::ui;
+use std::sync::Arc;
 
 /// The process exit codes.
 pub mod exit {
@@ -87,139 +89,140 @@ impl AppError {
     }
 }
 
-/// Where the vmlinux came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VmlinuxChoice {
-    pub path: PathBuf,
-    pub found_by: &'static str,
+/// How the vmlinux was found, for the manifest.
+fn found_by(config: &Config, path: &std::path::Path) -> &'static str {
+    if config.vmlinux.is_some() {
+        "command-line"
+    } else if config.debuginfo_dirs.iter().any(|d| path.starts_with(d)) {
+        "debuginfo-dir"
+    } else if path.components().any(|c| c.as_os_str() == ".build-id") {
+        "build-id"
+    } else {
+        "standard-path"
+    }
 }
 
-/// The standard places a distribution installs a kernel's debug image, for a release.
-fn standard_vmlinux_paths(release: &str) -> Vec<PathBuf> {
-    vec![
-        PathBuf::from(format!("/usr/lib/debug/lib/modules/{release}/vmlinux")),
-        PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{release}")),
-        PathBuf::from(format!("/boot/vmlinux-{release}")),
-        PathBuf::from(format!("/lib/modules/{release}/build/vmlinux")),
-    ]
+fn proof_name(p: &MatchProof) -> &'static str {
+    match p {
+        MatchProof::BuildId(_) => "build-id",
+        MatchProof::ReleaseAndBanner(_) => "release-and-banner",
+        MatchProof::ReleaseOnly(_) => "release-only",
+        MatchProof::Forced(_) => "forced",
+    }
 }
 
-/// Finds the vmlinux: `--vmlinux`, else in each `--debuginfo-dir` by build-id
-/// (`.build-id/xx/rest.debug`, the layout of debuginfo packages) or by release
-/// (`vmlinux-<release>`, `<release>/vmlinux`, `lib/modules/<release>/vmlinux`), else the standard
-/// paths.
-pub fn locate_vmlinux(config: &Config, info: &DumpInfo) -> Result<VmlinuxChoice, DebugInfoError> {
-    if let Some(p) = &config.vmlinux {
-        if !p.is_file() {
-            return Err(DebugInfoError::NotFound(format!(
-                "--vmlinux {}: no such file",
-                p.display()
-            )));
-        }
-        return Ok(VmlinuxChoice {
-            path: p.clone(),
-            found_by: "command-line",
-        });
+/// The symbols a translator may need when VMCOREINFO lacks them, by architecture: the kernel's
+/// top-level page table.
+fn page_table_symbol(arch: Option<crate::addr::Arch>) -> &'static [&'static str] {
+    match arch {
+        Some(crate::addr::Arch::X86_64) => &["init_top_pgt", "swapper_pg_dir"],
+        Some(_) => &["swapper_pg_dir"],
+        None => &[],
     }
-    let vi = info.vmcoreinfo.as_ref();
-    let build_id = vi.and_then(|v| v.build_id.clone());
-    let release = vi
-        .and_then(|v| v.osrelease.clone())
-        .or_else(|| info.header_utsname.as_ref().map(|u| u.release.clone()))
-        .filter(|r| !r.is_empty());
-    let mut tried = Vec::new();
-    for dir in &config.debuginfo_dirs {
-        let mut cands = Vec::new();
-        if let Some(id) = build_id.as_deref().filter(|id| id.len() > 2) {
-            cands.push(dir.join(format!(".build-id/{}/{}.debug", &id[..2], &id[2..])));
-        }
-        if let Some(r) = &release {
-            cands.push(dir.join(format!("vmlinux-{r}")));
-            cands.push(dir.join(r).join("vmlinux"));
-            cands.push(dir.join(format!("lib/modules/{r}/vmlinux")));
-        }
-        cands.push(dir.join("vmlinux"));
-        for c in cands {
-            if c.is_file() {
-                return Ok(VmlinuxChoice {
-                    path: c,
-                    found_by: "debuginfo-dir",
-                });
-            }
-            tried.push(c);
-        }
-    }
-    if let Some(r) = &release {
-        for c in standard_vmlinux_paths(r) {
-            if c.is_file() {
-                return Ok(VmlinuxChoice {
-                    path: c,
-                    found_by: "standard-path",
-                });
-            }
-            tried.push(c);
-        }
-    }
-    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-    Err(DebugInfoError::NotFound(format!(
-        "give --vmlinux or --debuginfo-dir (release {}, build-id {}; tried: {})",
-        release.as_deref().unwrap_or("unknown"),
-        build_id.as_deref().unwrap_or("unknown"),
-        if tried.is_empty() {
-            "nothing".to_string()
-        } else {
-            tried.join(", ")
-        }
-    )))
 }
 
-/// Loads the vmlinux and builds the kernel view over the dump's address space.
+/// Finds and verifies the vmlinux, loads its symbols and types, and builds the kernel view over
+/// the dump's address space.
 ///
-/// The debuginfo layer's loader (symbols, DWARF type index, build-id check against VMCOREINFO,
-/// honouring `--force-vmlinux`) is completed here when that layer lands; this is the only place
-/// that knows its API.
-pub fn build_kernel(
-    config: &Config,
-    dump: &Dump,
-    space: arch::AddressSpace,
-) -> Result<(Kernel, VmlinuxRecord), AppError> {
-    let choice = locate_vmlinux(config, &dump.info)?;
+/// Order: the address space is built from the dump alone when VMCOREINFO allows (it usually
+/// does); the vmlinux is located and verified by build-id, else by release (debuginfo's
+/// `locate`). When only the release matched, the `linux_banner` in the dump's memory is compared
+/// with the vmlinux's, which also tells two builds of one release apart. When the dump alone
+/// could not set up translation, the page-table root symbol from the vmlinux completes it.
+pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecord), AppError> {
+    let mut tcfg = arch::config_from_dump(&dump);
+    let first_space = arch::address_space(&dump, &tcfg);
+    let mut id = DumpIdentity::from_vmcoreinfo(dump.info.vmcoreinfo.as_ref(), dump.info.arch);
+    if id.release.is_none() {
+        id.release = dump
+            .info
+            .header_utsname
+            .as_ref()
+            .map(|u| u.release.clone())
+            .filter(|r| !r.is_empty());
+    }
+    let opts = LocateOptions {
+        explicit: config.vmlinux.clone(),
+        debuginfo_dirs: config.debuginfo_dirs.clone(),
+        sysroot: None,
+        no_standard_places: false,
+        force: config.force_vmlinux,
+    };
+    let located = locate::locate(&opts, &id)?;
+    let mut proof = located.proof.clone();
     tracing::info!(
-        "vmlinux: {} (found by {})",
-        choice.path.display(),
-        choice.found_by
+        "vmlinux: {} ({}, found by {})",
+        located.path.display(),
+        proof_name(&proof),
+        found_by(config, &located.path)
     );
-    let _ = space;
-    Err(AppError::KernelView(format!(
-        "loading types from {} is not available in this build (the debuginfo loader is not \
-         linked in yet)",
-        choice.path.display()
-    )))
+    let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
+
+    let space = match first_space {
+        Ok(s) => s,
+        Err(first) => {
+            let Some(va) = page_table_symbol(dump.info.arch)
+                .iter()
+                .find_map(|n| symbols.address(n))
+            else {
+                return Err(first.into());
+            };
+            tracing::info!(
+                "VMCOREINFO lacks the page-table root; using the vmlinux's at {va} ({first})"
+            );
+            tcfg.pgd_va = Some(va.0);
+            arch::address_space(&dump, &tcfg)?
+        }
+    };
+
+    if matches!(proof, MatchProof::ReleaseOnly(_)) {
+        if let Some(va) = symbols.address("linux_banner") {
+            if let Ok(banner) = space.read_cstr(va, 512) {
+                id.banner = Some(banner);
+                proof = locate::verify(&located.vmlinux, &id, config.force_vmlinux)?;
+                tracing::info!("vmlinux banner check: {}", proof_name(&proof));
+            }
+        }
+    }
+    if let MatchProof::Forced(why) = &proof {
+        tracing::warn!("using a vmlinux that does not match the dump (--force-vmlinux): {why}");
+    }
+
+    let record = VmlinuxRecord {
+        path: located.path.display().to_string(),
+        build_id: located.vmlinux.build_id(),
+        found_by: found_by(config, &located.path).to_string(),
+        proof: proof_name(&proof).to_string(),
+        forced: matches!(proof, MatchProof::Forced(_)),
+    };
+    Ok((Kernel::new(space, symbols, types, dump.info), record))
 }
 
-/// The crashed kernel's `init_uts_ns.name`, read through the kernel view. The address comes
-/// from VMCOREINFO's `SYMBOL(init_uts_ns)` (a run-time address, KASLR included); the offset of
-/// `name` from VMCOREINFO's `OFFSET(uts_namespace.name)` or else the DWARF type. `struct
+/// The crashed kernel's `init_uts_ns.name`, read through the kernel view. The address is the
+/// symbol's (vmlinux, else VMCOREINFO's `SYMBOL(init_uts_ns)`, both KASLR-shifted); the offset of
+/// `name` comes from VMCOREINFO's `OFFSET(uts_namespace.name)` or else the type. `struct
 /// new_utsname` is six `char[65]` fields (include/uapi/linux/utsname.h, `__NEW_UTS_LEN` 64), a
 /// user-space ABI that does not change.
 pub fn kernel_utsname(kernel: &Kernel) -> Option<[String; 6]> {
     const FIELD: u64 = 65;
-    let vi = kernel.info.vmcoreinfo.as_ref()?;
-    let base = vi.symbol("init_uts_ns")?;
-    let name_off = match vi.offset("uts_namespace.name") {
+    let base = kernel.symbol_address("init_uts_ns").ok()?;
+    let name_off = match kernel
+        .vmcoreinfo()
+        .and_then(|v| v.offset("uts_namespace.name"))
+    {
         Some(o) => o,
         None => {
-            let ty = kernel.types.find_type("struct uts_namespace").ok()??;
-            debuginfo::find_member(&*kernel.types, ty, "name")
+            let ty = kernel.types().find_type("struct uts_namespace").ok()??;
+            debuginfo::find_member(kernel.types(), ty, "name")
                 .ok()??
                 .byte_offset()
         }
     };
-    let start = base.checked_add(name_off)?;
+    let start = base.0.checked_add(name_off)?;
     let mut out: [String; 6] = Default::default();
     for (i, slot) in out.iter_mut().enumerate() {
         let va = crate::addr::VirtAddr(start.checked_add(FIELD * i as u64)?);
-        let bytes = kernel.space.read_cstr(va, (FIELD - 1) as usize).ok()?;
+        let bytes = kernel.read_cstr(va, (FIELD - 1) as usize).ok()?;
         *slot = String::from_utf8_lossy(&bytes).into_owned();
     }
     Some(out)
@@ -233,7 +236,7 @@ pub fn nodename(kernel: &Kernel) -> String {
         }
     }
     kernel
-        .info
+        .info()
         .header_utsname
         .as_ref()
         .map(|u| u.nodename.clone())
@@ -248,13 +251,11 @@ fn kernel_release(kernel: &Kernel) -> Option<String> {
         }
     }
     kernel
-        .info
-        .vmcoreinfo
-        .as_ref()
+        .vmcoreinfo()
         .and_then(|v| v.osrelease.clone())
         .or_else(|| {
             kernel
-                .info
+                .info()
                 .header_utsname
                 .as_ref()
                 .map(|u| u.release.clone())
@@ -590,10 +591,10 @@ pub fn produce_report(
         tmpdir: config.tmp_dir.display().to_string(),
         tmpdir_fs_type: archive::fs_type(&config.tmp_dir),
         policy: host_policy(),
-        dump: dump_record(config, &kernel.info)?,
+        dump: dump_record(config, kernel.info())?,
         vmlinux,
         kernel_release: kernel_release(kernel),
-        architecture: Some(kernel.space.arch().uname_machine().to_string()),
+        architecture: Some(kernel.space().arch().uname_machine().to_string()),
         nodename: node,
         components: Components {
             report: ReportComponent {
@@ -738,14 +739,13 @@ pub fn open_kernel(config: &Config) -> Result<(Kernel, VmlinuxRecord), AppError>
     tracing::info!("opening {:?}", config.vmcores);
     let dump = dump::open(&config.vmcores)?;
     tracing::info!(
-        "dump: {} ({} bytes, arch {:?})",
+        "dump: {} ({} bytes, arch {:?}, page size {})",
         dump.info.format.name(),
         dump.info.file_size,
-        dump.info.arch
+        dump.info.arch,
+        dump.info.page_size
     );
-    let tcfg = arch::config_from_dump(&dump);
-    let space = arch::address_space(&dump, &tcfg)?;
-    build_kernel(config, &dump, space)
+    build_kernel(config, dump)
 }
 
 /// The whole run for a validated configuration. Returns the exit code.

@@ -121,6 +121,22 @@ impl Plugin for Sleeps {
     }
 }
 
+/// Reads kernel memory forever: only the kernel view's deadline stops it.
+struct Spins;
+impl Plugin for Spins {
+    fn name(&self) -> &'static str {
+        "spins"
+    }
+    fn description(&self) -> &'static str {
+        "reads until the deadline"
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        loop {
+            ctx.kernel.read_u64(vmcore_report::addr::VirtAddr(0x1000))?;
+        }
+    }
+}
+
 struct EscapesArchive;
 impl Plugin for EscapesArchive {
     fn name(&self) -> &'static str {
@@ -234,6 +250,30 @@ fn overrunning_plugins_are_timed_out_and_the_next_runs() {
     // no timeout at all
     let r = runner::run_one(&kernel, &planned(&Sleeps(10), None), &mut sink);
     assert_eq!((r.status, r.timeout), (PluginStatus::Ok, None));
+}
+
+#[test]
+fn the_deadline_stops_a_plugin_stuck_reading_the_dump() {
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let t = std::time::Instant::now();
+    let plan = vec![
+        planned(&Spins, Some(Duration::from_millis(100))),
+        planned(&Writes, Some(Duration::from_secs(60))),
+    ];
+    let recs = runner::run_all(&kernel, &plan, &mut sink, &mut |_| {});
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let s = &recs["spins"];
+    assert_eq!(s.status, PluginStatus::TimedOut);
+    assert!(s.timeout_hit);
+    assert_eq!(s.errors.last().map(|e| e.code.as_str()), Some("timed-out"));
+    // the deadline was cleared: the next plugin reads and writes normally
+    assert_eq!(recs["writes"].status, PluginStatus::Ok);
+    assert!(
+        kernel
+            .read_u64(vmcore_report::addr::VirtAddr(0x1000))
+            .is_ok()
+    );
 }
 
 #[test]

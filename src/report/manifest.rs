@@ -95,8 +95,11 @@ pub struct DumpRecord {
 pub struct VmlinuxRecord {
     pub path: String,
     pub build_id: Option<String>,
-    /// How it was found: `command-line`, `debuginfo-dir`, `standard-path`, …
+    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`.
     pub found_by: String,
+    /// How it was shown to match the dump: `build-id`, `release-and-banner`, `release-only`,
+    /// `forced`.
+    pub proof: String,
     /// Whether `--force-vmlinux` overrode a mismatch.
     pub forced: bool,
 }

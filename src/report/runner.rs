@@ -45,13 +45,10 @@ pub enum Progress<'a> {
     },
 }
 
-/// Gives the kernel view the deadline after which its reads fail (`None`: none).
-///
-/// The kernel view's `set_deadline` is being written in the kernel layer; until it lands this is
-/// where the single line `kernel.set_deadline(deadline)` goes. Until then an overrunning plugin is
-/// still detected and recorded, but only once it returns.
+/// Gives the kernel view the deadline after which its reads fail with `timed-out`
+/// (`None`: none).
 pub fn arm_deadline(kernel: &Kernel, deadline: Option<Instant>) {
-    let _ = (kernel, deadline);
+    kernel.set_deadline(deadline);
 }
 
 thread_local! {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use vmcore_report::addr::{Arch, Endian, PhysAddr, VirtAddr};
 use vmcore_report::arch::{AddressSpace, TranslateError, Translation, Translator};
+use vmcore_report::debuginfo::symbols::SymbolTable;
 use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
 use vmcore_report::dump::{
     DumpError, DumpFormat, DumpInfo, HeaderUtsname, PhysMem, PhysRange, VmcoreInfo,
@@ -161,10 +162,11 @@ pub fn kernel(spec: &Spec) -> Kernel {
         ),
     };
     let mem: Arc<dyn PhysMem> = Arc::new(VecMem::new(mem));
-    Kernel {
-        space: AddressSpace::new(mem, Box::new(Identity), Endian::Little, 0),
-        types: Arc::new(NoTypes),
-        info: DumpInfo {
+    Kernel::new(
+        AddressSpace::new(mem, Box::new(Identity), Endian::Little, 0),
+        Arc::new(SymbolTable::from_parts(Vec::new(), 0)),
+        Arc::new(NoTypes),
+        DumpInfo {
             paths: vec![PathBuf::from("/nonexistent/vmcore")],
             file_size: MEM_SIZE as u64,
             format,
@@ -179,5 +181,5 @@ pub fn kernel(spec: &Spec) -> Kernel {
             dump_level: None,
             nr_cpus: Some(1),
         },
-    }
+    )
 }
