@@ -293,10 +293,7 @@ pub fn decide_all<'p>(
     plugins
         .iter()
         .map(|p| {
-            let applicable = kernel.map(|k| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.check_enabled(k)))
-                    .unwrap_or(false)
-            });
+            let applicable = kernel.map(|k| runner::check_enabled(*p, k));
             Decision {
                 plugin: *p,
                 applicable,
@@ -573,6 +570,8 @@ pub fn produce_report(
         .collect();
     records.extend(ran);
 
+    // hashing a large dump is part of the run's time
+    let dump = dump_record(config, kernel.info())?;
     let end = Local::now();
     let elapsed = started_at.elapsed();
     let manifest = Manifest {
@@ -591,7 +590,7 @@ pub fn produce_report(
         tmpdir: config.tmp_dir.display().to_string(),
         tmpdir_fs_type: archive::fs_type(&config.tmp_dir),
         policy: host_policy(),
-        dump: dump_record(config, kernel.info())?,
+        dump,
         vmlinux,
         kernel_release: kernel_release(kernel),
         architecture: Some(kernel.space().arch().uname_machine().to_string()),

@@ -134,7 +134,8 @@ fn write_vmlinux(path: &Path, build_id_hex: &str) {
     }
     let shoff = file.len() as u64;
     // (name, type, flags, offset, size, link, info, align, entsize)
-    let shdrs: [(u32, u32, u64, u64, u64, u32, u32, u64, u64); 5] = [
+    type Shdr = (u32, u32, u64, u64, u64, u32, u32, u64, u64);
+    let shdrs: [Shdr; 5] = [
         (0, 0, 0, 0, 0, 0, 0, 0, 0),
         (names[0], 7, 2, offs[0], note.len() as u64, 0, 0, 4, 0),
         (names[1], 2, 0, offs[1], symtab.len() as u64, 3, 1, 8, 24),
