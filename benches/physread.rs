@@ -42,7 +42,8 @@ fn run(mem: &dyn PhysMem, pages: &[u64], seed: u64) -> u64 {
             x ^= x >> 7;
             x ^= x << 17;
             let a = pages[(x % pages.len() as u64) as usize];
-            mem.read_phys(PhysAddr(a), &mut buf).expect("present page reads");
+            mem.read_phys(PhysAddr(a), &mut buf)
+                .expect("present page reads");
             n += 1;
         }
     }
