@@ -20,7 +20,9 @@ pub fn open_and_read(data: &[u8]) {
             reads += 1;
             a = a.saturating_add(ps);
         }
-        let _ = d.mem.read_phys(PhysAddr(r.end.0.saturating_sub(5)), &mut buf);
+        let _ = d
+            .mem
+            .read_phys(PhysAddr(r.end.0.saturating_sub(5)), &mut buf);
     }
     let _ = d.mem.read_phys(PhysAddr(u64::MAX - 3), &mut buf);
     if let Some(vi) = &d.info.vmcoreinfo {
