@@ -73,7 +73,9 @@ fn check_uts(dir: &Path, dump: &Dump, cfg: &TranslationConfig, name: &str) {
 /// the dump describes and kernel-image addresses. Returns (fast answers, walk-only answers).
 fn x86_fast_vs_walk(dump: &Dump, cfg: &TranslationConfig, name: &str, n: usize) -> (usize, usize) {
     let mem = &*dump.mem;
+    let t0 = std::time::Instant::now();
     let t = X86_64::from_config(mem, cfg).unwrap();
+    let setup = t0.elapsed();
     let pob = t
         .page_offset_base()
         .unwrap_or_else(|| panic!("{name}: page_offset_base not found"));
@@ -83,6 +85,7 @@ fn x86_fast_vs_walk(dump: &Dump, cfg: &TranslationConfig, name: &str, n: usize) 
     let total: u64 = ranges.iter().map(|r| r.end.0 - r.start.0).sum();
     let mut rng = Rng(0xa11ce);
     let (mut fast, mut slow) = (0, 0);
+    let (mut t_fast, mut t_walk) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for i in 0..n {
         let va = if i % 4 == 3 {
             START_KERNEL_MAP + rng.below(1 << 30)
@@ -100,8 +103,13 @@ fn x86_fast_vs_walk(dump: &Dump, cfg: &TranslationConfig, name: &str, n: usize) 
             }
             pob + pa
         };
+        let t1 = std::time::Instant::now();
         let walk = t.walk(mem, VirtAddr(va));
-        match (t.fast_translate(VirtAddr(va)), walk) {
+        let t2 = std::time::Instant::now();
+        let f = t.fast_translate(VirtAddr(va));
+        t_walk += t2 - t1;
+        t_fast += t2.elapsed();
+        match (f, walk) {
             (Some(f), Ok(w)) => {
                 assert_eq!(f.phys, w.phys, "{name}: {va:#x}");
                 fast += 1;
@@ -112,6 +120,13 @@ fn x86_fast_vs_walk(dump: &Dump, cfg: &TranslationConfig, name: &str, n: usize) 
             (None, Err(e)) => panic!("{name}: {va:#x}: {e}"),
         }
     }
+    let (img, direct) = t.fast_path_coverage();
+    eprintln!(
+        "{name}: set-up {setup:?}; fast path covers {} MiB of image, {} MiB of direct map; \
+         {n} walks {t_walk:?}, {n} fast lookups {t_fast:?}",
+        img >> 20,
+        direct >> 20
+    );
     (fast, slow)
 }
 

@@ -171,7 +171,20 @@ impl X86_64 {
                 })?;
                 (image_pa(va, pb), pb)
             }
-            (None, pb, Some(cr3)) => (cr3, pb.unwrap_or(0)),
+            (None, pb, Some(cr3)) => {
+                let root = kernel_root_from_cr3(mem, cr3, la57, sme_mask);
+                let pb = match pb {
+                    Some(pb) => pb,
+                    None => phys_base_from_image_mapping(mem, root, la57, sme_mask).ok_or_else(
+                        || {
+                            TranslateError::Config(
+                                "phys_base is absent and the kernel image mapping is empty".into(),
+                            )
+                        },
+                    )?,
+                };
+                (root, pb)
+            }
             (None, _, None) => {
                 return Err(TranslateError::Config(
                     "no page-table root: VMCOREINFO has no init_top_pgt/swapper_pg_dir and the \
@@ -329,6 +342,40 @@ impl Translator for X86_64 {
         }
         self.walk(mem, va)
     }
+}
+
+/// With page-table isolation the CPU may have been running on a process's user page table,
+/// which sits 4 KiB above the kernel one (`PTI_USER_PGTABLE_BIT` is bit 12, the kernel one is
+/// 8 KiB-aligned) and maps almost nothing of the kernel. When CR3 has bit 12 set, the page below
+/// is used if it maps the kernel image and the given one does not.
+pub fn kernel_root_from_cr3(mem: &dyn PhysMem, cr3: u64, la57: bool, sme_mask: u64) -> u64 {
+    if cr3 & 0x1000 == 0 {
+        return cr3;
+    }
+    let maps_image = |root: u64| phys_base_from_image_mapping(mem, root, la57, sme_mask).is_some();
+    let below = cr3 & !0x1000;
+    if !maps_image(cr3) && maps_image(below) {
+        below
+    } else {
+        cr3
+    }
+}
+
+/// `phys_base` read off the kernel image mapping itself: every mapped address of the
+/// `__START_KERNEL_map` region satisfies `pa = va - __START_KERNEL_map + phys_base`, so the first
+/// mapped 2 MiB slot gives it.
+pub fn phys_base_from_image_mapping(
+    mem: &dyn PhysMem,
+    root: u64,
+    la57: bool,
+    sme_mask: u64,
+) -> Option<u64> {
+    let t = X86_64::new(root, la57, sme_mask, 0);
+    (0..512u64).find_map(|slot| {
+        let va = START_KERNEL_MAP + (slot << 21);
+        let pa = t.walk(mem, VirtAddr(va)).ok()?.phys.0;
+        Some(pa.wrapping_sub(va - START_KERNEL_MAP))
+    })
 }
 
 /// Physical address of a kernel-image virtual address.
