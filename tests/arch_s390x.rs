@@ -190,3 +190,18 @@ fn missing_tables_and_limits() {
     );
     assert!(t.translate(&lay.b.mem, VirtAddr(2 * M1 + 1)).is_ok());
 }
+
+#[test]
+fn non_identity_mapped_kernel_is_refused_clearly() {
+    let lay = build(1);
+    let mut cfg = TranslationConfig {
+        arch: Some(Arch::S390x),
+        page_size: 4096,
+        ..Default::default()
+    };
+    // a 6.10+ kernel-image address, far above the dump's memory
+    cfg.symbols
+        .insert("swapper_pg_dir".into(), 0x3ff_e000_0000 + lay.b.root);
+    let e = S390x::from_config(&lay.b.mem, &cfg).err().unwrap();
+    assert_eq!(e.code(), "unsupported");
+}

@@ -158,7 +158,12 @@ impl X86_64 {
             (Some(va), Some(pb), _) => (image_pa(va, pb), pb),
             (Some(va), None, Some(cr3)) => {
                 // derive phys_base by translating the root's own image address through CR3
-                let probe = X86_64::new(cr3, la57, sme_mask, 0);
+                let probe = X86_64::new(
+                    kernel_root_from_cr3(mem, cr3, la57, sme_mask),
+                    la57,
+                    sme_mask,
+                    0,
+                );
                 let pa = probe.walk(mem, VirtAddr(va))?.phys.0;
                 (pa, pa.wrapping_sub(va.wrapping_sub(START_KERNEL_MAP)))
             }
