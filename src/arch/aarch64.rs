@@ -124,12 +124,14 @@ pub fn format(params: &Aarch64Params) -> Result<RadixFormat, TranslateError> {
             params.page_size
         ))
     })?;
-    let va_bits = params.walk_va_bits();
-    if !(36..=52).contains(&va_bits) || va_bits <= p {
-        return Err(TranslateError::Config(format!(
-            "aarch64 VA_BITS {va_bits} is out of range"
-        )));
+    for vb in [params.va_bits, params.va_bits_actual] {
+        if !(36..=52).contains(&vb) {
+            return Err(TranslateError::Config(format!(
+                "aarch64 VA_BITS {vb} is out of range (36..=52)"
+            )));
+        }
     }
+    let va_bits = params.walk_va_bits();
     let per = p - 3;
     let nlevels = (va_bits - p).div_ceil(per);
     let mut levels = Vec::new();
