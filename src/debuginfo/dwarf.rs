@@ -158,7 +158,7 @@ impl DwarfTypes {
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
             threads,
-            vmlinux: vmlinux,
+            vmlinux,
         })
     }
 
