@@ -139,7 +139,8 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
         w.u64(task_addr(3) + l.tasks_offset, task_addr(1) + l.tasks_offset);
     }
     // bitfields of init_task: reset_on_fork=1, contributes=0, in_iowait=5, signed_bits=-3
-    let word: u32 = 1 | (0 << 1) | (5 << 2) | ((-3i32 as u32 & 0xf) << 5);
+    // bit 0 = 1, bit 1 = 0
+    let word: u32 = 1 | (5 << 2) | ((-3i32 as u32 & 0xf) << 5);
     w.u32(init + 216, word);
     w.u32(init + 220, 2); // pid_kind = PIDTYPE_PGID
     w.u64(init + 248, 0xdead_beef); // anonymous union flags_anon
@@ -159,8 +160,10 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
     }
     w.u64(addrs::JIFFIES + KASLR, 4_294_967_296 + 5);
 
-    let mut info_vi = VmcoreInfo::default();
-    info_vi.kerneloffset = Some(KASLR);
+    let info_vi = VmcoreInfo {
+        kerneloffset: Some(KASLR),
+        ..Default::default()
+    };
     let info = DumpInfo {
         paths: vec![],
         file_size: 0,
