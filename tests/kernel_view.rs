@@ -35,7 +35,10 @@ impl Mem {
     fn write(&mut self, pa: u64, bytes: &[u8]) {
         for (i, b) in bytes.iter().enumerate() {
             let a = pa + i as u64;
-            let page = self.pages.entry(a / 4096).or_insert_with(|| Box::new([0; 4096]));
+            let page = self
+                .pages
+                .entry(a / 4096)
+                .or_insert_with(|| Box::new([0; 4096]));
             page[(a % 4096) as usize] = *b;
         }
     }
@@ -45,7 +48,10 @@ impl PhysMem for Mem {
     fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
         for (i, out) in buf.iter_mut().enumerate() {
             let a = addr.0 + i as u64;
-            let page = self.pages.get(&(a / 4096)).ok_or(DumpError::NotDumped { addr: PhysAddr(a) })?;
+            let page = self
+                .pages
+                .get(&(a / 4096))
+                .ok_or(DumpError::NotDumped { addr: PhysAddr(a) })?;
             *out = page[(a % 4096) as usize];
         }
         Ok(())
@@ -68,7 +74,10 @@ impl Translator for OffsetTranslator {
         if va.0 < VBASE {
             return Err(TranslateError::NotMapped { va, level: 4 });
         }
-        Ok(Translation { phys: PhysAddr(va.0 - VBASE), mapping_size: 4096 })
+        Ok(Translation {
+            phys: PhysAddr(va.0 - VBASE),
+            mapping_size: 4096,
+        })
     }
 }
 
@@ -107,7 +116,9 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
     let vm = Arc::new(Vmlinux::open(&path).unwrap());
     let syms = Arc::new(SymbolTable::from_vmlinux(&vm, KASLR));
     let types: Arc<dyn TypeSource> = Arc::new(CombinedTypes::new(vm).unwrap());
-    let mut w = Writer { mem: Mem::default() };
+    let mut w = Writer {
+        mem: Mem::default(),
+    };
 
     // init_uts_ns.name.{sysname,release}
     let uts = addrs::INIT_UTS_NS + KASLR + l.uts_name_offset;
@@ -167,7 +178,9 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
     let info = DumpInfo {
         paths: vec![],
         file_size: 0,
-        format: DumpFormat::Elf { endian: Endian::Little },
+        format: DumpFormat::Elf {
+            endian: Endian::Little,
+        },
         arch: Some(Arch::X86_64),
         endian: Endian::Little,
         page_size: 4096,
@@ -179,8 +192,17 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
         dump_level: None,
         nr_cpus: None,
     };
-    let space = AddressSpace::new(Arc::new(w.mem), Box::new(OffsetTranslator), Endian::Little, KASLR);
-    Fixture { kernel: Kernel::new(space, syms, types, info), layout: l, _dir: dir }
+    let space = AddressSpace::new(
+        Arc::new(w.mem),
+        Box::new(OffsetTranslator),
+        Endian::Little,
+        KASLR,
+    );
+    Fixture {
+        kernel: Kernel::new(space, syms, types, info),
+        layout: l,
+        _dir: dir,
+    }
 }
 
 #[test]
@@ -194,9 +216,18 @@ fn uts_release_is_bounded_and_lossless() {
     expect.resize(65, b'x');
     assert_eq!(release.cstring(1000).unwrap(), expect);
     assert_eq!(release.cstring(5).unwrap(), b"6.1.0");
-    assert_eq!(uts.member("name.sysname").unwrap().cstring(65).unwrap(), b"Linux");
-    assert_eq!(uts.member("name.nodename").unwrap().cstring(65).unwrap(), b"host\xff\xfename");
-    assert_eq!(k.offset_of("struct uts_namespace", "name.release").unwrap(), 134);
+    assert_eq!(
+        uts.member("name.sysname").unwrap().cstring(65).unwrap(),
+        b"Linux"
+    );
+    assert_eq!(
+        uts.member("name.nodename").unwrap().cstring(65).unwrap(),
+        b"host\xff\xfename"
+    );
+    assert_eq!(
+        k.offset_of("struct uts_namespace", "name.release").unwrap(),
+        134
+    );
 }
 
 fn walk_tasks(version: KernelVersion) {
@@ -204,13 +235,18 @@ fn walk_tasks(version: KernelVersion) {
     let k = &f.kernel;
     let init = k.variable("init_task").unwrap();
     let head = init.member("tasks").unwrap().address();
-    let tasks = k.list_entries(head, "struct task_struct", "tasks", 100).unwrap();
+    let tasks = k
+        .list_entries(head, "struct task_struct", "tasks", 100)
+        .unwrap();
     assert_eq!(tasks.len(), 3);
     for (i, t) in tasks.iter().enumerate() {
         let n = i as u64 + 1;
         assert_eq!(t.address(), VirtAddr(task_addr(n)));
         assert_eq!(t.member("pid").unwrap().i64().unwrap(), n as i64 * 100);
-        assert_eq!(t.member("comm").unwrap().cstring(16).unwrap(), format!("task{n}").as_bytes());
+        assert_eq!(
+            t.member("comm").unwrap().cstring(16).unwrap(),
+            format!("task{n}").as_bytes()
+        );
         assert_eq!(t.member("prio").unwrap().u64().unwrap(), 120 + n);
         // renamed member: `__state` since 5.14, `state` before
         let st = t.task_state().unwrap();
@@ -244,29 +280,58 @@ fn task_list_old_kernel() {
 fn list_cycle_is_corrupt_not_a_hang() {
     let f = build(KernelVersion::New, true);
     let k = &f.kernel;
-    let head = k.variable("init_task").unwrap().member("tasks").unwrap().address();
+    let head = k
+        .variable("init_task")
+        .unwrap()
+        .member("tasks")
+        .unwrap()
+        .address();
     let e = k.list_nodes(head, 1000).unwrap_err();
     assert_eq!(e.code(), "corrupt-data", "{e}");
     // the cap is enforced too
     let f = build(KernelVersion::New, false);
-    let head = f.kernel.variable("init_task").unwrap().member("tasks").unwrap().address();
-    assert_eq!(f.kernel.list_nodes(head, 2).unwrap_err().code(), "corrupt-data");
+    let head = f
+        .kernel
+        .variable("init_task")
+        .unwrap()
+        .member("tasks")
+        .unwrap()
+        .address();
+    assert_eq!(
+        f.kernel.list_nodes(head, 2).unwrap_err().code(),
+        "corrupt-data"
+    );
 }
 
 #[test]
 fn bitfields_enums_anonymous_members() {
     let f = build(KernelVersion::New, false);
     let init = f.kernel.variable("init_task").unwrap();
-    assert_eq!(init.member("sched_reset_on_fork").unwrap().u64().unwrap(), 1);
-    assert!(!init.member("sched_contributes_to_load").unwrap().bool().unwrap());
+    assert_eq!(
+        init.member("sched_reset_on_fork").unwrap().u64().unwrap(),
+        1
+    );
+    assert!(
+        !init
+            .member("sched_contributes_to_load")
+            .unwrap()
+            .bool()
+            .unwrap()
+    );
     assert_eq!(init.member("in_iowait").unwrap().u64().unwrap(), 5);
     assert_eq!(init.member("signed_bits").unwrap().i64().unwrap(), -3);
     let (v, name) = init.member("pid_kind").unwrap().enum_value().unwrap();
     assert_eq!((v, name.as_deref()), (2, Some("PIDTYPE_PGID")));
     assert_eq!(f.kernel.enumerator("PIDTYPE_MAX").unwrap(), 4);
-    assert_eq!(init.member("flags_anon").unwrap().u64().unwrap(), 0xdead_beef);
+    assert_eq!(
+        init.member("flags_anon").unwrap().u64().unwrap(),
+        0xdead_beef
+    );
     // volatile unsigned long at full width
-    assert_eq!(f.kernel.variable("jiffies").unwrap().u64().unwrap(), 4_294_967_301);
+    assert_eq!(
+        f.kernel.variable("jiffies").unwrap().u64().unwrap(),
+        4_294_967_301
+    );
 }
 
 #[test]
@@ -279,8 +344,14 @@ fn per_cpu_and_cpumasks() {
     assert_eq!(k.present_cpus().unwrap(), vec![0, 1, 3]);
     for cpu in k.online_cpus().unwrap() {
         let rq = k.per_cpu("runqueues", cpu).unwrap();
-        assert_eq!(rq.address(), VirtAddr(addrs::RUNQUEUES + PERCPU_BASE + u64::from(cpu) * 0x10_0000));
-        assert_eq!(rq.member("nr_running").unwrap().u64().unwrap(), 10 + u64::from(cpu));
+        assert_eq!(
+            rq.address(),
+            VirtAddr(addrs::RUNQUEUES + PERCPU_BASE + u64::from(cpu) * 0x10_0000)
+        );
+        assert_eq!(
+            rq.member("nr_running").unwrap().u64().unwrap(),
+            10 + u64::from(cpu)
+        );
     }
 }
 
@@ -296,15 +367,23 @@ fn error_kinds_are_distinct() {
     assert!(matches!(e, KernelError::NoMember { .. }), "{e}");
     assert_eq!(e.code(), "no-such-member");
     // `parent` is NULL-free garbage: points at an address that is not in the dump
-    let t1 = k.object_of(VirtAddr(task_addr(1)), "struct task_struct").unwrap();
+    let t1 = k
+        .object_of(VirtAddr(task_addr(1)), "struct task_struct")
+        .unwrap();
     let far = k.object(VirtAddr(HEAP + KASLR + 0x0800_0000), t1.type_id());
     let e = far.member("pid").unwrap().u64().unwrap_err();
     assert_eq!(e.code(), "not-dumped");
     assert!(e.is_not_dumped());
     let e = k.read_u64(VirtAddr(0x1000)).unwrap_err();
     assert_eq!(e.code(), "not-mapped");
-    assert_eq!(init.member("pid").unwrap().deref().unwrap_err().code(), "wrong-type");
-    assert_eq!(k.find_type("struct nope").unwrap_err().code(), "no-such-type");
+    assert_eq!(
+        init.member("pid").unwrap().deref().unwrap_err().code(),
+        "wrong-type"
+    );
+    assert_eq!(
+        k.find_type("struct nope").unwrap_err().code(),
+        "no-such-type"
+    );
 }
 
 #[test]
@@ -325,13 +404,26 @@ fn deadline_stops_reads() {
 fn symbolize_and_array_index() {
     let f = build(KernelVersion::New, false);
     let k = &f.kernel;
-    assert_eq!(k.symbolize(VirtAddr(0xffff_ffff_8100_1000 + KASLR + 4)).as_deref(), Some("schedule+0x4"));
+    assert_eq!(
+        k.symbolize(VirtAddr(0xffff_ffff_8100_1000 + KASLR + 4))
+            .as_deref(),
+        Some("schedule+0x4")
+    );
     let pco = k.variable("__per_cpu_offset").unwrap();
     assert_eq!(pco.array_len().unwrap(), Some(addrs::NR_CPUS));
-    assert_eq!(pco.index(2).unwrap().u64().unwrap(), PERCPU_BASE + 0x20_0000);
-    assert_eq!(pco.member("[3]").unwrap().u64().unwrap(), PERCPU_BASE + 0x30_0000);
+    assert_eq!(
+        pco.index(2).unwrap().u64().unwrap(),
+        PERCPU_BASE + 0x20_0000
+    );
+    assert_eq!(
+        pco.member("[3]").unwrap().u64().unwrap(),
+        PERCPU_BASE + 0x30_0000
+    );
     assert_eq!(pco.member("x]").unwrap_err().code(), "wrong-type");
     assert_eq!(pco.index(addrs::NR_CPUS).unwrap_err().code(), "wrong-type");
     let mask = k.variable("__cpu_online_mask").unwrap();
-    assert_eq!(mask.member("bits[0]").unwrap().u64().unwrap(), 0b1011 | (1 << 9));
+    assert_eq!(
+        mask.member("bits[0]").unwrap().u64().unwrap(),
+        0b1011 | (1 << 9)
+    );
 }
