@@ -1,7 +1,6 @@
 //! The binary end to end on a synthetic x86_64 dump: an ELF vmcore from tests/common/vmcore.rs
-//! whose kernel page tables come from tests/common/pagetable.rs, and a minimal vmlinux (ELF
-//! header, build-id note, symbol table) written here byte by byte, independently of the
-//! readers. Expected values come from what the test put in: the nodename and release written into
+//! whose kernel page tables come from tests/common/pagetable.rs, and a vmlinux with DWARF from
+//! tests/common/dwarf.rs. Expected values come from what the test put in: the nodename and release written into
 //! `init_uts_ns`, the build-id, the files' own SHA-256 (`sha256sum`), `tar`'s listing.
 
 mod common;
@@ -11,6 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::dwarf::{VmlinuxBuilder, field};
 use common::pagetable::{Builder, Mode};
 use common::vmcore::{ElfOpts, SynthArch, VmcoreBuilder};
 use serde_json::Value;
@@ -24,10 +24,26 @@ const UTS_NAME_OFFSET: u64 = 4;
 const NODENAME: &str = "synth-host_7";
 const RELEASE: &str = "6.1.0-synth";
 const BUILD_ID: &str = "0123456789abcdef0123456789abcdef01234567";
+const BANNER_PA: u64 = 0x5000;
+const BANNER: &str = "Linux version 6.1.0-synth (builder@synthetic) (gcc) #1 SMP synthetic";
+
+/// What VMCOREINFO carries besides the essentials.
+#[derive(Clone, Copy)]
+struct DumpOpts {
+    /// `BUILD-ID=` (else the vmlinux is matched by release and banner).
+    build_id: bool,
+    /// `OFFSET(uts_namespace.name)` (else the offset comes from the DWARF).
+    uts_offset: bool,
+}
+
+const FULL: DumpOpts = DumpOpts {
+    build_id: true,
+    uts_offset: true,
+};
 
 /// Writes the dump and returns its path. The kernel image (2 MiB at `START_KERNEL_MAP`) maps
 /// physical 0 with `phys_base` 0; `init_uts_ns` lies in it.
-fn write_dump(dir: &Path) -> PathBuf {
+fn write_dump(dir: &Path, opts: DumpOpts) -> PathBuf {
     let mut pt = Builder::new(Mode::X86 { l5: false, sme: 0 }, &[(0, RAM)], 0x10_0000);
     pt.map(START_KERNEL_MAP, 0, 0x20_0000);
     let mut b = VmcoreBuilder::new(SynthArch::X86_64);
@@ -56,122 +72,74 @@ fn write_dump(dir: &Path) -> PathBuf {
         uts[at..at + f.len()].copy_from_slice(f.as_bytes());
     }
     b.write_phys(UTS_PA, &uts);
+    let mut banner = BANNER.as_bytes().to_vec();
+    banner.push(0);
+    b.write_phys(BANNER_PA, &banner);
     b.max_pfn(RAM / 4096);
-    b.vmcoreinfo(&format!(
-        "OSRELEASE={RELEASE}\nBUILD-ID={BUILD_ID}\nPAGESIZE=4096\nKERNELOFFSET=0\n\
-         SYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\n\
-         SYMBOL(init_uts_ns)={:x}\nOFFSET(uts_namespace.name)={UTS_NAME_OFFSET}\n",
+    let mut vi = format!(
+        "OSRELEASE={RELEASE}\nPAGESIZE=4096\nKERNELOFFSET=0\n\
+         SYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\nSYMBOL(init_uts_ns)={:x}\n",
         START_KERNEL_MAP + pt.root,
         START_KERNEL_MAP + UTS_PA,
-    ));
+    );
+    if opts.build_id {
+        vi.push_str(&format!("BUILD-ID={BUILD_ID}\n"));
+    }
+    if opts.uts_offset {
+        vi.push_str(&format!("OFFSET(uts_namespace.name)={UTS_NAME_OFFSET}\n"));
+    }
+    b.vmcoreinfo(&vi);
     b.prstatus(1, &[0u64; 27]);
     let path = dir.join("vmcore");
     std::fs::write(&path, b.build_elf(&ElfOpts::default())).unwrap();
     path
 }
 
-/// A minimal x86_64 `ET_EXEC` vmlinux: `.note.gnu.build-id`, `.symtab`, `.strtab`, `.shstrtab`
-/// (ELF-64 object file format, System V gABI).
-fn write_vmlinux(path: &Path, build_id_hex: &str) {
-    let build_id: Vec<u8> = (0..build_id_hex.len() / 2)
-        .map(|i| u8::from_str_radix(&build_id_hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    let mut note = Vec::new();
-    note.extend_from_slice(&4u32.to_le_bytes()); // namesz
-    note.extend_from_slice(&(build_id.len() as u32).to_le_bytes()); // descsz
-    note.extend_from_slice(&3u32.to_le_bytes()); // NT_GNU_BUILD_ID
-    note.extend_from_slice(b"GNU\0");
-    note.extend_from_slice(&build_id);
-
-    let syms = [
-        ("init_uts_ns", START_KERNEL_MAP + UTS_PA, 0x200u64),
-        ("_stext", START_KERNEL_MAP + 0x1000, 0),
-    ];
-    let mut strtab = vec![0u8];
-    let mut symtab = vec![0u8; 24]; // the null symbol
-    for (name, value, size) in syms {
-        let off = strtab.len() as u32;
-        strtab.extend_from_slice(name.as_bytes());
-        strtab.push(0);
-        symtab.extend_from_slice(&off.to_le_bytes()); // st_name
-        symtab.push(0x11); // STB_GLOBAL << 4 | STT_OBJECT
-        symtab.push(0); // st_other
-        symtab.extend_from_slice(&0xfff1u16.to_le_bytes()); // SHN_ABS
-        symtab.extend_from_slice(&value.to_le_bytes());
-        symtab.extend_from_slice(&size.to_le_bytes());
+/// The vmlinux, from the shared synthetic builder (tests/common/dwarf.rs): DWARF for
+/// `struct uts_namespace { struct kref kref; struct new_utsname name; }` with `name` at
+/// [`UTS_NAME_OFFSET`], the `init_uts_ns` variable, `linux_banner`, and a build-id note unless
+/// `build_id` is `None`.
+fn write_vmlinux(path: &Path, build_id_hex: Option<&str>) {
+    let mut b = VmlinuxBuilder::new();
+    let ch = b.char_type();
+    let field65 = b.array(ch, Some(65));
+    let uts = b.structure(
+        Some("new_utsname"),
+        6 * 65,
+        [
+            "sysname",
+            "nodename",
+            "release",
+            "version",
+            "machine",
+            "domainname",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| field(n, field65, 65 * i as u64))
+        .collect(),
+    );
+    let uint = b.base("unsigned int", 4, false);
+    let kref = b.structure(Some("kref"), 4, vec![field("refcount", uint, 0)]);
+    let ns = b.structure(
+        Some("uts_namespace"),
+        UTS_NAME_OFFSET + 6 * 65,
+        vec![field("kref", kref, 0), field("name", uts, UTS_NAME_OFFSET)],
+    );
+    b.variable(
+        "init_uts_ns",
+        ns,
+        START_KERNEL_MAP + UTS_PA,
+        UTS_NAME_OFFSET + 6 * 65,
+    );
+    b.linux_banner(START_KERNEL_MAP + BANNER_PA, BANNER);
+    if let Some(hex) = build_id_hex {
+        let id: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        b.build_id(&id);
     }
-    let mut shstrtab = vec![0u8];
-    let mut name_of = |n: &str| {
-        let off = shstrtab.len() as u32;
-        shstrtab.extend_from_slice(n.as_bytes());
-        shstrtab.push(0);
-        off
-    };
-    let names = [
-        name_of(".note.gnu.build-id"),
-        name_of(".symtab"),
-        name_of(".strtab"),
-        name_of(".shstrtab"),
-    ];
-
-    let mut file = vec![0u8; 64];
-    let place = |data: &[u8], file: &mut Vec<u8>| {
-        while file.len() % 8 != 0 {
-            file.push(0);
-        }
-        let off = file.len() as u64;
-        file.extend_from_slice(data);
-        off
-    };
-    let offs = [
-        place(&note, &mut file),
-        place(&symtab, &mut file),
-        place(&strtab, &mut file),
-        place(&shstrtab, &mut file),
-    ];
-    while file.len() % 8 != 0 {
-        file.push(0);
-    }
-    let shoff = file.len() as u64;
-    // (name, type, flags, offset, size, link, info, align, entsize)
-    type Shdr = (u32, u32, u64, u64, u64, u32, u32, u64, u64);
-    let shdrs: [Shdr; 5] = [
-        (0, 0, 0, 0, 0, 0, 0, 0, 0),
-        (names[0], 7, 2, offs[0], note.len() as u64, 0, 0, 4, 0),
-        (names[1], 2, 0, offs[1], symtab.len() as u64, 3, 1, 8, 24),
-        (names[2], 3, 0, offs[2], strtab.len() as u64, 0, 0, 1, 0),
-        (names[3], 3, 0, offs[3], shstrtab.len() as u64, 0, 0, 1, 0),
-    ];
-    for (name, ty, flags, off, size, link, info, align, entsize) in shdrs {
-        file.extend_from_slice(&name.to_le_bytes());
-        file.extend_from_slice(&ty.to_le_bytes());
-        file.extend_from_slice(&flags.to_le_bytes());
-        file.extend_from_slice(&0u64.to_le_bytes()); // sh_addr
-        file.extend_from_slice(&off.to_le_bytes());
-        file.extend_from_slice(&size.to_le_bytes());
-        file.extend_from_slice(&link.to_le_bytes());
-        file.extend_from_slice(&info.to_le_bytes());
-        file.extend_from_slice(&align.to_le_bytes());
-        file.extend_from_slice(&entsize.to_le_bytes());
-    }
-    let mut h = Vec::with_capacity(64);
-    h.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
-    h.extend_from_slice(&[0u8; 8]);
-    h.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    h.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    h.extend_from_slice(&1u32.to_le_bytes());
-    h.extend_from_slice(&0u64.to_le_bytes()); // e_entry
-    h.extend_from_slice(&0u64.to_le_bytes()); // e_phoff
-    h.extend_from_slice(&shoff.to_le_bytes());
-    h.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    h.extend_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    h.extend_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
-    h.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
-    h.extend_from_slice(&5u16.to_le_bytes()); // e_shnum
-    h.extend_from_slice(&4u16.to_le_bytes()); // e_shstrndx
-    file[..64].copy_from_slice(&h);
-    std::fs::write(path, file).unwrap();
+    std::fs::write(path, b.build()).unwrap();
 }
 
 struct Setup {
@@ -182,10 +150,14 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(FULL)
+}
+
+fn setup_with(opts: DumpOpts) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let dump = write_dump(dir.path());
+    let dump = write_dump(dir.path(), opts);
     let vmlinux = dir.path().join("vmlinux");
-    write_vmlinux(&vmlinux, BUILD_ID);
+    write_vmlinux(&vmlinux, Some(BUILD_ID));
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     Setup {
@@ -339,7 +311,7 @@ fn list_plugins_with_a_dump() {
 fn vmlinux_problems_give_the_debuginfo_exit_code() {
     let s = setup();
     let other = s.out.parent().unwrap().join("other-vmlinux");
-    write_vmlinux(&other, "ffeeddccbbaa99887766554433221100ffeeddcc");
+    write_vmlinux(&other, Some("ffeeddccbbaa99887766554433221100ffeeddcc"));
     let o = run(&s, &["--vmlinux", other.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     let err = text(&o.stderr);
@@ -366,6 +338,45 @@ fn vmlinux_problems_give_the_debuginfo_exit_code() {
     let o = run(&s, &["--debuginfo-dir", empty.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains(RELEASE), "{}", text(&o.stderr));
+}
+
+#[test]
+fn utsname_offset_from_dwarf_and_a_banner_proven_vmlinux() {
+    // no OFFSET(uts_namespace.name): the member offset comes from the vmlinux's DWARF;
+    // no BUILD-ID: the vmlinux is matched by release and the banner read from the dump
+    let s = setup_with(DumpOpts {
+        build_id: false,
+        uts_offset: false,
+    });
+    let o = run(&s, &with_vmlinux(&s, &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let (archive, name) = the_archive(&s.out, ".tar.xz");
+    assert!(is_name(&name, "synth-host7", None), "{name}");
+    let (_d, m) = unpack(&archive, &name);
+    assert_eq!(m["nodename"], NODENAME);
+    assert_eq!(m["vmlinux"]["proof"], "release-and-banner");
+
+    // a vmlinux of the same release whose banner differs is refused
+    let other = s.out.parent().unwrap().join("other-vmlinux");
+    {
+        let mut b = VmlinuxBuilder::new();
+        b.linux_banner(
+            START_KERNEL_MAP + BANNER_PA,
+            "Linux version 6.1.0-synth (someone@else) (gcc) #2 SMP another build",
+        );
+        std::fs::write(&other, b.build()).unwrap();
+    }
+    let out2 = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .arg("--vmcore")
+        .arg(&s.dump)
+        .arg("--vmlinux")
+        .arg(&other)
+        .arg("--tmp-dir")
+        .arg(out2.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
 }
 
 #[test]
