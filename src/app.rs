@@ -542,16 +542,13 @@ pub fn produce_report(
             if let Some(b) = &bar {
                 b.inc(1);
             }
-            if record.status != PluginStatus::Ok {
-                tracing::warn!(
-                    plugin = name,
-                    "{} ({} errors)",
-                    record.status.as_str(),
-                    record.errors.len()
-                );
-            } else {
-                tracing::debug!("plugin {}/{} {name} ok", index + 1, total);
-            }
+            // failures and recorded errors were logged as they happened
+            tracing::debug!(
+                "plugin {}/{} {name}: {}",
+                index + 1,
+                total,
+                record.status.as_str()
+            );
         }
     });
     if let Some(b) = bar {
