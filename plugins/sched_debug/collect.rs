@@ -112,14 +112,16 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 None => CpuBody::Missing {
                     reason: "no `runqueues` variable in the debuginfo".into(),
                 },
-                Some(v) => match self.rq_block(v, cpu, schedstats, rq0_min_vruntime, &tasks, &states) {
-                    Ok(b) => CpuBody::Present(Box::new(b)),
-                    Err(e) => {
-                        let reason = format!("runqueue of CPU {cpu} unreadable: {e}");
-                        self.note_err(AccessError::new(e.code, reason.clone()));
-                        CpuBody::Missing { reason }
+                Some(v) => {
+                    match self.rq_block(v, cpu, schedstats, rq0_min_vruntime, &tasks, &states) {
+                        Ok(b) => CpuBody::Present(Box::new(b)),
+                        Err(e) => {
+                            let reason = format!("runqueue of CPU {cpu} unreadable: {e}");
+                            self.note_err(AccessError::new(e.code, reason.clone()));
+                            CpuBody::Missing { reason }
+                        }
                     }
-                },
+                }
             };
             blocks.push(CpuBlock { cpu, khz, body });
         }
@@ -142,8 +144,9 @@ impl<K: KernelAccess> Ctx<'_, K> {
             match self.k.cpumask(name) {
                 Ok(Some(v)) if !v.is_empty() => {
                     if !name.contains("online") {
-                        self.notes
-                            .push(format!("CPUs listed from {name}: the online mask was unusable"));
+                        self.notes.push(format!(
+                            "CPUs listed from {name}: the online mask was unusable"
+                        ));
                     }
                     return v;
                 }
@@ -169,7 +172,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
         let mut h = Header::default();
         match self.k.var("init_uts_ns") {
             Ok(Some(uts)) => {
-                for (path, dst) in [("name.release", &mut h.release), ("name.version", &mut h.version)] {
+                for (path, dst) in [
+                    ("name.release", &mut h.release),
+                    ("name.version", &mut h.version),
+                ] {
                     match self.k.member(&uts, path) {
                         Ok(Some(m)) => match self.k.cstr(&m, 65) {
                             Ok(s) => *dst = s,
@@ -185,8 +191,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
         }
         let clocks = self.clock_values();
         h.clocks.push(Field::new("ktime", Fmt::Ns, clocks.ktime));
-        h.clocks.push(Field::new("sched_clk", Fmt::Ns, clocks.sched_clk));
-        h.clocks.push(Field::new("cpu_clk", Fmt::Ns, clocks.sched_clk));
+        h.clocks
+            .push(Field::new("sched_clk", Fmt::Ns, clocks.sched_clk));
+        h.clocks
+            .push(Field::new("cpu_clk", Fmt::Ns, clocks.sched_clk));
         match self.k.var_int("jiffies").and_then(|j| match j {
             Some(j) => Ok(Some(j)),
             None => self.k.var_int("jiffies_64"),
@@ -264,8 +272,14 @@ impl<K: KernelAccess> Ctx<'_, K> {
         let Some(base) = self.k.int_at(&tk, "timekeeper.tkr_mono.base")? else {
             return Ok(None);
         };
-        let nsec = self.k.int_at(&tk, "timekeeper.tkr_mono.xtime_nsec")?.unwrap_or(0);
-        let shift = self.k.int_at(&tk, "timekeeper.tkr_mono.shift")?.unwrap_or(0);
+        let nsec = self
+            .k
+            .int_at(&tk, "timekeeper.tkr_mono.xtime_nsec")?
+            .unwrap_or(0);
+        let shift = self
+            .k
+            .int_at(&tk, "timekeeper.tkr_mono.shift")?
+            .unwrap_or(0);
         let frac = if (0..64).contains(&shift) {
             ((nsec as u64) >> shift) as i64
         } else {
@@ -318,7 +332,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 }
             }
             if out.len() > MAX_TASKS {
-                return Err(AccessError::new("too-many", "more tasks than PID_MAX_LIMIT"));
+                return Err(AccessError::new(
+                    "too-many",
+                    "more tasks than PID_MAX_LIMIT",
+                ));
             }
         }
         Ok(out)
@@ -390,7 +407,13 @@ impl<K: KernelAccess> Ctx<'_, K> {
         b.rq.extend(p("avg_idle")?);
         b.rq.extend(p("max_idle_balance_cost")?);
         if schedstats {
-            for n in ["yld_count", "sched_count", "sched_goidle", "ttwu_count", "ttwu_local"] {
+            for n in [
+                "yld_count",
+                "sched_count",
+                "sched_goidle",
+                "ttwu_count",
+                "ttwu_local",
+            ] {
                 if let Some(v) = k.int_at(&rq, n)? {
                     b.rq.push(Field::new(n, Fmt::D, v));
                 }
@@ -446,7 +469,11 @@ impl<K: KernelAccess> Ctx<'_, K> {
         rq0_min_vruntime: Option<i64>,
     ) -> AResult<Section> {
         let k = self.k;
-        let tg = if grouped { k.deref_at(cfs, "tg")? } else { None };
+        let tg = if grouped {
+            k.deref_at(cfs, "tg")?
+        } else {
+            None
+        };
         let path = if grouped {
             Some(match &tg {
                 Some(tg) => task_group_path(k, tg)?,
@@ -481,7 +508,11 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 vr(&first, "vruntime")?
             };
             if augmented {
-                f.push(Field::new("left_deadline", Fmt::Ns, vr(&first, "deadline")?));
+                f.push(Field::new(
+                    "left_deadline",
+                    Fmt::Ns,
+                    vr(&first, "deadline")?,
+                ));
             }
             f.push(Field::new("left_vruntime", Fmt::Ns, left_vruntime));
             let (zero_name, zero) = match k.int_at(cfs, "zero_vruntime")? {
@@ -489,7 +520,11 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 None => ("min_vruntime", k.int_at(cfs, "min_vruntime")?.unwrap_or(0)),
             };
             f.push(Field::new(zero_name, Fmt::Ns, zero));
-            f.push(Field::new("avg_vruntime", Fmt::Ns, avg_vruntime(k, cfs, zero)?));
+            f.push(Field::new(
+                "avg_vruntime",
+                Fmt::Ns,
+                avg_vruntime(k, cfs, zero)?,
+            ));
             let right = vr(&last, "vruntime")?;
             f.push(Field::new("right_vruntime", Fmt::Ns, right));
             f.push(Field::new(
@@ -732,7 +767,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 }
             }
         }
-        Ok(Some(Section { path: None, fields: f }))
+        Ok(Some(Section {
+            path: None,
+            fields: f,
+        }))
     }
 
     fn task_table(
@@ -765,8 +803,15 @@ impl<K: KernelAccess> Ctx<'_, K> {
             TaskColumns::Cfs
         };
         let mut rows = Vec::new();
+        let root_cfs = k.member(rq, "cfs").ok().flatten();
         for t in tasks {
-            match self.task_row(t, cpu, curr, schedstats, states, eevdf, numa, cgroup) {
+            let cols = RowColumns {
+                eevdf,
+                numa,
+                cgroup,
+                root_cfs: root_cfs.as_ref(),
+            };
+            match self.task_row(t, cpu, curr, schedstats, states, &cols) {
                 Ok(Some(r)) => rows.push(r),
                 Ok(None) => {}
                 Err(e) => self.note_err(e),
@@ -775,7 +820,6 @@ impl<K: KernelAccess> Ctx<'_, K> {
         TaskTable { columns, rows }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn task_row(
         &mut self,
         t: &K::Obj,
@@ -783,11 +827,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
         curr: Option<u64>,
         schedstats: bool,
         states: &TaskStateTable,
-        eevdf: bool,
-        numa: bool,
-        cgroup: bool,
+        cols: &RowColumns<'_, K::Obj>,
     ) -> AResult<Option<TaskRow>> {
         let k = self.k;
+        let (eevdf, numa, cgroup, root_cfs) = (cols.eevdf, cols.numa, cols.cgroup, cols.root_cfs);
         // task_cpu(): thread_info.cpu since 5.16 with THREAD_INFO_IN_TASK, task_struct.cpu before.
         let Some(tcpu) = k.int_any(t, &["thread_info.cpu", "cpu"])? else {
             return Ok(None);
@@ -805,12 +848,16 @@ impl<K: KernelAccess> Ctx<'_, K> {
             if !schedstats {
                 return Ok(0);
             }
-            Ok(k
-                .int_any(t, &[&format!("stats.{n}"), &format!("se.statistics.{n}")])?
-                .unwrap_or(0))
+            Ok(
+                k.int_any(t, &[&format!("stats.{n}"), &format!("se.statistics.{n}")])?
+                    .unwrap_or(0),
+            )
         };
         let has_block = k
-            .member_any(t, &["stats.sum_block_runtime", "se.statistics.sum_block_runtime"])?
+            .member_any(
+                t,
+                &["stats.sum_block_runtime", "se.statistics.sum_block_runtime"],
+            )?
             .is_some();
         let sum_block = if has_block || eevdf {
             Some(stat("sum_block_runtime")?)
@@ -820,9 +867,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
         let nvcsw = k.int_at(t, "nvcsw")?.unwrap_or(0);
         let nivcsw = k.int_at(t, "nivcsw")?.unwrap_or(0);
         let eevdf_cols = if eevdf {
-            let cfs = match k.deref_at(t, "se.cfs_rq")? {
-                Some(c) => Some(c),
-                None => None,
+            // cfs_rq_of(se): se->cfs_rq with group scheduling, else the runqueue's root cfs_rq.
+            let cfs = match k.member(t, "se.cfs_rq")? {
+                Some(p) => k.deref(&p)?,
+                None => root_cfs.cloned(),
             };
             let vruntime = k.int_at(t, "se.vruntime")?.unwrap_or(0);
             let eligible = match &cfs {
@@ -878,6 +926,14 @@ impl<K: KernelAccess> Ctx<'_, K> {
     }
 }
 
+/// Which optional columns a task row has on this kernel.
+struct RowColumns<'a, O> {
+    eevdf: bool,
+    numa: bool,
+    cgroup: bool,
+    root_cfs: Option<&'a O>,
+}
+
 #[derive(Default)]
 struct ClockValues {
     ktime: i64,
@@ -926,7 +982,11 @@ pub fn task_group_path<K: KernelAccess>(k: &K, tg: &K::Obj) -> AResult<Vec<u8>> 
 /// The `sched_entity` whose `run_node` is at `node` (an `rb_node` object), or `None` for NULL.
 fn node_entity<K: KernelAccess>(k: &K, node: Option<K::Obj>) -> AResult<Option<K::Obj>> {
     match node {
-        Some(n) => Ok(Some(k.container_of(&n, "struct sched_entity", "run_node")?)),
+        Some(n) => Ok(Some(k.container_of(
+            &n,
+            "struct sched_entity",
+            "run_node",
+        )?)),
         None => Ok(None),
     }
 }
@@ -943,7 +1003,10 @@ fn leftmost_entity<K: KernelAccess>(k: &K, cfs: &K::Obj) -> AResult<Option<K::Ob
 
 /// `__pick_root_entity()`.
 fn root_entity<K: KernelAccess>(k: &K, cfs: &K::Obj) -> AResult<Option<K::Obj>> {
-    let node = match k.member_any(cfs, &["tasks_timeline.rb_root.rb_node", "tasks_timeline.rb_node"])? {
+    let node = match k.member_any(
+        cfs,
+        &["tasks_timeline.rb_root.rb_node", "tasks_timeline.rb_node"],
+    )? {
         Some((p, _)) => k.deref(&p)?,
         None => None,
     };
@@ -952,7 +1015,10 @@ fn root_entity<K: KernelAccess>(k: &K, cfs: &K::Obj) -> AResult<Option<K::Obj>> 
 
 /// `__pick_last_entity()`: `rb_last()` of the timeline, following right children from the root.
 fn rightmost_entity<K: KernelAccess>(k: &K, cfs: &K::Obj) -> AResult<Option<K::Obj>> {
-    let mut node = match k.member_any(cfs, &["tasks_timeline.rb_root.rb_node", "tasks_timeline.rb_node"])? {
+    let mut node = match k.member_any(
+        cfs,
+        &["tasks_timeline.rb_root.rb_node", "tasks_timeline.rb_node"],
+    )? {
         Some((p, _)) => k.deref(&p)?,
         None => None,
     };
@@ -979,7 +1045,11 @@ fn scale_load_down(w: u64) -> u64 {
 
 /// The current entity's (key·weight, weight) contribution when it is on the runqueue
 /// (`curr && curr->on_rq`), relative to `zero`.
-fn curr_contribution<K: KernelAccess>(k: &K, cfs: &K::Obj, zero: i64) -> AResult<Option<(i64, i64)>> {
+fn curr_contribution<K: KernelAccess>(
+    k: &K,
+    cfs: &K::Obj,
+    zero: i64,
+) -> AResult<Option<(i64, i64)>> {
     let Some(curr) = k.deref_at(cfs, "curr")? else {
         return Ok(None);
     };
@@ -1006,7 +1076,11 @@ pub fn avg_vruntime<K: KernelAccess>(k: &K, cfs: &K::Obj, zero: i64) -> AResult<
         if runtime < 0 {
             runtime = runtime.wrapping_sub(weight - 1);
         }
-        if weight == 0 { 0 } else { runtime.wrapping_div(weight) }
+        if weight == 0 {
+            0
+        } else {
+            runtime.wrapping_div(weight)
+        }
     } else if let Some((key, w)) = curr {
         let _ = w;
         key
@@ -1019,7 +1093,9 @@ pub fn avg_vruntime<K: KernelAccess>(k: &K, cfs: &K::Obj, zero: i64) -> AResult<
 /// `vruntime_eligible()`: the entity is eligible when its lag is not negative, i.e. when
 /// `Σ key·w (+ current) >= (vruntime − zero) · Σ w (+ current)`.
 pub fn vruntime_eligible<K: KernelAccess>(k: &K, cfs: &K::Obj, vruntime: i64) -> AResult<bool> {
-    let zero = k.int_any(cfs, &["zero_vruntime", "min_vruntime"])?.unwrap_or(0);
+    let zero = k
+        .int_any(cfs, &["zero_vruntime", "min_vruntime"])?
+        .unwrap_or(0);
     let mut avg = k.int_at(cfs, "avg_vruntime")?.unwrap_or(0);
     let mut load = k.int_at(cfs, "avg_load")?.unwrap_or(0);
     if let Some((key, w)) = curr_contribution(k, cfs, zero)? {
