@@ -54,7 +54,7 @@ pub trait KernelAccess {
     fn size(&self, obj: &Self::Obj) -> AResult<u64>;
     /// The object a pointer points to, or `None` for NULL.
     fn deref(&self, obj: &Self::Obj) -> AResult<Option<Self::Obj>>;
-    /// The `i`-th element of an array object.
+    /// The `i`-th element of an array object, or `p[i]` when the object is a pointer.
     fn index(&self, obj: &Self::Obj, i: u64) -> AResult<Self::Obj>;
     /// The number of elements of an array object, when its type says.
     fn array_len(&self, obj: &Self::Obj) -> AResult<Option<u64>>;

@@ -630,9 +630,13 @@ impl<K: KernelAccess> Ctx<'_, K> {
         f: &mut Vec<Field>,
     ) -> AResult<()> {
         let k = self.k;
-        let Some(arr) = k.deref_at(tg, "se")? else {
+        // tg->se is `struct sched_entity **`: index the pointer, then follow the slot.
+        let Some(arr) = k.member(tg, "se")? else {
             return Ok(());
         };
+        if k.int(&arr)? == 0 {
+            return Ok(());
+        }
         let slot = k.index(&arr, u64::from(cpu))?;
         let Some(se) = k.deref(&slot)? else {
             return Ok(());
@@ -711,9 +715,12 @@ impl<K: KernelAccess> Ctx<'_, K> {
                     if k.deref_at(&tg, "autogroup")?.is_some() {
                         continue;
                     }
-                    let Some(arr) = k.deref_at(&tg, "rt_rq")? else {
+                    let Some(arr) = k.member(&tg, "rt_rq")? else {
                         continue;
                     };
+                    if k.int(&arr)? == 0 {
+                        continue;
+                    }
                     let Some(r) = k.deref(&k.index(&arr, u64::from(cpu))?)? else {
                         continue;
                     };

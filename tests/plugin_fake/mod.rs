@@ -249,6 +249,10 @@ impl KernelAccess for FakeKernel {
                     node: Rc::new(n.clone()),
                 })
             }
+            Node::Ptr(Some(_)) => {
+                let target = self.deref(obj)?.ok_or_else(|| not_dumped("NULL"))?;
+                self.index(&target, i)
+            }
             Node::Bad => Err(not_dumped("array")),
             other => Err(AccessError::new("not-an-array", format!("{other:?}"))),
         }
