@@ -18,6 +18,7 @@ pub struct VirtAddr(pub u64);
 pub struct Pfn(pub u64);
 
 impl PhysAddr {
+    #[allow(clippy::should_implement_trait)] // wrapping, unlike what `+` would promise
     pub fn add(self, off: u64) -> PhysAddr {
         PhysAddr(self.0.wrapping_add(off))
     }
@@ -27,6 +28,7 @@ impl PhysAddr {
 }
 
 impl VirtAddr {
+    #[allow(clippy::should_implement_trait)] // wrapping, unlike what `+` would promise
     pub fn add(self, off: u64) -> VirtAddr {
         VirtAddr(self.0.wrapping_add(off))
     }

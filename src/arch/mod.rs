@@ -3,6 +3,20 @@
 //! One [`Translator`] per architecture and paging mode, configured from VMCOREINFO and the dump's
 //! metadata ([`TranslationConfig`]). [`AddressSpace`] pairs a translator with the dump's physical
 //! memory and offers the read helpers the layers above use.
+//!
+//! * [`radix`]: a radix walk described as data (levels, bits per level, huge-page levels, entry
+//!   decoding) and the one walker x86_64 and aarch64 share.
+//! * [`x86_64`]: 4- and 5-level paging, KASLR, `phys_base`, the randomized direct map.
+//! * [`aarch64`]: 4K/16K/64K granules, 39..52-bit VAs, the 5.4 linear-map flip, PAC bits.
+//! * [`s390x`]: region/segment/page tables with their own walker, big-endian entries.
+//!
+//! The architecture always comes from the dump ([`TranslationConfig::arch`]), never the host.
+//! docs/paging.md describes each scheme and docs/add-an-architecture.md the steps to add one.
+
+pub mod aarch64;
+pub mod radix;
+pub mod s390x;
+pub mod x86_64;
 
 use std::sync::Arc;
 
@@ -226,8 +240,27 @@ pub fn config_from_dump(dump: &Dump) -> TranslationConfig {
 
 /// Builds the address space of the dumped kernel.
 pub fn address_space(dump: &Dump, cfg: &TranslationConfig) -> Result<AddressSpace, TranslateError> {
-    let _ = (dump, cfg);
-    Err(TranslateError::Unsupported(
-        "translation not implemented yet".into(),
+    let translator = translator(&*dump.mem, cfg)?;
+    let endian = translator.arch().endian();
+    Ok(AddressSpace::new(
+        Arc::clone(&dump.mem),
+        translator,
+        endian,
+        cfg.kaslr_offset,
     ))
+}
+
+/// Builds the translator `cfg.arch` calls for over `mem` (some set-up reads page tables).
+pub fn translator(
+    mem: &dyn PhysMem,
+    cfg: &TranslationConfig,
+) -> Result<Box<dyn Translator>, TranslateError> {
+    let arch = cfg.arch.ok_or_else(|| {
+        TranslateError::Config("the dump does not say which architecture it is from".into())
+    })?;
+    Ok(match arch {
+        Arch::X86_64 => Box::new(x86_64::X86_64::from_config(mem, cfg)?),
+        Arch::Aarch64 => Box::new(aarch64::Aarch64::from_config(mem, cfg)?),
+        Arch::S390x => Box::new(s390x::S390x::from_config(mem, cfg)?),
+    })
 }

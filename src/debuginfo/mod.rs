@@ -6,7 +6,16 @@
 //! (bit-exact for bitfields), array bounds, pointer targets, enumerators, base-type encodings.
 //! `const`/`volatile` and other qualifiers are stripped by the sources.
 
+pub mod btf;
+pub mod combined;
+pub mod dwarf;
+pub mod elf;
+pub mod locate;
+pub mod symbols;
+
 use std::sync::Arc;
+
+pub use combined::CombinedTypes;
 
 /// Errors of the debuginfo layer.
 #[derive(Debug, thiserror::Error)]
@@ -204,4 +213,15 @@ pub fn find_member(
         Ok(None)
     }
     walk(src, aggregate, name, 0, 0)
+}
+
+/// The symbols and types of a located vmlinux, ready for [`crate::kernel::Kernel::new`]: the
+/// symbol table shifted by the dump's KASLR offset, and BTF with a lazy DWARF fallback.
+pub fn load(
+    vmlinux: Arc<elf::Vmlinux>,
+    kaslr_offset: u64,
+) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
+    let syms = symbols::SymbolTable::from_vmlinux(&vmlinux, kaslr_offset);
+    let types = combined::CombinedTypes::new(vmlinux)?;
+    Ok((Arc::new(syms), Arc::new(types)))
 }

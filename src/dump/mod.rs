@@ -8,12 +8,20 @@
 //! The bytes are untrusted: every offset and length read from the file is checked before use, and
 //! decompression output is bounded by the page size.
 
+pub mod cache;
+pub mod codec;
+pub mod elf;
+pub mod flat;
+pub mod kdump;
+pub mod notes;
+pub mod source;
 pub mod vmcoreinfo;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::addr::{Arch, Endian, Pfn, PhysAddr};
+pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
 
 /// Errors of the dump layer. `NotDumped` is normal after filtering (`makedumpfile -d 31`) and is
@@ -171,9 +179,308 @@ pub struct Dump {
 }
 
 /// Opens a dump, detecting its format from its content. Several paths are the pieces of a split
-/// dump (`makedumpfile --split`).
+/// dump (`makedumpfile --split`), given in any order.
 pub fn open(paths: &[PathBuf]) -> Result<Dump, DumpError> {
-    Err(DumpError::Unsupported(format!(
-        "reader not implemented yet for {paths:?}"
-    )))
+    match paths {
+        [] => Err(DumpError::NotADump("no dump file given".into())),
+        [one] => open_source(ByteSource::open(one)?),
+        many => {
+            let sources = many
+                .iter()
+                .map(|p| ByteSource::open(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            open_split(sources)
+        }
+    }
+}
+
+/// Opens a dump held in memory (tests, fuzzing).
+pub fn open_bytes(bytes: Vec<u8>) -> Result<Dump, DumpError> {
+    open_source(ByteSource::from_vec(bytes))
+}
+
+/// What the first bytes of a file say it is.
+enum Detected {
+    Elf,
+    Kdump,
+    Flattened,
+}
+
+fn detect(src: &ByteSource) -> Result<Detected, DumpError> {
+    let b = src.bytes();
+    let name = src.path().display();
+    if b.is_empty() {
+        return Err(DumpError::NotADump(format!("{name} is empty")));
+    }
+    let starts = |sig: &[u8]| b.starts_with(sig);
+    if starts(b"\x7fELF") {
+        return Ok(Detected::Elf);
+    }
+    if starts(b"KDUMP   ") || starts(b"DISKDUMP") {
+        return Ok(Detected::Kdump);
+    }
+    if starts(flat::SIGNATURE) {
+        return Ok(Detected::Flattened);
+    }
+    let what = if starts(&[0x1f, 0x8b]) {
+        "a gzip-compressed file (decompress it first)".to_string()
+    } else if starts(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "an xz-compressed file (decompress it first)".to_string()
+    } else if starts(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "a zstd-compressed file (decompress it first)".to_string()
+    } else if starts(b"BZh") {
+        "a bzip2-compressed file (decompress it first)".to_string()
+    } else if b"\x7fELF".starts_with(b) || b"KDUMP   ".starts_with(b) {
+        format!("a truncated header ({} bytes)", b.len())
+    } else {
+        let head = &b[..b.len().min(16)];
+        format!("an unknown format (first bytes {})", hex::encode(head))
+    };
+    Err(DumpError::NotADump(format!("{name} is {what}")))
+}
+
+/// Opens one dump from its bytes.
+pub fn open_source(src: ByteSource) -> Result<Dump, DumpError> {
+    let path = src.path().to_path_buf();
+    let file_size = src.len();
+    match detect(&src)? {
+        Detected::Elf => open_elf(src, path, file_size),
+        Detected::Kdump => {
+            let k = kdump::open(Box::new(src))?;
+            Ok(kdump_to_dump(vec![k], vec![path], file_size, false))
+        }
+        Detected::Flattened => {
+            let view = flat::FlatView::index(src)?;
+            check_kdump_signature(&view)?;
+            let k = kdump::open(Box::new(view))?;
+            Ok(kdump_to_dump(vec![k], vec![path], file_size, true))
+        }
+    }
+}
+
+fn check_kdump_signature(file: &dyn kdump::KdumpFile) -> Result<(), DumpError> {
+    let sig = file.read(0, 8, "kdump signature inside the flattened stream")?;
+    if &*sig == b"KDUMP   " || &*sig == b"DISKDUMP" {
+        Ok(())
+    } else {
+        Err(DumpError::NotADump(format!(
+            "the flattened stream of {} does not hold a kdump file (starts with {})",
+            file.path().display(),
+            hex::encode(&*sig)
+        )))
+    }
+}
+
+fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, DumpError> {
+    let e = elf::open(src)?;
+    let vmcoreinfo = e.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+    let arch = e
+        .machine_arch
+        .or_else(|| vmcoreinfo.as_ref().and_then(notes::arch_from_vmcoreinfo))
+        .or_else(|| e.notes.arch_hint(e.endian));
+    let page_size = vmcoreinfo
+        .as_ref()
+        .and_then(|v| v.page_size)
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    let cpus = e.notes.cpus(arch, e.endian);
+    let info = DumpInfo {
+        paths: vec![path],
+        file_size,
+        format: DumpFormat::Elf { endian: e.endian },
+        arch,
+        endian: e.endian,
+        page_size,
+        vmcoreinfo,
+        nr_cpus: Some(cpus.len() as u32),
+        cpus,
+        header_utsname: None,
+        header_timestamp: None,
+        phys_base: None,
+        dump_level: None,
+    };
+    Ok(Dump {
+        mem: Arc::new(e.mem),
+        info,
+    })
+}
+
+fn kdump_to_dump(
+    mut pieces: Vec<kdump::KdumpDump>,
+    paths: Vec<PathBuf>,
+    file_size: u64,
+    flattened: bool,
+) -> Dump {
+    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    // Metadata is the same in every piece; take it from the first that has notes.
+    let meta_idx = pieces
+        .iter()
+        .position(|p| p.vmcoreinfo.is_some() || p.notes.nr_prstatus() > 0)
+        .unwrap_or(0);
+    let (header, sub, endian, vmcoreinfo_text, note_info) = {
+        let m = &pieces[meta_idx.min(pieces.len() - 1)];
+        (
+            m.header.clone(),
+            m.sub.clone(),
+            m.endian,
+            m.vmcoreinfo.clone(),
+            m.notes.clone(),
+        )
+    };
+    let vmcoreinfo = vmcoreinfo_text.as_deref().map(VmcoreInfo::parse);
+    let arch = notes::arch_from_machine(&header.utsname.machine)
+        .or_else(|| vmcoreinfo.as_ref().and_then(notes::arch_from_vmcoreinfo))
+        .or_else(|| note_info.arch_hint(endian));
+    let cpus = note_info.cpus(arch, endian);
+    let compression = codec::Codec::from_flags(header.status)
+        .ok()
+        .flatten()
+        .map(|c| c.name().to_string());
+    let nr_cpus = if header.nr_cpus > 0 {
+        Some(header.nr_cpus as u32)
+    } else {
+        Some(cpus.len() as u32)
+    };
+    let info = DumpInfo {
+        paths,
+        file_size,
+        format: DumpFormat::Kdump {
+            header_version: header.header_version,
+            compression,
+            flattened,
+            incomplete: header.status & codec::DUMP_DH_COMPRESSED_INCOMPLETE != 0,
+        },
+        arch,
+        endian,
+        page_size: header.block_size as u64,
+        vmcoreinfo,
+        cpus,
+        header_utsname: Some(header.utsname.clone()),
+        header_timestamp: Some(header.timestamp_sec),
+        phys_base: sub.as_ref().map(|s| s.phys_base),
+        dump_level: sub.as_ref().and_then(|s| s.dump_level),
+        nr_cpus,
+    };
+    let mem: Arc<dyn PhysMem> = if pieces.len() == 1 {
+        match pieces.pop() {
+            Some(p) => Arc::new(p.mem),
+            None => Arc::new(SplitMem::new(Vec::new())),
+        }
+    } else {
+        Arc::new(SplitMem::new(pieces.into_iter().map(|p| p.mem).collect()))
+    };
+    Dump { mem, info }
+}
+
+/// Opens the pieces of a split dump: each a kdump file with `split` set and its own PFN range.
+fn open_split(sources: Vec<ByteSource>) -> Result<Dump, DumpError> {
+    let paths: Vec<PathBuf> = sources.iter().map(|s| s.path().to_path_buf()).collect();
+    let file_size = sources.iter().map(|s| s.len()).sum();
+    let mut pieces = Vec::new();
+    let mut flattened = false;
+    for src in sources {
+        let name = src.path().display().to_string();
+        let k = match detect(&src)? {
+            Detected::Kdump => kdump::open(Box::new(src))?,
+            Detected::Flattened => {
+                flattened = true;
+                let view = flat::FlatView::index(src)?;
+                check_kdump_signature(&view)?;
+                kdump::open(Box::new(view))?
+            }
+            Detected::Elf => {
+                return Err(DumpError::Unsupported(format!(
+                    "{name} is an ELF dump; only kdump-compressed files can be pieces of a \
+                     split dump"
+                )));
+            }
+        };
+        if !k.sub.as_ref().is_some_and(|s| s.split) {
+            return Err(DumpError::Unsupported(format!(
+                "several dump files given but {name} is not a piece of a split dump \
+                 (its header has no split flag)"
+            )));
+        }
+        pieces.push(k);
+    }
+    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    for w in pieces.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if a.mem.pfn_range().1 > b.mem.pfn_range().0 {
+            return Err(DumpError::Corrupt {
+                offset: 0,
+                what: format!(
+                    "split pieces overlap: PFNs {:#x}..{:#x} and {:#x}..{:#x}",
+                    a.mem.pfn_range().0,
+                    a.mem.pfn_range().1,
+                    b.mem.pfn_range().0,
+                    b.mem.pfn_range().1
+                ),
+            });
+        }
+        if a.header.block_size != b.header.block_size {
+            return Err(DumpError::Corrupt {
+                offset: 428,
+                what: "split pieces disagree on the block size".into(),
+            });
+        }
+    }
+    Ok(kdump_to_dump(pieces, paths, file_size, flattened))
+}
+
+/// The pieces of a split dump, each covering its own PFN range.
+#[derive(Debug)]
+pub struct SplitMem {
+    pieces: Vec<kdump::KdumpMem>,
+    ranges: Vec<PhysRange>,
+}
+
+impl SplitMem {
+    fn new(pieces: Vec<kdump::KdumpMem>) -> SplitMem {
+        let mut ranges: Vec<PhysRange> = Vec::new();
+        for r in pieces.iter().flat_map(|p| p.ranges().iter()) {
+            match ranges.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => ranges.push(*r),
+            }
+        }
+        SplitMem { pieces, ranges }
+    }
+
+    fn piece(&self, pfn: u64) -> Option<&kdump::KdumpMem> {
+        let i = self.pieces.partition_point(|p| p.pfn_range().0 <= pfn);
+        let p = self.pieces.get(i.checked_sub(1)?)?;
+        (pfn < p.pfn_range().1).then_some(p)
+    }
+
+    fn page_size(&self) -> u64 {
+        self.pieces.first().map_or(4096, |p| p.page_size())
+    }
+}
+
+impl PhysMem for SplitMem {
+    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
+        let ps = self.page_size();
+        kdump::read_paged(ps, addr, buf, |pfn| {
+            self.piece(pfn)
+                .ok_or(DumpError::OutOfRange {
+                    addr: PhysAddr(pfn.wrapping_mul(ps)),
+                })?
+                .page(pfn)
+        })
+    }
+
+    fn ranges(&self) -> &[PhysRange] {
+        &self.ranges
+    }
+
+    fn is_dumped(&self, addr: PhysAddr) -> bool {
+        self.piece(addr.0 / self.page_size())
+            .is_some_and(|p| p.is_dumped(addr))
+    }
+}
+
+/// Convenience for callers holding one path.
+pub fn open_path(path: &Path) -> Result<Dump, DumpError> {
+    open(&[path.to_path_buf()])
 }

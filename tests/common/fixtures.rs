@@ -27,7 +27,9 @@ pub fn root() -> PathBuf {
     if let Some(p) = std::env::var_os("VMCORE_FIXTURES") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
     home.join(".cache/vmcore-report/fixtures")
 }
 
@@ -39,7 +41,10 @@ pub fn set(name: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("VMCORE_REQUIRE_FIXTURES").as_deref() == Ok("1") {
-        panic!("fixture set {name} is required but absent from {}", dir.display());
+        panic!(
+            "fixture set {name} is required but absent from {}",
+            dir.display()
+        );
     }
     eprintln!(
         "SKIP: real fixture set {name} not found under {} (build it with fixtures/build.sh)",
@@ -50,5 +55,9 @@ pub fn set(name: &str) -> Option<PathBuf> {
 
 /// The dumps of a set that exist (sets differ: aarch64 has no makedumpfile variants).
 pub fn dumps(dir: &std::path::Path) -> Vec<PathBuf> {
-    DUMP_FILES.iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect()
+    DUMP_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .collect()
 }

@@ -1,0 +1,792 @@
+//! A lazy DWARF type index over the vmlinux (`gimli`), DWARF 4 and 5.
+//!
+//! A 6.1 vmlinux carries ~160 MB of `.debug_info` in ~2 800 compilation units, and every unit
+//! repeats the declarations of the headers it includes. Nothing is parsed when the index is
+//! created: the sections are borrowed from the memory map (or decompressed once when the file
+//! ships them compressed) and only the unit headers are listed.
+//!
+//! A lookup by name scans the *top-level* DIEs of units, in link order, skipping each DIE's
+//! children with `DW_AT_sibling` where the compiler emitted it, and records every named struct,
+//! union, enum, typedef, base type and variable it passes. The scan stops at the first unit that
+//! holds a complete definition of the name asked for; most kernel types and globals are defined in
+//! the first few dozen units (`init/main.c`, `init/version.c` include most of the core headers),
+//! so a typical lookup reads a few megabytes. After a few batches without success the rest of the
+//! units are scanned in parallel (one thread per core) and the index is complete. A complete
+//! definition always wins over a declaration (`struct foo;`).
+//!
+//! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
+//! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
+//! multi-dimensional array are the array DIE's offset with the dimension in bits 48..56.
+//!
+//! Bitfields: DWARF 4+ gives `DW_AT_data_bit_offset` (bits from the start of the aggregate); DWARF
+//! 2/3 gave `DW_AT_bit_offset`, counted from the most significant bit of a storage unit of
+//! `DW_AT_byte_size` bytes at `DW_AT_data_member_location`. Both become one absolute bit offset.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Unit, UnitHeader};
+
+use crate::addr::Endian;
+use crate::debuginfo::elf::Vmlinux;
+use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeKind, TypeSource};
+
+type R = gimli::EndianSlice<'static, RunTimeEndian>;
+
+const DIM_SHIFT: u64 = 48;
+const OFFSET_MASK: u64 = (1 << DIM_SHIFT) - 1;
+/// Units scanned one after the other before the rest is scanned in parallel.
+const SEQUENTIAL_UNITS: usize = 96;
+const BATCH: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NameKind {
+    Struct,
+    Union,
+    Enum,
+    Typedef,
+    Base,
+    Variable,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    offset: u64,
+    declaration: bool,
+}
+
+#[derive(Default)]
+struct Index {
+    names: HashMap<(NameKind, String), Entry>,
+    enumerators: HashMap<String, i64>,
+    next_unit: usize,
+}
+
+impl Index {
+    fn add(&mut self, kind: NameKind, name: String, e: Entry) {
+        match self.names.entry((kind, name)) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if o.get().declaration && !e.declaration {
+                    o.insert(e);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Index) {
+        for ((k, n), e) in other.names {
+            self.add(k, n, e);
+        }
+        for (n, v) in other.enumerators {
+            self.enumerators.entry(n).or_insert(v);
+        }
+    }
+}
+
+struct UnitSlot {
+    offset: u64,
+    end: u64,
+    header: UnitHeader<R>,
+    unit: OnceLock<Result<Arc<Unit<R>>, String>>,
+}
+
+/// DWARF types of a vmlinux behind [`TypeSource`].
+pub struct DwarfTypes {
+    dwarf: gimli::Dwarf<R>,
+    units: Vec<UnitSlot>,
+    index: Mutex<Index>,
+    layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
+    threads: usize,
+    // Keeps the mapped (or decompressed) sections `dwarf` borrows alive.
+    vmlinux: Arc<Vmlinux>,
+}
+
+fn derr(offset: u64, e: impl std::fmt::Display) -> DebugInfoError {
+    DebugInfoError::Dwarf {
+        offset,
+        what: e.to_string(),
+    }
+}
+
+impl DwarfTypes {
+    /// Prepares the index: borrows the debug sections and lists the unit headers.
+    pub fn new(vmlinux: Arc<Vmlinux>) -> Result<DwarfTypes, DebugInfoError> {
+        let endian = match vmlinux.endian() {
+            Endian::Little => RunTimeEndian::Little,
+            Endian::Big => RunTimeEndian::Big,
+        };
+        if vmlinux.section_static(".debug_info")?.is_none() {
+            return Err(DebugInfoError::NoDwarf(
+                vmlinux.path().display().to_string(),
+            ));
+        }
+        let dwarf = gimli::Dwarf::load(|id| -> Result<R, DebugInfoError> {
+            let data = vmlinux.section_static(id.name())?.unwrap_or(&[]);
+            Ok(gimli::EndianSlice::new(data, endian))
+        })?;
+        let mut units = Vec::new();
+        let mut headers = dwarf.units();
+        loop {
+            let h = match headers.next() {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    // A corrupt header ends the listing; the units before it stay usable.
+                    tracing::warn!("DWARF unit list ends early: {e}");
+                    break;
+                }
+            };
+            let offset = h.offset().0 as u64;
+            let end = offset.saturating_add(h.length_including_self() as u64);
+            units.push(UnitSlot {
+                offset,
+                end,
+                header: h,
+                unit: OnceLock::new(),
+            });
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        Ok(DwarfTypes {
+            dwarf,
+            units,
+            index: Mutex::new(Index::default()),
+            layouts: Mutex::new(HashMap::new()),
+            threads,
+            vmlinux: vmlinux,
+        })
+    }
+
+    /// Number of compilation (and type) units.
+    pub fn unit_count(&self) -> usize {
+        self.units.len()
+    }
+
+    /// How many units the name index has scanned so far (for tests and diagnostics).
+    pub fn units_scanned(&self) -> usize {
+        self.lock_index().next_unit
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unit(&self, idx: usize) -> Result<Arc<Unit<R>>, DebugInfoError> {
+        let slot = self
+            .units
+            .get(idx)
+            .ok_or_else(|| derr(0, "unit index out of range"))?;
+        slot.unit
+            .get_or_init(|| {
+                Unit::new(&self.dwarf, slot.header)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| derr(slot.offset, e))
+    }
+
+    fn unit_of(&self, offset: u64) -> Result<(usize, Arc<Unit<R>>), DebugInfoError> {
+        let i = self.units.partition_point(|u| u.offset <= offset);
+        let idx = i
+            .checked_sub(1)
+            .filter(|&i| self.units.get(i).is_some_and(|u| offset < u.end))
+            .ok_or_else(|| derr(offset, "offset outside every unit"))?;
+        Ok((idx, self.unit(idx)?))
+    }
+
+    // ---- name index -------------------------------------------------------------------------
+
+    fn scan_unit(&self, idx: usize, out: &mut Index) -> Result<(), DebugInfoError> {
+        let slot = &self.units[idx];
+        // A temporary unit: the scan must not pin every unit's abbreviations in memory.
+        let unit = match slot.unit.get() {
+            Some(Ok(u)) => u.clone(),
+            _ => Arc::new(Unit::new(&self.dwarf, slot.header).map_err(|e| derr(slot.offset, e))?),
+        };
+        let base = slot.offset;
+        let mut c = unit.entries();
+        if !c.next_entry().map_err(|e| derr(base, e))? {
+            return Ok(());
+        }
+        match c.current() {
+            Some(root) if root.has_children() => {}
+            _ => return Ok(()),
+        }
+        c.next_entry().map_err(|e| derr(base, e))?;
+        while let Some(e) = c.current() {
+            let kind = match e.tag() {
+                gimli::DW_TAG_structure_type => Some(NameKind::Struct),
+                gimli::DW_TAG_union_type => Some(NameKind::Union),
+                gimli::DW_TAG_enumeration_type => Some(NameKind::Enum),
+                gimli::DW_TAG_typedef => Some(NameKind::Typedef),
+                gimli::DW_TAG_base_type => Some(NameKind::Base),
+                gimli::DW_TAG_variable => Some(NameKind::Variable),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let off = base + e.offset().0 as u64;
+                let declaration = flag(e, gimli::DW_AT_declaration);
+                let mut name = self.name_of(&unit, e);
+                if name.is_none() && kind == NameKind::Variable {
+                    // A definition completing an `extern` declaration carries only
+                    // DW_AT_specification; its name is the declaration's.
+                    if let Some(spec) = e.attr_value(gimli::DW_AT_specification)
+                        && let Some(t) = self.ref_offset(&unit, spec)
+                        && let Ok((_, u2)) = self.unit_of(t)
+                        && let Some(d) = self.entry_in(&u2, t).ok()
+                    {
+                        name = self.name_of(&u2, &d);
+                    }
+                }
+                if kind == NameKind::Enum && e.has_children() {
+                    self.scan_enumerators(&unit, e.offset(), &mut out.enumerators);
+                }
+                if let Some(name) = name {
+                    out.add(
+                        kind,
+                        name,
+                        Entry {
+                            offset: off,
+                            declaration,
+                        },
+                    );
+                }
+            }
+            c.next_sibling().map_err(|e| derr(base, e))?;
+        }
+        Ok(())
+    }
+
+    fn scan_enumerators(
+        &self,
+        unit: &Unit<R>,
+        at: gimli::UnitOffset,
+        out: &mut HashMap<String, i64>,
+    ) {
+        let Ok(mut c) = unit.entries_at_offset(at) else {
+            return;
+        };
+        if !matches!(c.next_entry(), Ok(true)) {
+            return;
+        }
+        let Some(depth) = c.current().map(|e| e.depth()) else {
+            return;
+        };
+        while let Ok(true) = c.next_entry() {
+            let Some(e) = c.current() else {
+                if c.depth() <= depth + 1 {
+                    break;
+                }
+                continue;
+            };
+            if e.depth() <= depth {
+                break;
+            }
+            if e.tag() == gimli::DW_TAG_enumerator
+                && let Some(n) = self.name_of(unit, e)
+                && let Some(v) = e
+                    .attr_value(gimli::DW_AT_const_value)
+                    .and_then(|v| const_value(&v))
+            {
+                out.entry(n).or_insert(v);
+            }
+        }
+    }
+
+    /// Scans more units until `done` says the index answers, or every unit is scanned.
+    fn scan_until(&self, done: impl Fn(&Index) -> bool) -> Result<(), DebugInfoError> {
+        let mut idx = self.lock_index();
+        while !done(&idx) && idx.next_unit < self.units.len() {
+            let start = idx.next_unit;
+            if start < SEQUENTIAL_UNITS || self.threads == 1 {
+                let end = (start + BATCH).min(self.units.len());
+                for u in start..end {
+                    let mut local = Index::default();
+                    match self.scan_unit(u, &mut local) {
+                        Ok(()) => idx.merge(local),
+                        Err(e) => tracing::warn!("skipping a DWARF unit: {e}"),
+                    }
+                }
+                idx.next_unit = end;
+            } else {
+                // Scan everything that is left, one contiguous share per thread; merge in
+                // unit order so the result does not depend on timing.
+                let rest: Vec<usize> = (start..self.units.len()).collect();
+                let share = rest.len().div_ceil(self.threads);
+                let parts: Vec<Index> = std::thread::scope(|s| {
+                    let handles: Vec<_> = rest
+                        .chunks(share.max(1))
+                        .map(|chunk| {
+                            s.spawn(move || {
+                                let mut local = Index::default();
+                                for &u in chunk {
+                                    if let Err(e) = self.scan_unit(u, &mut local) {
+                                        tracing::warn!("skipping a DWARF unit: {e}");
+                                    }
+                                }
+                                local
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_default())
+                        .collect()
+                });
+                for p in parts {
+                    idx.merge(p);
+                }
+                idx.next_unit = self.units.len();
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, kind: NameKind, name: &str) -> Result<Option<Entry>, DebugInfoError> {
+        let key = (kind, name.to_string());
+        self.scan_until(|idx| idx.names.get(&key).is_some_and(|e| !e.declaration))?;
+        Ok(self.lock_index().names.get(&key).copied())
+    }
+
+    // ---- DIE helpers ------------------------------------------------------------------------
+
+    fn name_of(&self, unit: &Unit<R>, e: &DebuggingInformationEntry<R>) -> Option<String> {
+        let v = e.attr_value(gimli::DW_AT_name)?;
+        let s = self.dwarf.attr_string(unit, v).ok()?;
+        Some(s.to_string_lossy().into_owned())
+    }
+
+    fn ref_offset(&self, unit: &Unit<R>, v: AttributeValue<R>) -> Option<u64> {
+        match v {
+            AttributeValue::UnitRef(o) => Some(unit.header.offset().0 as u64 + o.0 as u64),
+            AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
+            _ => None,
+        }
+    }
+
+    fn entry_in(
+        &self,
+        unit: &Unit<R>,
+        offset: u64,
+    ) -> Result<DebuggingInformationEntry<R>, DebugInfoError> {
+        let base = unit.header.offset().0 as u64;
+        let uo = offset
+            .checked_sub(base)
+            .ok_or_else(|| derr(offset, "offset before its unit"))?;
+        unit.entry(gimli::UnitOffset(uo as usize))
+            .map_err(|e| derr(offset, e))
+    }
+
+    fn type_ref(&self, unit: &Unit<R>, e: &DebuggingInformationEntry<R>) -> Option<TypeId> {
+        e.attr_value(gimli::DW_AT_type)
+            .and_then(|v| self.ref_offset(unit, v))
+            .map(TypeId)
+    }
+
+    // ---- type parsing -----------------------------------------------------------------------
+
+    fn get_depth(&self, id: TypeId, depth: u32) -> Result<Arc<Type>, DebugInfoError> {
+        if let Some(r) = self
+            .layouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id.0)
+        {
+            return r.clone().map_err(|what| derr(id.0 & OFFSET_MASK, what));
+        }
+        if depth > 64 {
+            return Err(derr(id.0, "type chain too deep (cycle?)"));
+        }
+        let parsed = self.parse(id, depth).map(Arc::new);
+        let stored = match &parsed {
+            Ok(t) => Ok(t.clone()),
+            Err(DebugInfoError::Dwarf { what, .. }) => Err(what.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        self.layouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.0, stored);
+        parsed
+    }
+
+    fn size_of(&self, id: Option<TypeId>, depth: u32) -> Result<Option<u64>, DebugInfoError> {
+        match id {
+            None => Ok(None),
+            Some(id) => Ok(self.get_depth(id, depth + 1)?.size),
+        }
+    }
+
+    fn parse(&self, id: TypeId, depth: u32) -> Result<Type, DebugInfoError> {
+        let offset = id.0 & OFFSET_MASK;
+        let dim = id.0 >> DIM_SHIFT;
+        let (_, unit) = self.unit_of(offset)?;
+        let e = self.entry_in(&unit, offset)?;
+        let name = self.name_of(&unit, &e);
+        let byte_size = e
+            .attr_value(gimli::DW_AT_byte_size)
+            .and_then(|v| v.udata_value());
+        let target = self.type_ref(&unit, &e);
+        let t = match e.tag() {
+            gimli::DW_TAG_base_type => {
+                let enc = match e.attr_value(gimli::DW_AT_encoding) {
+                    Some(AttributeValue::Encoding(enc)) => enc,
+                    _ => gimli::DW_ATE_unsigned,
+                };
+                let encoding = match enc {
+                    gimli::DW_ATE_signed => BaseEncoding::Signed,
+                    gimli::DW_ATE_signed_char => BaseEncoding::SignedChar,
+                    gimli::DW_ATE_unsigned_char => BaseEncoding::UnsignedChar,
+                    gimli::DW_ATE_boolean => BaseEncoding::Bool,
+                    gimli::DW_ATE_float | gimli::DW_ATE_complex_float => BaseEncoding::Float,
+                    _ => BaseEncoding::Unsigned,
+                };
+                Type {
+                    name,
+                    size: byte_size,
+                    kind: TypeKind::Base { encoding },
+                }
+            }
+            gimli::DW_TAG_pointer_type
+            | gimli::DW_TAG_reference_type
+            | gimli::DW_TAG_rvalue_reference_type => Type {
+                name: None,
+                size: Some(byte_size.unwrap_or(u64::from(unit.header.address_size()))),
+                kind: TypeKind::Pointer { target },
+            },
+            gimli::DW_TAG_typedef => Type {
+                name,
+                size: self.size_of(target, depth)?,
+                kind: TypeKind::Typedef { target },
+            },
+            gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_restrict_type
+            | gimli::DW_TAG_atomic_type
+            | gimli::DW_TAG_immutable_type => match target {
+                // Qualifiers are transparent: the qualified type reads as its target.
+                Some(t) => (*self.get_depth(t, depth + 1)?).clone(),
+                None => Type {
+                    name: Some("void".into()),
+                    size: None,
+                    kind: TypeKind::Void,
+                },
+            },
+            gimli::DW_TAG_unspecified_type => Type {
+                name,
+                size: None,
+                kind: TypeKind::Void,
+            },
+            gimli::DW_TAG_subroutine_type | gimli::DW_TAG_subprogram => Type {
+                name,
+                size: None,
+                kind: TypeKind::Function,
+            },
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type | gimli::DW_TAG_class_type => {
+                let declaration = flag(&e, gimli::DW_AT_declaration);
+                let members = self.members(&unit, offset, &e)?;
+                let kind = if e.tag() == gimli::DW_TAG_union_type {
+                    TypeKind::Union {
+                        members,
+                        declaration,
+                    }
+                } else {
+                    TypeKind::Struct {
+                        members,
+                        declaration,
+                    }
+                };
+                Type {
+                    name,
+                    size: if declaration { None } else { byte_size },
+                    kind,
+                }
+            }
+            gimli::DW_TAG_enumeration_type => {
+                let underlying_signed = match target {
+                    Some(t) => match self.get_depth(t, depth + 1)?.kind {
+                        TypeKind::Base { encoding } => Some(encoding.is_signed()),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let mut enumerators = Vec::new();
+                let mut any_negative = false;
+                self.for_children(&unit, offset, |u, c| {
+                    if c.tag() == gimli::DW_TAG_enumerator
+                        && let Some(n) = self.name_of(u, c)
+                    {
+                        let v = c
+                            .attr_value(gimli::DW_AT_const_value)
+                            .and_then(|v| const_value(&v))
+                            .unwrap_or(0);
+                        if matches!(
+                            c.attr_value(gimli::DW_AT_const_value),
+                            Some(AttributeValue::Sdata(x)) if x < 0
+                        ) {
+                            any_negative = true;
+                        }
+                        enumerators.push((n, v));
+                    }
+                })?;
+                Type {
+                    name,
+                    size: byte_size,
+                    kind: TypeKind::Enum {
+                        signed: underlying_signed.unwrap_or(any_negative),
+                        enumerators,
+                    },
+                }
+            }
+            gimli::DW_TAG_array_type => {
+                let element = target.ok_or_else(|| derr(offset, "array without element type"))?;
+                let mut dims: Vec<Option<u64>> = Vec::new();
+                self.for_children(&unit, offset, |_, c| {
+                    if matches!(
+                        c.tag(),
+                        gimli::DW_TAG_subrange_type | gimli::DW_TAG_enumeration_type
+                    ) {
+                        let count = c
+                            .attr_value(gimli::DW_AT_count)
+                            .and_then(|v| v.udata_value())
+                            .or_else(|| {
+                                c.attr_value(gimli::DW_AT_upper_bound)
+                                    .and_then(|v| v.sdata_value())
+                                    // upper bound -1: GCC's zero-length array
+                                    .map(|ub| (ub + 1).max(0) as u64)
+                            });
+                        dims.push(count);
+                    }
+                })?;
+                if dims.is_empty() {
+                    dims.push(None);
+                }
+                let d = dim as usize;
+                let count = *dims
+                    .get(d)
+                    .ok_or_else(|| derr(offset, "array dimension out of range"))?;
+                let element = if d + 1 < dims.len() {
+                    TypeId(offset | ((dim + 1) << DIM_SHIFT))
+                } else {
+                    element
+                };
+                let size = match count {
+                    Some(n) => self
+                        .size_of(Some(element), depth)?
+                        .and_then(|es| es.checked_mul(n)),
+                    None => None,
+                };
+                Type {
+                    name: None,
+                    size,
+                    kind: TypeKind::Array { element, count },
+                }
+            }
+            other => {
+                return Err(derr(offset, format!("DIE tag {other} is not a type")));
+            }
+        };
+        Ok(t)
+    }
+
+    fn for_children(
+        &self,
+        unit: &Unit<R>,
+        offset: u64,
+        mut f: impl FnMut(&Unit<R>, &DebuggingInformationEntry<R>),
+    ) -> Result<(), DebugInfoError> {
+        let base = unit.header.offset().0 as u64;
+        let uo = gimli::UnitOffset((offset - base) as usize);
+        let mut c = unit.entries_at_offset(uo).map_err(|e| derr(offset, e))?;
+        if !c.next_entry().map_err(|e| derr(offset, e))? {
+            return Ok(());
+        }
+        let Some(parent) = c.current() else {
+            return Ok(());
+        };
+        if !parent.has_children() {
+            return Ok(());
+        }
+        c.next_entry().map_err(|e| derr(offset, e))?;
+        while let Some(child) = c.current() {
+            f(unit, child);
+            c.next_sibling().map_err(|e| derr(offset, e))?;
+        }
+        Ok(())
+    }
+
+    fn members(
+        &self,
+        unit: &Unit<R>,
+        offset: u64,
+        _e: &DebuggingInformationEntry<R>,
+    ) -> Result<Vec<Member>, DebugInfoError> {
+        let big_endian = self.vmlinux.endian() == Endian::Big;
+        let mut members = Vec::new();
+        let mut bad = None;
+        self.for_children(unit, offset, |u, c| {
+            if c.tag() != gimli::DW_TAG_member {
+                return;
+            }
+            let Some(ty) = self.type_ref(u, c) else {
+                bad = Some("member without a type");
+                return;
+            };
+            let name = self.name_of(u, c);
+            let byte_loc = match c.attr_value(gimli::DW_AT_data_member_location) {
+                None => 0,
+                Some(v) => match v.udata_value() {
+                    Some(n) => n,
+                    None => match v {
+                        // DWARF 2: a location expression, in practice DW_OP_plus_uconst N.
+                        AttributeValue::Exprloc(expr) => {
+                            let mut r = expr.0;
+                            match r.read_u8() {
+                                Ok(op) if op == gimli::DW_OP_plus_uconst.0 => {
+                                    r.read_uleb128().unwrap_or(0)
+                                }
+                                _ => {
+                                    bad = Some("unsupported member location expression");
+                                    0
+                                }
+                            }
+                        }
+                        _ => 0,
+                    },
+                },
+            };
+            let bit_size = c
+                .attr_value(gimli::DW_AT_bit_size)
+                .and_then(|v| v.udata_value());
+            let bit_offset = if let Some(dbo) = c
+                .attr_value(gimli::DW_AT_data_bit_offset)
+                .and_then(|v| v.udata_value())
+            {
+                dbo
+            } else if let (Some(bo), Some(bs)) = (
+                c.attr_value(gimli::DW_AT_bit_offset)
+                    .and_then(|v| v.udata_value()),
+                bit_size,
+            ) {
+                // Legacy: bit_offset counts from the MSB of the storage unit.
+                let storage_bits = c
+                    .attr_value(gimli::DW_AT_byte_size)
+                    .and_then(|v| v.udata_value())
+                    .unwrap_or(0)
+                    * 8;
+                let within = if big_endian {
+                    bo
+                } else {
+                    storage_bits.saturating_sub(bo).saturating_sub(bs)
+                };
+                byte_loc * 8 + within
+            } else {
+                byte_loc * 8
+            };
+            members.push(Member {
+                name,
+                ty,
+                bit_offset,
+                bit_size,
+            });
+        })?;
+        if let Some(what) = bad {
+            return Err(derr(offset, what));
+        }
+        Ok(members)
+    }
+
+    fn variable_die_type(&self, offset: u64) -> Result<Option<TypeId>, DebugInfoError> {
+        let mut off = offset;
+        for _ in 0..4 {
+            let (_, unit) = self.unit_of(off)?;
+            let e = self.entry_in(&unit, off)?;
+            if let Some(t) = self.type_ref(&unit, &e) {
+                return Ok(Some(t));
+            }
+            let next = e
+                .attr_value(gimli::DW_AT_specification)
+                .or_else(|| e.attr_value(gimli::DW_AT_abstract_origin))
+                .and_then(|v| self.ref_offset(&unit, v));
+            match next {
+                Some(n) => off = n,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn flag(e: &DebuggingInformationEntry<R>, at: gimli::DwAt) -> bool {
+    matches!(e.attr_value(at), Some(AttributeValue::Flag(true)))
+}
+
+fn const_value(v: &AttributeValue<R>) -> Option<i64> {
+    match *v {
+        AttributeValue::Sdata(x) => Some(x),
+        AttributeValue::Udata(x) => Some(x as i64),
+        AttributeValue::Data1(x) => Some(i64::from(x)),
+        AttributeValue::Data2(x) => Some(i64::from(x)),
+        AttributeValue::Data4(x) => Some(i64::from(x)),
+        AttributeValue::Data8(x) => Some(x as i64),
+        _ => None,
+    }
+}
+
+/// Splits `"struct foo"` into the kind and the bare name; a bare name is a typedef or base type.
+pub(crate) fn split_c_name(name: &str) -> (Option<&'static str>, &str) {
+    let name = name.trim();
+    for kw in ["struct", "union", "enum"] {
+        if let Some(rest) = name.strip_prefix(kw)
+            && rest.starts_with(' ')
+        {
+            return (Some(kw), rest.trim());
+        }
+    }
+    (None, name)
+}
+
+impl TypeSource for DwarfTypes {
+    fn find_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
+        let (kw, bare) = split_c_name(name);
+        let kinds: &[NameKind] = match kw {
+            Some("struct") => &[NameKind::Struct],
+            Some("union") => &[NameKind::Union],
+            Some("enum") => &[NameKind::Enum],
+            _ => &[NameKind::Typedef, NameKind::Base],
+        };
+        if kinds.len() == 1 {
+            return Ok(self.lookup(kinds[0], bare)?.map(|e| TypeId(e.offset)));
+        }
+        // A bare name: either a typedef or a base type; scan until one is found.
+        let keys: Vec<(NameKind, String)> = kinds.iter().map(|k| (*k, bare.to_string())).collect();
+        self.scan_until(|idx| keys.iter().any(|k| idx.names.contains_key(k)))?;
+        let idx = self.lock_index();
+        Ok(keys
+            .iter()
+            .find_map(|k| idx.names.get(k))
+            .map(|e| TypeId(e.offset)))
+    }
+
+    fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError> {
+        self.get_depth(id, 0)
+    }
+
+    fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
+        match self.lookup(NameKind::Variable, name)? {
+            Some(e) => self.variable_die_type(e.offset),
+            None => Ok(None),
+        }
+    }
+
+    fn enumerator(&self, name: &str) -> Result<Option<i64>, DebugInfoError> {
+        self.scan_until(|idx| idx.enumerators.contains_key(name))?;
+        Ok(self.lock_index().enumerators.get(name).copied())
+    }
+}

@@ -1,0 +1,387 @@
+//! Round trips through every format, codec and header version, with the synthetic builder's own
+//! page map as the oracle.
+
+mod common;
+
+use common::vmcore::{
+    ElfOpts, KdumpOpts, SynthArch, SynthCodec, VmcoreBuilder, compressible_page, random_page,
+};
+use vmcore_report::addr::{Arch, Endian, PhysAddr};
+use vmcore_report::dump::{self, Dump, DumpFormat};
+
+const PS: u64 = 4096;
+
+fn vmcoreinfo_for(arch: SynthArch) -> String {
+    let mut s = String::from("OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\nKERNELOFFSET=1e000000\n");
+    match arch {
+        SynthArch::X86_64 => s.push_str("SYMBOL(init_top_pgt)=ffffffff8260a000\n"),
+        SynthArch::Aarch64 => s.push_str("NUMBER(VA_BITS)=48\n"),
+        SynthArch::S390x => s.push_str("SYMBOL(lowcore_ptr)=1c0a0\n"),
+    }
+    s
+}
+
+/// A machine with pages of every kind: compressible, random, zero, excluded, a hole, and the
+/// last PFN.
+fn machine(arch: SynthArch) -> VmcoreBuilder {
+    let mut b = VmcoreBuilder::new(arch);
+    for pfn in 0..40u64 {
+        match pfn % 5 {
+            0 | 1 => b.page(pfn, &compressible_page(pfn, PS as usize)),
+            2 => b.page(pfn, &random_page(pfn, PS as usize)),
+            3 => b.page(pfn, &vec![0; PS as usize]),
+            _ => b.exclude(pfn),
+        };
+    }
+    // A hole (PFNs 40..100 are not RAM), then RAM up to the last PFN.
+    for pfn in 100..110u64 {
+        b.page(pfn, &compressible_page(pfn * 7, PS as usize));
+    }
+    b.page(299, &random_page(299, PS as usize));
+    b.max_pfn(300);
+    b.vmcoreinfo(&vmcoreinfo_for(arch));
+    let nregs = match arch {
+        SynthArch::X86_64 => 27,
+        SynthArch::Aarch64 => 34,
+        SynthArch::S390x => 18,
+    };
+    for cpu in 0..2u64 {
+        let regs: Vec<u64> = (0..nregs).map(|i| 0x1000 * (cpu + 1) + i).collect();
+        b.prstatus(100 + cpu as u32, &regs);
+    }
+    b
+}
+
+fn expected_pc_sp(arch: SynthArch, cpu: u64) -> (u64, u64) {
+    let r = |i: u64| 0x1000 * (cpu + 1) + i;
+    match arch {
+        SynthArch::X86_64 => (r(16), r(19)),
+        SynthArch::Aarch64 => (r(32), r(31)),
+        SynthArch::S390x => (r(1), r(17)),
+    }
+}
+
+fn arch_of(a: SynthArch) -> Arch {
+    match a {
+        SynthArch::X86_64 => Arch::X86_64,
+        SynthArch::Aarch64 => Arch::Aarch64,
+        SynthArch::S390x => Arch::S390x,
+    }
+}
+
+/// Every page the builder dumped reads back exactly; excluded pages are `not-dumped`; holes and
+/// pages past the end are `out-of-range`; a read across two pages works.
+fn check_memory(b: &VmcoreBuilder, d: &Dump, ctx: &str) {
+    let mut buf = vec![0u8; PS as usize];
+    for (&pfn, page) in b.pages() {
+        let addr = PhysAddr(pfn * PS);
+        assert!(d.mem.is_dumped(addr), "{ctx}: pfn {pfn} not dumped");
+        d.mem
+            .read_phys(addr, &mut buf)
+            .unwrap_or_else(|e| panic!("{ctx}: pfn {pfn}: {e}"));
+        assert!(&buf == page, "{ctx}: pfn {pfn} differs");
+    }
+    for &pfn in b.excluded() {
+        let addr = PhysAddr(pfn * PS);
+        assert!(!d.mem.is_dumped(addr), "{ctx}: excluded pfn {pfn} dumped");
+        if matches!(d.info.format, DumpFormat::Kdump { .. }) {
+            let e = d.mem.read_phys(addr, &mut buf).unwrap_err();
+            assert_eq!(e.code(), "not-dumped", "{ctx}: pfn {pfn}: {e}");
+        } else {
+            // ELF: inside a PT_LOAD past p_filesz: zero-filled.
+            d.mem.read_phys(addr, &mut buf).unwrap();
+            assert!(buf.iter().all(|&x| x == 0), "{ctx}: pfn {pfn} not zero");
+        }
+    }
+    for pfn in [50u64, 300, 1 << 40] {
+        let e = d.mem.read_phys(PhysAddr(pfn * PS), &mut buf).unwrap_err();
+        assert_eq!(e.code(), "out-of-range", "{ctx}: pfn {pfn}: {e}");
+    }
+    // Across pages 0 and 1.
+    let mut two = vec![0u8; 100];
+    d.mem.read_phys(PhysAddr(PS - 50), &mut two).unwrap();
+    assert_eq!(&two[..50], &b.pages()[&0][PS as usize - 50..], "{ctx}");
+    assert_eq!(&two[50..], &b.pages()[&1][..50], "{ctx}");
+}
+
+fn check_info(arch: SynthArch, d: &Dump, ctx: &str, with_notes: bool) {
+    assert_eq!(d.info.arch, Some(arch_of(arch)), "{ctx}: arch");
+    let endian = if arch.big_endian() {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    assert_eq!(d.info.endian, endian, "{ctx}");
+    assert_eq!(d.info.page_size, PS, "{ctx}");
+    let vi = d.info.vmcoreinfo.as_ref().expect("vmcoreinfo");
+    assert_eq!(vi.osrelease.as_deref(), Some("6.1.0-synthetic"), "{ctx}");
+    assert_eq!(vi.kerneloffset, Some(0x1e000000), "{ctx}");
+    if with_notes {
+        assert_eq!(d.info.cpus.len(), 2, "{ctx}");
+        for (i, c) in d.info.cpus.iter().enumerate() {
+            assert_eq!(c.pid, 100 + i as u32, "{ctx}");
+            let (pc, sp) = expected_pc_sp(arch, i as u64);
+            assert_eq!((c.pc, c.sp), (Some(pc), Some(sp)), "{ctx}: cpu {i}");
+        }
+    }
+}
+
+#[test]
+fn elf_both_endiannesses_qemu_layout_and_pn_xnum() {
+    for arch in [SynthArch::X86_64, SynthArch::Aarch64, SynthArch::S390x] {
+        for (phdrs_after_shdrs, pn_xnum) in [(true, false), (false, false), (true, true)] {
+            let mut b = machine(arch);
+            if arch == SynthArch::X86_64 {
+                b.qemu_cr3(0x1234_5000).qemu_cr3(0x6789_a000);
+            }
+            let ctx = format!("elf {arch:?} after_shdrs={phdrs_after_shdrs} xnum={pn_xnum}");
+            let bytes = b.build_elf(&ElfOpts {
+                phdrs_after_shdrs,
+                pn_xnum,
+            });
+            let d = dump::open_bytes(bytes).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert!(matches!(d.info.format, DumpFormat::Elf { .. }));
+            check_memory(&b, &d, &ctx);
+            check_info(arch, &d, &ctx, true);
+            if arch == SynthArch::X86_64 {
+                assert_eq!(d.info.cpus[0].page_table_root, Some(0x1234_5000));
+                assert_eq!(d.info.cpus[1].page_table_root, Some(0x6789_a000));
+            }
+            // Ranges are sorted even though the builder wrote PT_LOADs back to front.
+            let r = d.mem.ranges();
+            assert!(r.windows(2).all(|w| w[0].end <= w[1].start), "{ctx}: {r:?}");
+            assert_eq!(r.first().unwrap().start, PhysAddr(0));
+            assert_eq!(r.last().unwrap().end, PhysAddr(300 * PS));
+        }
+    }
+}
+
+#[test]
+fn kdump_every_codec_and_header_version_both_endiannesses() {
+    for arch in [SynthArch::X86_64, SynthArch::S390x] {
+        let b = machine(arch);
+        for codec in SynthCodec::ALL {
+            for version in 1..=6 {
+                let ctx = format!("kdump {arch:?} {codec:?} v{version}");
+                let opts = KdumpOpts {
+                    codec,
+                    header_version: version,
+                    ..Default::default()
+                };
+                let d = dump::open_bytes(b.build_kdump(&opts).to_vec())
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                check_memory(&b, &d, &ctx);
+                match &d.info.format {
+                    DumpFormat::Kdump {
+                        header_version,
+                        compression,
+                        flattened,
+                        incomplete,
+                    } => {
+                        assert_eq!(*header_version, version, "{ctx}");
+                        assert_eq!(compression.as_deref(), codec.name(), "{ctx}");
+                        assert!(!flattened && !incomplete, "{ctx}");
+                    }
+                    f => panic!("{ctx}: {f:?}"),
+                }
+                assert_eq!(d.info.phys_base, Some(0x1_0000_0000), "{ctx}");
+                assert_eq!(d.info.dump_level, Some(31), "{ctx}");
+                assert_eq!(d.info.header_timestamp, Some(1_700_000_000), "{ctx}");
+                let uts = d.info.header_utsname.as_ref().unwrap();
+                assert_eq!(uts.machine, arch.uname_machine(), "{ctx}");
+                assert_eq!(uts.release, "6.1.0-synthetic", "{ctx}");
+                if version >= 3 {
+                    check_info(arch, &d, &ctx, version >= 4);
+                } else {
+                    assert!(d.info.vmcoreinfo.is_none(), "{ctx}");
+                }
+                let r = d.mem.ranges();
+                assert_eq!(r.first().unwrap().start, PhysAddr(0), "{ctx}");
+                assert_eq!(r.last().unwrap().end, PhysAddr(300 * PS), "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
+fn kdump_empty_utsname_takes_arch_from_vmcoreinfo() {
+    for arch in [SynthArch::X86_64, SynthArch::Aarch64, SynthArch::S390x] {
+        let b = machine(arch);
+        let opts = KdumpOpts {
+            empty_utsname: true,
+            ..Default::default()
+        };
+        let d = dump::open_bytes(b.build_kdump(&opts).to_vec()).unwrap();
+        assert_eq!(d.info.header_utsname.as_ref().unwrap().machine, "");
+        assert_eq!(d.info.arch, Some(arch_of(arch)), "{arch:?}");
+        check_info(arch, &d, &format!("{arch:?}"), true);
+    }
+}
+
+#[test]
+fn diskdump_signature_reads_like_kdump() {
+    let b = machine(SynthArch::X86_64);
+    let opts = KdumpOpts {
+        signature: *b"DISKDUMP",
+        codec: SynthCodec::Raw,
+        ..Default::default()
+    };
+    let d = dump::open_bytes(b.build_kdump(&opts).to_vec()).unwrap();
+    check_memory(&b, &d, "diskdump");
+}
+
+#[test]
+fn flattened_every_codec_records_split_and_overwritten() {
+    let b = machine(SynthArch::X86_64);
+    for codec in SynthCodec::ALL {
+        for record in [1000usize, 3 * 4096 + 17, 1 << 20] {
+            let ctx = format!("flat {codec:?} record {record}");
+            let img = b.build_kdump(&KdumpOpts {
+                codec,
+                ..Default::default()
+            });
+            let flat = VmcoreBuilder::flatten(&img, record);
+            let d = dump::open_bytes(flat).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert!(
+                matches!(
+                    d.info.format,
+                    DumpFormat::Kdump {
+                        flattened: true,
+                        ..
+                    }
+                ),
+                "{ctx}"
+            );
+            check_memory(&b, &d, &ctx);
+            check_info(SynthArch::X86_64, &d, &ctx, true);
+        }
+    }
+}
+
+#[test]
+fn kdump_data_past_4_gib_in_a_sparse_file() {
+    let b = machine(SynthArch::X86_64);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flat) in [("far.kdump", false), ("far.flat", true)] {
+        let img = b.build_kdump(&KdumpOpts {
+            codec: SynthCodec::Zstd,
+            data_offset: Some(5 << 30),
+            ..Default::default()
+        });
+        let path = dir.path().join(name);
+        if flat {
+            // The flattened stream stays small: records carry their 64-bit target offsets.
+            let mut recs = vec![0u8; 4096];
+            recs[..12].copy_from_slice(b"makedumpfile");
+            recs[16..24].copy_from_slice(&1i64.to_be_bytes());
+            recs[24..32].copy_from_slice(&1i64.to_be_bytes());
+            for (off, c) in &img.chunks {
+                recs.extend_from_slice(&(*off as i64).to_be_bytes());
+                recs.extend_from_slice(&(c.len() as i64).to_be_bytes());
+                recs.extend_from_slice(c);
+            }
+            recs.extend_from_slice(&[0xff; 16]);
+            std::fs::write(&path, recs).unwrap();
+        } else {
+            img.write_sparse(&path);
+            assert!(std::fs::metadata(&path).unwrap().len() > 5 << 30);
+        }
+        let d = dump::open(&[path]).unwrap();
+        check_memory(&b, &d, name);
+    }
+}
+
+#[test]
+fn split_dump_pieces_merge_in_any_order() {
+    let b = machine(SynthArch::X86_64);
+    let dir = tempfile::tempdir().unwrap();
+    for version in [2, 6] {
+        let pieces = b.build_split(
+            &KdumpOpts {
+                header_version: version,
+                codec: SynthCodec::Lzo,
+                ..Default::default()
+            },
+            3,
+        );
+        let mut paths = Vec::new();
+        for (i, p) in pieces.iter().enumerate().rev() {
+            let path = dir.path().join(format!("v{version}-piece{i}"));
+            std::fs::write(&path, p.to_vec()).unwrap();
+            paths.push(path);
+        }
+        let d = dump::open(&paths).unwrap();
+        check_memory(&b, &d, &format!("split v{version}"));
+        // One piece alone reads its own range and reports the rest out of range.
+        let one = dump::open(&paths[2..]).unwrap();
+        let mut buf = vec![0u8; PS as usize];
+        one.mem.read_phys(PhysAddr(0), &mut buf).unwrap();
+        assert_eq!(
+            one.mem
+                .read_phys(PhysAddr(299 * PS), &mut buf)
+                .unwrap_err()
+                .code(),
+            "out-of-range"
+        );
+    }
+    // Several files that are not split pieces: a clear error.
+    let whole = dir.path().join("whole");
+    std::fs::write(&whole, b.build_kdump(&KdumpOpts::default()).to_vec()).unwrap();
+    let e = dump::open(&[whole.clone(), whole]).err().unwrap();
+    assert_eq!(e.code(), "unsupported", "{e}");
+}
+
+#[test]
+fn incomplete_dump_reports_missing_pages_as_not_dumped() {
+    let b = machine(SynthArch::X86_64);
+    let img = b.build_kdump(&KdumpOpts {
+        incomplete_drop: Some(3),
+        ..Default::default()
+    });
+    let dropped: Vec<u64> = img.desc_pfns[img.desc_pfns.len() - 3..].to_vec();
+    let d = dump::open_bytes(img.to_vec()).unwrap();
+    assert!(matches!(
+        d.info.format,
+        DumpFormat::Kdump {
+            incomplete: true,
+            ..
+        }
+    ));
+    let mut buf = vec![0u8; PS as usize];
+    for (&pfn, page) in b.pages() {
+        let r = d.mem.read_phys(PhysAddr(pfn * PS), &mut buf);
+        if dropped.contains(&pfn) {
+            assert_eq!(r.unwrap_err().code(), "not-dumped", "pfn {pfn}");
+        } else {
+            r.unwrap();
+            assert!(&buf == page, "pfn {pfn}");
+        }
+    }
+}
+
+#[test]
+fn concurrent_reads_share_the_page_cache() {
+    let b = machine(SynthArch::X86_64);
+    let d = dump::open_bytes(
+        b.build_kdump(&KdumpOpts {
+            codec: SynthCodec::Snappy,
+            ..Default::default()
+        })
+        .to_vec(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (mem, pages) = (d.mem.clone(), b.pages());
+            s.spawn(move || {
+                let mut buf = vec![0u8; PS as usize];
+                for round in 0..20 {
+                    for (&pfn, page) in pages.iter().skip((t + round) % 3) {
+                        mem.read_phys(PhysAddr(pfn * PS), &mut buf).unwrap();
+                        assert!(&buf == page);
+                    }
+                }
+            });
+        }
+    });
+}
