@@ -23,7 +23,10 @@ pub mod taint;
 
 use serde::Serialize;
 
+use crate::kernel::Kernel;
+use crate::plugins::sched_debug::kview::KView;
 use crate::plugins::sched_debug::record::escape_bytes;
+use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
 /// `struct new_utsname`, raw bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,7 +79,10 @@ impl Serialize for Uts {
 /// CPU counts from the kernel's masks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CpuCounts {
+    /// After a panic only the panicking CPU is left online: the others stop themselves.
     pub online: Option<u32>,
+    /// Not cleared by the panic: the CPUs that were online while the system ran.
+    pub active: Option<u32>,
     pub present: Option<u32>,
     pub possible: Option<u32>,
     pub nr_cpu_ids: Option<u32>,
@@ -168,5 +174,46 @@ mod erased {
         fn to_json(&self) -> Result<String, serde_json::Error> {
             serde_json::to_string_pretty(self)
         }
+    }
+}
+
+impl DumpFacts {
+    /// What the dump container and the address space say.
+    pub fn from_kernel(k: &Kernel) -> DumpFacts {
+        let info = k.info();
+        let vi = info.vmcoreinfo.as_ref();
+        DumpFacts {
+            arch: info.arch.map(|a| a.uname_machine().to_string()),
+            page_size: vi.and_then(|v| v.page_size).or(Some(info.page_size)),
+            kaslr_offset: Some(k.space().kaslr_offset()),
+            crash_time: vi.and_then(|v| v.crashtime),
+            format: Some(info.format.name().to_string()),
+            cpu_notes: u32::try_from(info.cpus.len()).ok().filter(|&n| n > 0),
+        }
+    }
+}
+
+pub struct KernelInfoPlugin;
+
+impl Plugin for KernelInfoPlugin {
+    fn name(&self) -> &'static str {
+        "kernel_info"
+    }
+
+    fn description(&self) -> &'static str {
+        "kernel identity (uname, banner), taints, architecture, CPUs, crash time and uptime"
+    }
+
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let facts = DumpFacts::from_kernel(ctx.kernel);
+        let c = collect::collect(&KView::new(ctx.kernel), &facts);
+        let files = render_outputs(&c.info).map_err(|e| PluginError::new("json", e.to_string()))?;
+        for (name, data) in files {
+            ctx.write_bytes(name, &data)?;
+        }
+        for e in c.errors {
+            ctx.record_error(e);
+        }
+        Ok(())
     }
 }

@@ -14,6 +14,40 @@
 
 pub mod access;
 pub mod collect;
+pub mod kview;
 pub mod record;
 pub mod render;
 pub mod state;
+
+use crate::report::plugin::{Plugin, PluginContext, PluginError};
+
+/// Where the kernel keeps the file (debugfs, 5.13+; `/proc/sched_debug` before).
+pub const ARCHIVE_PATH: &str = "sys/kernel/debug/sched/debug";
+
+/// The environment variable that adds the approximation notes at the top of the file.
+pub const ANNOTATE_ENV: &str = "SOS_VMCORE_SCHED_DEBUG";
+
+pub struct SchedDebugPlugin;
+
+impl Plugin for SchedDebugPlugin {
+    fn name(&self) -> &'static str {
+        "sched_debug"
+    }
+
+    fn description(&self) -> &'static str {
+        "scheduler state as /sys/kernel/debug/sched/debug printed it (runqueues, cfs/rt/dl, tasks)"
+    }
+
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let view = kview::KView::new(ctx.kernel);
+        let c = collect::collect(&view);
+        let annotate = std::env::var(ANNOTATE_ENV).as_deref() == Ok("1");
+        let text = render::render(&c.sched, annotate);
+        ctx.write_archive_path(ARCHIVE_PATH, &text)?;
+        ctx.write_json("sched_debug.json", &c.sched)?;
+        for e in c.errors {
+            ctx.record_error(e);
+        }
+        Ok(())
+    }
+}

@@ -754,3 +754,21 @@ fn cpus_fall_back_from_online_to_present_mask() {
     assert_eq!(out.sched.cpus.len(), 1);
     assert_eq!(out.sched.cpus[0].cpu, 0);
 }
+
+/// A panic clears the stopped CPUs from cpu_online_mask but not from cpu_active_mask: the file
+/// lists the CPUs that were online while the system ran.
+#[test]
+fn cpus_stopped_by_the_panic_are_listed_from_the_active_mask() {
+    let mut b = build(false, false, None);
+    b.k.cpumasks.insert("__cpu_online_mask".into(), vec![0]);
+    b.k.cpumasks.insert("__cpu_active_mask".into(), vec![0, 1]);
+    let out = collect(&b.k);
+    let cpus: Vec<u32> = out.sched.cpus.iter().map(|c| c.cpu).collect();
+    assert_eq!(cpus, [0, 1]);
+    assert!(
+        out.sched
+            .notes
+            .iter()
+            .any(|n| n.contains("cpu_active_mask"))
+    );
+}

@@ -25,6 +25,7 @@ pub fn collect<K: KernelAccess>(k: &K, facts: &DumpFacts) -> Collected {
     };
     for (name, dst) in [
         ("__cpu_online_mask", &mut cpus.online),
+        ("__cpu_active_mask", &mut cpus.active),
         ("__cpu_present_mask", &mut cpus.present),
         ("__cpu_possible_mask", &mut cpus.possible),
     ] {

@@ -132,11 +132,42 @@ impl<K: KernelAccess> Ctx<'_, K> {
         }
     }
 
-    /// `for_each_online_cpu`, falling back to the present, then possible mask, then
-    /// `0..nr_cpu_ids`, then CPU 0 alone, so that a damaged mask still yields something.
+    /// `for_each_online_cpu` as it was before the crash, falling back to the present, then
+    /// possible mask, then `0..nr_cpu_ids`, then CPU 0 alone, so that a damaged mask still
+    /// yields something.
+    ///
+    /// A panic stops the other CPUs and each one clears itself from `cpu_online_mask`
+    /// (`stop_this_cpu()` on x86, `ipi_cpu_stop()` on arm64) but not from `cpu_active_mask`,
+    /// which hotplug clears before the online bit. So the CPUs online while the system ran are
+    /// the online mask joined with the active mask.
     fn cpu_list(&mut self) -> Vec<u32> {
+        match self.k.cpumask("__cpu_online_mask") {
+            Ok(Some(online)) if !online.is_empty() => {
+                let mut cpus = online.clone();
+                match self.k.cpumask("__cpu_active_mask") {
+                    Ok(Some(active)) => {
+                        for c in active {
+                            if !cpus.contains(&c) {
+                                cpus.push(c);
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.note_err(e),
+                }
+                cpus.sort_unstable();
+                if cpus.len() > online.len() {
+                    self.notes.push(format!(
+                        "CPUs {:?} were stopped by the panic (cleared from cpu_online_mask); listed from cpu_active_mask",
+                        cpus.iter().filter(|c| !online.contains(c)).collect::<Vec<_>>()
+                    ));
+                }
+                return cpus;
+            }
+            Ok(_) => {}
+            Err(e) => self.note_err(e),
+        }
         for name in [
-            "__cpu_online_mask",
             "cpu_online_bits",
             "__cpu_present_mask",
             "__cpu_possible_mask",
@@ -293,7 +324,9 @@ impl<K: KernelAccess> Ctx<'_, K> {
             return Ok(None);
         };
         let mut best: Option<i64> = None;
-        for cpu in self.k.cpumask("__cpu_online_mask")?.unwrap_or_default() {
+        let mut cpus = self.k.cpumask("__cpu_online_mask")?.unwrap_or_default();
+        cpus.extend(self.k.cpumask("__cpu_active_mask")?.unwrap_or_default());
+        for cpu in cpus {
             if let Ok(rq) = self.k.per_cpu(&v, cpu)
                 && let Ok(Some(c)) = self.k.int_at(&rq, "clock")
             {

@@ -1,0 +1,259 @@
+//! kernel_info and sched_debug on the real fixture sets, every dump format, against what the live
+//! guest printed before it crashed (`truth.txt`, `console.log`).
+//!
+//! Run with `VMCORE_FIXTURES=/root/.cache/vmcore-lab cargo test --release --test plugin_real`.
+//! The truth is printed one or two seconds before the crash: counters move, the structure
+//! (sections, field names, CPUs, tasks and pids) and the tunables do not, so those are compared.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use vmcore_report::debuginfo::elf::Vmlinux;
+use vmcore_report::kernel::Kernel;
+use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
+use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
+use vmcore_report::report::plugin::{OutputSink, Plugin, PluginContext, PluginError};
+use vmcore_report::{arch, debuginfo, dump};
+
+#[derive(Default)]
+struct MemSink(BTreeMap<String, Vec<u8>>);
+
+impl OutputSink for MemSink {
+    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
+        self.0.insert(path.to_string(), data.to_vec());
+        Ok(())
+    }
+}
+
+fn open_kernel(vm: &Arc<Vmlinux>, path: &Path) -> Kernel {
+    let d = dump::open(&[path.to_path_buf()]).expect("dump opens");
+    let cfg = arch::config_from_dump(&d);
+    let space = arch::address_space(&d, &cfg).expect("address space");
+    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).expect("debuginfo");
+    Kernel::new(space, syms, types, d.info)
+}
+
+fn run(k: &Kernel, p: &dyn Plugin) -> (MemSink, Vec<String>) {
+    let mut sink = MemSink::default();
+    let opts = BTreeMap::new();
+    let mut ctx = PluginContext::new(k, p.name(), &opts, &mut sink);
+    p.collect(&mut ctx).expect("plugin runs");
+    let (_, errors) = ctx.finish();
+    let errors = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.code, e.message))
+        .collect();
+    (sink, errors)
+}
+
+struct Truth {
+    uname: Vec<String>,
+    tainted: u64,
+    sched: String,
+}
+
+fn truth(dir: &Path) -> Truth {
+    let t = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
+    let uname = t
+        .lines()
+        .find_map(|l| l.strip_prefix("uname: "))
+        .unwrap()
+        .split(' ')
+        .map(String::from)
+        .collect();
+    let tainted = t
+        .lines()
+        .find_map(|l| l.strip_prefix("tainted: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let start = t.find("---sched-debug---\n").unwrap() + "---sched-debug---\n".len();
+    let end = t.find("---ps---").unwrap();
+    Truth {
+        uname,
+        tainted,
+        sched: t[start..end].to_string(),
+    }
+}
+
+/// Per CPU: the section headers and field names in order, and the task rows (pid → comm).
+#[derive(Debug, Default)]
+struct CpuShape {
+    lines: Vec<String>,
+    tasks: BTreeMap<i64, String>,
+}
+
+fn shape(text: &str) -> (Vec<String>, BTreeMap<String, String>, Vec<CpuShape>) {
+    let mut header = Vec::new();
+    let mut sysctls = BTreeMap::new();
+    let mut cpus: Vec<CpuShape> = Vec::new();
+    let mut in_tasks = false;
+    for l in text.lines() {
+        if l.starts_with('#') {
+            continue;
+        }
+        if l.starts_with("cpu#") {
+            cpus.push(CpuShape {
+                lines: vec![l.split(',').next().unwrap().to_string()],
+                ..Default::default()
+            });
+            in_tasks = false;
+            continue;
+        }
+        let Some(cpu) = cpus.last_mut() else {
+            if let Some(rest) = l.strip_prefix("  .sysctl_sched") {
+                let (n, v) = rest.split_once(": ").unwrap();
+                sysctls.insert(n.trim_end().to_string(), v.to_string());
+            }
+            if let Some((n, _)) = l.split_once(": ") {
+                header.push(n.trim_end().to_string());
+            }
+            continue;
+        };
+        if l == "runnable tasks:" {
+            in_tasks = true;
+            cpu.lines.push(l.to_string());
+            continue;
+        }
+        if in_tasks {
+            if l.len() > 18 && (l.starts_with(' ') || l.starts_with('>')) && !l.starts_with(" S ") {
+                let comm = l[2..18].trim_start().to_string();
+                let pid: i64 = l[18..].split_whitespace().next().unwrap().parse().unwrap();
+                cpu.tasks.insert(pid, comm);
+            }
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix("  .") {
+            cpu.lines
+                .push(rest.split(':').next().unwrap().trim_end().to_string());
+        } else if !l.is_empty() {
+            cpu.lines.push(l.to_string());
+        }
+    }
+    (header, sysctls, cpus)
+}
+
+fn per_cpu_kthread(comm: &str) -> Option<u32> {
+    for p in ["migration/", "ksoftirqd/", "cpuhp/"] {
+        if let Some(n) = comm.strip_prefix(p) {
+            return n.parse().ok();
+        }
+    }
+    let n = comm.strip_prefix("kworker/")?;
+    let (cpu, rest) = n.split_once(':')?;
+    rest.chars().next()?.is_ascii_digit().then_some(())?;
+    cpu.parse().ok()
+}
+
+fn check_set(set: &str) {
+    let Some(dir) = common::fixtures::set(set) else {
+        return;
+    };
+    let truth = truth(&dir);
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    let (live_header, live_sysctls, live_cpus) = shape(&truth.sched);
+    for path in common::fixtures::dumps(&dir) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let t0 = std::time::Instant::now();
+        let k = open_kernel(&vm, &path);
+
+        // kernel_info
+        let (files, errors) = run(&k, &KernelInfoPlugin);
+        assert!(
+            errors.is_empty(),
+            "{set}/{name}: kernel_info errors {errors:?}"
+        );
+        let uts: serde_json::Value =
+            serde_json::from_slice(&files.0["plugins/kernel_info/uts.json"]).unwrap();
+        let u = &truth.uname;
+        // `uname -a`: sysname nodename release version… machine GNU/Linux
+        assert_eq!(uts["sysname"], u[0].as_str(), "{set}/{name}");
+        assert_eq!(uts["nodename"], u[1].as_str(), "{set}/{name}");
+        assert_eq!(uts["release"], u[2].as_str(), "{set}/{name}");
+        assert_eq!(
+            uts["version"],
+            u[3..u.len() - 2].join(" ").as_str(),
+            "{set}/{name}"
+        );
+        assert_eq!(uts["machine"], u[u.len() - 2].as_str(), "{set}/{name}");
+        let taints: serde_json::Value =
+            serde_json::from_slice(&files.0["plugins/kernel_info/taints.json"]).unwrap();
+        assert_eq!(taints["mask"], truth.tainted, "{set}/{name}");
+        let s = taints["string"].as_str().unwrap();
+        let panic_line = console
+            .lines()
+            .find(|l| l.contains(" Comm: ") && l.contains("Tainted: "))
+            .expect("console.log has the panic's CPU line");
+        assert!(
+            panic_line.contains(&format!("{s} {}", u[2])),
+            "{set}/{name}: {s:?} not in {panic_line:?}"
+        );
+        assert!(files.0.contains_key("plugins/kernel_info/banner.txt"));
+
+        // sched_debug
+        let (files, errors) = run(&k, &SchedDebugPlugin);
+        let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+        // Kept for inspection (and for docs/sched-debug-diff-example.md).
+        let keep = std::env::temp_dir().join(format!("sched-debug-{set}-{name}.txt"));
+        let _ = std::fs::write(&keep, &text);
+        assert!(
+            errors.is_empty(),
+            "{set}/{name}: sched_debug errors {errors:?}"
+        );
+        let (header, sysctls, cpus) = shape(&text);
+        assert_eq!(header, live_header, "{set}/{name}: header lines");
+        assert_eq!(sysctls, live_sysctls, "{set}/{name}: sysctl_sched values");
+        assert_eq!(cpus.len(), live_cpus.len(), "{set}/{name}: CPUs");
+        let all: BTreeMap<i64, &String> = cpus
+            .iter()
+            .flat_map(|c| c.tasks.iter().map(|(p, c)| (*p, c)))
+            .collect();
+        for (n, (ours, live)) in cpus.iter().zip(&live_cpus).enumerate() {
+            assert_eq!(
+                ours.lines, live.lines,
+                "{set}/{name}: CPU {n} sections and fields"
+            );
+            for (pid, comm) in &live.tasks {
+                // Per-CPU kthreads stay where the live file saw them. Not necessarily on the CPU
+                // their name says: an idle `kworker/1:0H` created before CPU 1 came up still has
+                // task_cpu 0 in the live file.
+                if per_cpu_kthread(comm).is_some() {
+                    assert_eq!(
+                        ours.tasks.get(pid),
+                        Some(comm),
+                        "{set}/{name}: CPU {n} lacks {comm} ({pid})"
+                    );
+                }
+                // `cat` printed the live file and exited before the crash.
+                if comm != "cat" {
+                    assert_eq!(
+                        all.get(pid).map(|c| c.as_str()),
+                        Some(comm.as_str()),
+                        "{set}/{name}: task {pid} {comm}"
+                    );
+                }
+            }
+        }
+        eprintln!("{set}/{name}: ok in {:?}", t0.elapsed());
+    }
+}
+
+#[test]
+fn x86_64_6_1_l5() {
+    check_set("x86_64-6.1-l5");
+}
+
+#[test]
+fn x86_64_6_1_l4() {
+    check_set("x86_64-6.1-l4");
+}
+
+#[test]
+fn aarch64_6_1() {
+    check_set("aarch64-6.1");
+}
