@@ -5,6 +5,7 @@
 //! this version prints), everything else (memory not in the dump, corrupt lists, timeouts) an
 //! [`AccessError`] carrying the kernel view's stable code.
 
+use crate::addr::VirtAddr;
 use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
 
 use super::access::{AResult, AccessError, KernelAccess};
@@ -82,8 +83,18 @@ impl<'k> KernelAccess for KView<'k> {
             .map_err(err)
     }
 
+    /// `per_cpu_ptr(&var, cpu)`: the variable's address plus `__per_cpu_offset[cpu]`. The
+    /// offset is read at the symbol's address plus `cpu * sizeof(long)` rather than through the
+    /// array's DWARF type, because on arm64 6.1 the variable is typed by its `extern` declaration
+    /// (`unsigned long[0]`), whose bound would refuse every CPU.
     fn per_cpu(&self, var: &Object<'k>, cpu: u32) -> AResult<Object<'k>> {
-        let a = self.kernel.per_cpu_ptr(var.address(), cpu).map_err(err)?;
+        let base = self
+            .kernel
+            .symbol_address("__per_cpu_offset")
+            .map_err(err)?;
+        let slot = VirtAddr(base.0.wrapping_add(u64::from(cpu) * 8));
+        let off = self.kernel.read_u64(slot).map_err(err)?;
+        let a = VirtAddr(var.address().0.wrapping_add(off));
         Ok(self.kernel.object(a, var.type_id()))
     }
 
