@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use vmcore_report::addr::PhysAddr;
+use vmcore_report::arch::AddressSpace;
 use vmcore_report::debuginfo::elf::Vmlinux;
+use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
+use vmcore_report::dump::{DumpError, PhysMem, PhysRange};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
@@ -256,4 +260,151 @@ fn x86_64_6_1_l4() {
 #[test]
 fn aarch64_6_1() {
     check_set("aarch64-6.1");
+}
+
+/// Physical memory with holes: reads touching them fail as "not in the dump".
+struct Holes {
+    inner: Arc<dyn PhysMem>,
+    holes: Vec<(u64, u64)>,
+}
+
+impl PhysMem for Holes {
+    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
+        let end = addr.0 + buf.len() as u64;
+        if self.holes.iter().any(|&(s, e)| addr.0 < e && s < end) {
+            return Err(DumpError::NotDumped { addr });
+        }
+        self.inner.read_phys(addr, buf)
+    }
+    fn ranges(&self) -> &[PhysRange] {
+        self.inner.ranges()
+    }
+    fn is_dumped(&self, addr: PhysAddr) -> bool {
+        !self.holes.iter().any(|&(s, e)| (s..e).contains(&addr.0)) && self.inner.is_dumped(addr)
+    }
+}
+
+/// A type source that does not know some variables (a kernel whose debuginfo lacks them).
+struct Hide {
+    inner: Arc<dyn TypeSource>,
+    hidden: &'static [&'static str],
+}
+
+impl TypeSource for Hide {
+    fn find_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
+        self.inner.find_type(name)
+    }
+    fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError> {
+        self.inner.get(id)
+    }
+    fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
+        if self.hidden.contains(&name) {
+            return Ok(None);
+        }
+        self.inner.variable_type(name)
+    }
+    fn enumerator(&self, name: &str) -> Result<Option<i64>, DebugInfoError> {
+        self.inner.enumerator(name)
+    }
+}
+
+/// The CPU blocks of a rendered file, split on `cpu#` lines.
+fn cpu_blocks(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        if l.starts_with("cpu#") {
+            out.push(String::new());
+        }
+        if let Some(b) = out.last_mut() {
+            b.push_str(l);
+            b.push('\n');
+        }
+    }
+    out
+}
+
+/// CPU 1's runqueue page removed from a real dump: CPU 1 gets its placeholder, CPU 0 keeps its
+/// whole block, the plugin records the problem (partial).
+#[test]
+fn real_dump_with_a_cpu_runqueue_not_dumped() {
+    let Some(dir) = common::fixtures::set("x86_64-6.1-l5") else {
+        return;
+    };
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    let path = dir.join("vmcore.elf");
+    let k = open_kernel(&vm, &path);
+    let (full, _) = run(&k, &SchedDebugPlugin);
+    let full = String::from_utf8_lossy(&full.0[ARCHIVE_PATH]).into_owned();
+    let rq = k.symbol_address("runqueues").unwrap();
+    let rq1 = k.per_cpu_ptr(rq, 1).unwrap();
+    let phys = k.space().translate(rq1).unwrap().phys.0;
+    let page = phys & !0xfff;
+
+    let d = dump::open(&[path.clone()]).unwrap();
+    let cfg = arch::config_from_dump(&d);
+    let mem: Arc<dyn PhysMem> = Arc::new(Holes {
+        inner: Arc::clone(&d.mem),
+        holes: vec![(page, page + 0x1000)],
+    });
+    let translator = arch::translator(&*mem, &cfg).unwrap();
+    let endian = translator.arch().endian();
+    let space = AddressSpace::new(mem, translator, endian, cfg.kaslr_offset);
+    let (syms, types) = debuginfo::load(Arc::clone(&vm), cfg.kaslr_offset).unwrap();
+    let k2 = Kernel::new(space, syms, types, d.info);
+    let (files, errors) = run(&k2, &SchedDebugPlugin);
+    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    assert!(
+        errors.iter().any(|e| e.starts_with("not-dumped")),
+        "{errors:?}"
+    );
+    let ours = cpu_blocks(&text);
+    let reference = cpu_blocks(&full);
+    assert_eq!(ours.len(), 2);
+    // CPU 0 is untouched; its task table still lists every thread whose task_cpu is 0.
+    assert_eq!(ours[0], reference[0]);
+    assert!(
+        ours[1].starts_with(
+            "cpu#1, 2442.571 MHz\n  (not available in this dump: runqueue of CPU 1 unreadable"
+        ),
+        "{}",
+        ours[1]
+    );
+}
+
+/// A debuginfo without `runqueues` (and `rq`): the header is complete, every CPU has a
+/// placeholder, and the plugin is partial.
+#[test]
+fn real_dump_without_runqueues_debuginfo() {
+    let Some(dir) = common::fixtures::set("x86_64-6.1-l5") else {
+        return;
+    };
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    let d = dump::open(&[dir.join("vmcore.elf")]).unwrap();
+    let cfg = arch::config_from_dump(&d);
+    let space = arch::address_space(&d, &cfg).unwrap();
+    let (syms, types) = debuginfo::load(Arc::clone(&vm), cfg.kaslr_offset).unwrap();
+    let types: Arc<dyn TypeSource> = Arc::new(Hide {
+        inner: types,
+        hidden: &["runqueues", "rq"],
+    });
+    let k = Kernel::new(space, syms, types, d.info);
+    let (files, errors) = run(&k, &SchedDebugPlugin);
+    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    assert!(
+        errors.iter().any(|e| e.starts_with("no-such-symbol")),
+        "{errors:?}"
+    );
+    let truth = truth(&dir);
+    let live_header = &truth.sched[..truth.sched.find("cpu#0").unwrap()];
+    let header = &text[..text.find("cpu#0").unwrap()];
+    assert_eq!(header.lines().count(), live_header.lines().count());
+    assert!(header.contains("  .sysctl_sched_features                   : 125703739\n"));
+    let blocks = cpu_blocks(&text);
+    assert_eq!(blocks.len(), 2);
+    for b in blocks {
+        assert!(
+            b.contains("(not available in this dump: no `runqueues` variable in the debuginfo)"),
+            "{b}"
+        );
+    }
 }

@@ -711,6 +711,7 @@ fn without_runqueue_debuginfo_every_cpu_gets_a_placeholder() {
     let b = build(false, false, Some("not_a_runqueue"));
     let out = collect(&b.k);
     assert_eq!(out.sched.cpus.len(), 2);
+    assert!(out.errors.iter().any(|e| e.code == "no-such-symbol"));
     for c in &out.sched.cpus {
         assert!(matches!(c.body, CpuBody::Missing { .. }));
     }

@@ -93,6 +93,12 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 None
             }
         };
+        if rq_var.is_none() {
+            self.note_err(AccessError::new(
+                "no-such-symbol",
+                "neither `runqueues` nor `rq` is described by the debuginfo: no per-CPU blocks",
+            ));
+        }
         // CPU 0's root cfs_rq min_vruntime: the reference of every `spread0` line.
         let rq0_min_vruntime = rq_var.as_ref().and_then(|v| {
             let rq0 = self.k.per_cpu(v, 0).ok()?;
