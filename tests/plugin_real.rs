@@ -340,7 +340,7 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     let phys = k.space().translate(rq1).unwrap().phys.0;
     let page = phys & !0xfff;
 
-    let d = dump::open(&[path.clone()]).unwrap();
+    let d = dump::open(std::slice::from_ref(&path)).unwrap();
     let cfg = arch::config_from_dump(&d);
     let mem: Arc<dyn PhysMem> = Arc::new(Holes {
         inner: Arc::clone(&d.mem),
