@@ -773,3 +773,250 @@ fn cpus_stopped_by_the_panic_are_listed_from_the_active_mask() {
             .any(|n| n.contains("cpu_active_mask"))
     );
 }
+
+/// A 4.18/5.4-like kernel: `state` (not `__state`), `task_struct.cpu`, `se.statistics`,
+/// `thread_group`, rq `load`/`nr_load_updates`/`cpu_load[]`/`wake_list`, cfs_rq
+/// `runnable_weight`/`avg.runnable_load_avg`/`removed.runnable_sum`, no group scheduling.
+/// Expected task lines: output of a C program calling printf with 5.4's print_task() format
+/// strings (`" %c"`, `"%15s %5d %9Ld.%06ld %9Ld %5d "`, three `"%9Ld.%06ld"`, `" %d %d"`,
+/// `" %s"`) and print_rq()'s header, on the same values.
+#[test]
+fn pre_5_8_layout() {
+    let mut k = FakeKernel::new();
+    k.var(
+        "init_uts_ns",
+        st(vec![(
+            "name",
+            st(vec![("release", s("5.4.0")), ("version", s("#1 SMP"))]),
+        )]),
+    );
+    k.cpumasks.insert("__cpu_online_mask".into(), vec![0]);
+    let t1 = k.reserve();
+    let t2 = k.reserve();
+    let rq0 = k.reserve();
+    let kn_root = k.alloc(st(vec![("parent", null()), ("name", s(""))]));
+    let kn_init = k.alloc(st(vec![
+        ("parent", ptr(kn_root, "")),
+        ("name", s("init.scope")),
+    ]));
+    let kn_user = k.alloc(st(vec![
+        ("parent", ptr(kn_root, "")),
+        ("name", s("user.slice")),
+    ]));
+    let cg_init = k.alloc(st(vec![("kn", ptr(kn_init, ""))]));
+    let cg_user = k.alloc(st(vec![("kn", ptr(kn_user, ""))]));
+    let tg_init = k.alloc(st(vec![
+        ("css", st(vec![("cgroup", ptr(cg_init, ""))])),
+        ("autogroup", null()),
+    ]));
+    let tg_user = k.alloc(st(vec![
+        ("css", st(vec![("cgroup", ptr(cg_user, ""))])),
+        ("autogroup", null()),
+    ]));
+    // No thread_head in this era: threads hang on the leader's thread_group.
+    let sig = k.alloc(st(vec![("nr_threads", int4(1))]));
+    let task =
+        |pid: i64, comm: &str, state: i64, vr: i64, sw: i64, stats: (i64, i64, i64), tg: u64| {
+            st(vec![
+                ("cpu", int4(0)),
+                ("state", int(state)),
+                ("exit_state", int4(0)),
+                ("pid", int4(pid)),
+                ("prio", int4(120)),
+                ("comm", s(comm)),
+                ("nvcsw", int(sw)),
+                ("nivcsw", int(0)),
+                (
+                    "se",
+                    st(vec![
+                        ("vruntime", int(vr)),
+                        ("sum_exec_runtime", int(stats.1)),
+                        (
+                            "statistics",
+                            st(vec![
+                                ("wait_sum", int(stats.0)),
+                                ("sum_sleep_runtime", int(stats.2)),
+                            ]),
+                        ),
+                    ]),
+                ),
+                ("numa_group", null()),
+                ("sched_task_group", ptr(tg, "")),
+                ("signal", ptr(sig, "")),
+                ("thread_group", Node::List(vec![])),
+            ])
+        };
+    // Schedstats on: the statistics columns carry values.
+    k.var(
+        "sched_schedstats",
+        st(vec![(
+            "key",
+            st(vec![("enabled", st(vec![("counter", int4(1))]))]),
+        )]),
+    );
+    k.set(
+        t1,
+        task(1, "systemd", 1, 12_345_678, 25, (1, 2, 3), tg_init),
+    );
+    k.set(
+        t2,
+        task(4242, "bash", 0, -500, 3, (0, 7_000_000, 0), tg_user),
+    );
+    k.var(
+        "init_task",
+        st(vec![(
+            "tasks",
+            Node::List(vec![(t1, String::new()), (t2, String::new())]),
+        )]),
+    );
+    k.set(
+        rq0,
+        st(vec![
+            ("nr_running", int4(1)),
+            ("load", st(vec![("weight", int(1024))])),
+            ("nr_switches", int(10)),
+            ("nr_load_updates", int(11)),
+            ("nr_uninterruptible", int(0)),
+            ("next_balance", int(4_295_000_000)),
+            ("curr", ptr(t2, "")),
+            ("clock", int(1)),
+            ("clock_task", int(1)),
+            (
+                "cpu_load",
+                Node::Array(vec![int(1), int(2), int(3), int(4), int(5)]),
+            ),
+            ("avg_idle", int(1)),
+            ("max_idle_balance_cost", int(2)),
+            ("yld_count", int4(0)),
+            ("sched_count", int4(1)),
+            ("sched_goidle", int4(2)),
+            ("ttwu_count", int4(3)),
+            ("ttwu_local", int4(4)),
+            ("wake_list", st(vec![("first", null())])),
+            (
+                "cfs",
+                st(vec![
+                    ("exec_clock", int(0)),
+                    ("min_vruntime", int(0)),
+                    (
+                        "tasks_timeline",
+                        st(vec![
+                            ("rb_root", st(vec![("rb_node", null())])),
+                            ("rb_leftmost", null()),
+                        ]),
+                    ),
+                    ("nr_spread_over", int4(0)),
+                    ("nr_running", int4(0)),
+                    ("h_nr_running", int4(0)),
+                    ("load", st(vec![("weight", int(0))])),
+                    ("runnable_weight", int(0)),
+                    (
+                        "avg",
+                        st(vec![
+                            ("load_avg", int(0)),
+                            ("runnable_load_avg", int(0)),
+                            ("util_avg", int(0)),
+                            ("util_est", st(vec![("enqueued", int4(0))])),
+                        ]),
+                    ),
+                    (
+                        "removed",
+                        st(vec![
+                            ("load_avg", int(0)),
+                            ("util_avg", int(0)),
+                            ("runnable_sum", int(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+            (
+                "rt",
+                st(vec![
+                    ("rt_nr_running", int4(0)),
+                    ("rt_nr_migratory", int4(0)),
+                    ("rt_throttled", int4(0)),
+                    ("rt_time", int(0)),
+                    ("rt_runtime", int(950_000_000)),
+                ]),
+            ),
+            (
+                "dl",
+                st(vec![
+                    ("dl_nr_running", int4(0)),
+                    ("dl_nr_migratory", int4(0)),
+                    ("dl_bw", st(vec![("bw", int(1)), ("total_bw", int(0))])),
+                ]),
+            ),
+            ("rd", null()),
+        ]),
+    );
+    k.var("runqueues", Node::PerCpu(vec![Some(rq0)]));
+    let out = collect(&k);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let c0 = present(&out.sched.cpus[0]);
+    assert_eq!(
+        names(&c0.rq),
+        [
+            "nr_running",
+            "load",
+            "nr_switches",
+            "nr_load_updates",
+            "nr_uninterruptible",
+            "next_balance",
+            "curr->pid",
+            "clock",
+            "clock_task",
+            "cpu_load[0]",
+            "cpu_load[1]",
+            "cpu_load[2]",
+            "cpu_load[3]",
+            "cpu_load[4]",
+            "avg_idle",
+            "max_idle_balance_cost",
+            "yld_count",
+            "sched_count",
+            "sched_goidle",
+            "ttwu_count",
+            "ttwu_local"
+        ]
+    );
+    // No group scheduling: the root cfs_rq alone, without a path.
+    assert_eq!(c0.cfs.len(), 1);
+    assert_eq!(c0.cfs[0].path, None);
+    assert_eq!(
+        names(&c0.cfs[0].fields),
+        [
+            "exec_clock",
+            "MIN_vruntime",
+            "min_vruntime",
+            "max_vruntime",
+            "spread",
+            "spread0",
+            "nr_spread_over",
+            "nr_running",
+            "h_nr_running",
+            "load",
+            "runnable_weight",
+            "load_avg",
+            "runnable_load_avg",
+            "util_avg",
+            "util_est_enqueued",
+            "removed.load_avg",
+            "removed.util_avg",
+            "removed.runnable_sum"
+        ]
+    );
+    // Without a root domain, dl_bw is the dl_rq's own.
+    assert_eq!(value(&c0.dl[0].fields, "dl_bw->bw"), 1);
+    assert_eq!(c0.tasks.columns, TaskColumns::CfsOld);
+    let text = String::from_utf8(render(&out.sched, false)).unwrap();
+    let expected = "
+runnable tasks:
+ S           task   PID         tree-key  switches  prio     wait-time             sum-exec        sum-sleep
+-----------------------------------------------------------------------------------------------------------
+ S        systemd     1        12.345678        25   120         0.000001         0.000002         0.000003 0 0 /init.scope
+>R           bash  4242         0.000500         3   120         0.000000         7.000000         0.000000 0 0 /user.slice
+
+";
+    assert!(text.ends_with(expected), "{text}");
+}
