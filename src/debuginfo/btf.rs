@@ -76,8 +76,8 @@ pub struct BtfTypes {
     strs: (usize, usize),
     /// Offset (from `types_start`) of each type record, indexed by id - 1.
     offsets: Vec<u32>,
-    names: HashMap<(NameKind, String), u32>,
-    enumerators: HashMap<String, i64>,
+    names: HashMap<(NameKind, String), u32, foldhash::fast::RandomState>,
+    enumerators: HashMap<String, i64, foldhash::fast::RandomState>,
     layouts: Mutex<HashMap<u32, Arc<Type>>>,
 }
 
@@ -145,16 +145,16 @@ impl BtfTypes {
             types_start: ts,
             strs,
             offsets: Vec::new(),
-            names: HashMap::new(),
-            enumerators: HashMap::new(),
+            names: HashMap::default(),
+            enumerators: HashMap::default(),
             layouts: Mutex::new(HashMap::new()),
             bytes: Bytes::Owned(Vec::new()),
         };
         // First pass: record offsets, using the section data borrowed from `bytes`.
         let mut pos = ts;
         let mut offsets = Vec::new();
-        let mut names = HashMap::new();
-        let mut enumerators = HashMap::new();
+        let mut names: HashMap<_, _, foldhash::fast::RandomState> = HashMap::default();
+        let mut enumerators: HashMap<_, _, foldhash::fast::RandomState> = HashMap::default();
         while pos < te {
             let id = offsets.len() as u32 + 1;
             let rec = me.rec_in(data, pos)?;

@@ -23,7 +23,7 @@
 //! `DW_AT_byte_size` bytes at `DW_AT_data_member_location`. Both become one absolute bit offset.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Unit, UnitHeader};
 
@@ -57,8 +57,8 @@ struct Entry {
 
 #[derive(Default)]
 struct Index {
-    names: HashMap<(NameKind, String), Entry>,
-    enumerators: HashMap<String, i64>,
+    names: HashMap<(NameKind, String), Entry, foldhash::fast::RandomState>,
+    enumerators: HashMap<String, i64, foldhash::fast::RandomState>,
     next_unit: usize,
 }
 
@@ -96,7 +96,10 @@ struct UnitSlot {
 /// DWARF types of a vmlinux behind [`TypeSource`].
 pub struct DwarfTypes {
     dwarf: gimli::Dwarf<R>,
-    units: Vec<UnitSlot>,
+    /// Unit headers listed so far, in section order. Listing is lazy too: reading every
+    /// header touches a page per unit across the whole 160 MB section.
+    units: RwLock<Vec<Arc<UnitSlot>>>,
+    headers: Mutex<Option<gimli::DebugInfoUnitHeadersIter<R>>>,
     index: Mutex<Index>,
     layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
     threads: usize,
@@ -127,44 +130,26 @@ impl DwarfTypes {
             let data = vmlinux.section_static(id.name())?.unwrap_or(&[]);
             Ok(gimli::EndianSlice::new(data, endian))
         })?;
-        let mut units = Vec::new();
-        let mut headers = dwarf.units();
-        loop {
-            let h = match headers.next() {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(e) => {
-                    // A corrupt header ends the listing; the units before it stay usable.
-                    tracing::warn!("DWARF unit list ends early: {e}");
-                    break;
-                }
-            };
-            let offset = h.offset().0 as u64;
-            let end = offset.saturating_add(h.length_including_self() as u64);
-            units.push(UnitSlot {
-                offset,
-                end,
-                header: h,
-                unit: OnceLock::new(),
-            });
-        }
+        let headers = dwarf.units();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8);
         Ok(DwarfTypes {
             dwarf,
-            units,
+            units: RwLock::new(Vec::new()),
+            headers: Mutex::new(Some(headers)),
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
             threads,
-            vmlinux: vmlinux,
+            vmlinux,
         })
     }
 
-    /// Number of compilation (and type) units.
+    /// Number of compilation (and type) units (lists every unit header).
     pub fn unit_count(&self) -> usize {
-        self.units.len()
+        self.list_units(|_| false);
+        self.read_units().len()
     }
 
     /// How many units the name index has scanned so far (for tests and diagnostics).
@@ -176,10 +161,51 @@ impl DwarfTypes {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn read_units(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<UnitSlot>>> {
+        self.units.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists more unit headers until `enough` holds or the section ends.
+    fn list_units(&self, enough: impl Fn(&[Arc<UnitSlot>]) -> bool) {
+        if enough(&self.read_units()) {
+            return;
+        }
+        let mut headers = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut units = self.units.write().unwrap_or_else(|p| p.into_inner());
+        while !enough(&units) {
+            let Some(iter) = headers.as_mut() else { return };
+            let h = match iter.next() {
+                Ok(Some(h)) => h,
+                Ok(None) => {
+                    *headers = None;
+                    return;
+                }
+                Err(e) => {
+                    // A corrupt header ends the listing; the units before it stay usable.
+                    tracing::warn!("DWARF unit list ends early: {e}");
+                    *headers = None;
+                    return;
+                }
+            };
+            let offset = h.offset().0 as u64;
+            let end = offset.saturating_add(h.length_including_self() as u64);
+            units.push(Arc::new(UnitSlot {
+                offset,
+                end,
+                header: h,
+                unit: OnceLock::new(),
+            }));
+        }
+    }
+
+    fn slot(&self, idx: usize) -> Option<Arc<UnitSlot>> {
+        self.list_units(|u| u.len() > idx);
+        self.read_units().get(idx).cloned()
+    }
+
     fn unit(&self, idx: usize) -> Result<Arc<Unit<R>>, DebugInfoError> {
         let slot = self
-            .units
-            .get(idx)
+            .slot(idx)
             .ok_or_else(|| derr(0, "unit index out of range"))?;
         slot.unit
             .get_or_init(|| {
@@ -192,18 +218,23 @@ impl DwarfTypes {
     }
 
     fn unit_of(&self, offset: u64) -> Result<(usize, Arc<Unit<R>>), DebugInfoError> {
-        let i = self.units.partition_point(|u| u.offset <= offset);
-        let idx = i
-            .checked_sub(1)
-            .filter(|&i| self.units.get(i).is_some_and(|u| offset < u.end))
-            .ok_or_else(|| derr(offset, "offset outside every unit"))?;
+        self.list_units(|u| u.last().is_some_and(|l| l.end > offset));
+        let idx = {
+            let units = self.read_units();
+            let i = units.partition_point(|u| u.offset <= offset);
+            i.checked_sub(1)
+                .filter(|&i| units.get(i).is_some_and(|u| offset < u.end))
+                .ok_or_else(|| derr(offset, "offset outside every unit"))?
+        };
         Ok((idx, self.unit(idx)?))
     }
 
     // ---- name index -------------------------------------------------------------------------
 
     fn scan_unit(&self, idx: usize, out: &mut Index) -> Result<(), DebugInfoError> {
-        let slot = &self.units[idx];
+        let slot = self
+            .slot(idx)
+            .ok_or_else(|| derr(0, "unit index out of range"))?;
         // A temporary unit: the scan must not pin every unit's abbreviations in memory.
         let unit = match slot.unit.get() {
             Some(Ok(u)) => u.clone(),
@@ -267,7 +298,7 @@ impl DwarfTypes {
         &self,
         unit: &Unit<R>,
         at: gimli::UnitOffset,
-        out: &mut HashMap<String, i64>,
+        out: &mut HashMap<String, i64, foldhash::fast::RandomState>,
     ) {
         let Ok(mut c) = unit.entries_at_offset(at) else {
             return;
@@ -302,10 +333,16 @@ impl DwarfTypes {
     /// Scans more units until `done` says the index answers, or every unit is scanned.
     fn scan_until(&self, done: impl Fn(&Index) -> bool) -> Result<(), DebugInfoError> {
         let mut idx = self.lock_index();
-        while !done(&idx) && idx.next_unit < self.units.len() {
+        while !done(&idx) {
             let start = idx.next_unit;
+            if self.slot(start).is_none() {
+                break;
+            }
             if start < SEQUENTIAL_UNITS || self.threads == 1 {
-                let end = (start + BATCH).min(self.units.len());
+                let mut end = start;
+                while end < start + BATCH && self.slot(end).is_some() {
+                    end += 1;
+                }
                 for u in start..end {
                     let mut local = Index::default();
                     match self.scan_unit(u, &mut local) {
@@ -317,7 +354,9 @@ impl DwarfTypes {
             } else {
                 // Scan everything that is left, one contiguous share per thread; merge in
                 // unit order so the result does not depend on timing.
-                let rest: Vec<usize> = (start..self.units.len()).collect();
+                self.list_units(|_| false);
+                let total = self.read_units().len();
+                let rest: Vec<usize> = (start..total).collect();
                 let share = rest.len().div_ceil(self.threads);
                 let parts: Vec<Index> = std::thread::scope(|s| {
                     let handles: Vec<_> = rest
@@ -342,7 +381,7 @@ impl DwarfTypes {
                 for p in parts {
                     idx.merge(p);
                 }
-                idx.next_unit = self.units.len();
+                idx.next_unit = total;
             }
         }
         Ok(())

@@ -52,6 +52,12 @@ impl Vmlinux {
         // SAFETY: the map is read-only; a vmlinux being rewritten while we read it would give
         // garbage values (caught as parse errors), which is the accepted risk of every mmap reader.
         let map = unsafe { Mmap::map(&f) }.map_err(io)?;
+        // Access is random (a symbol here, a DIE there): without this hint each page fault
+        // reads ahead and maps neighbouring pages, inflating the resident set for nothing.
+        #[cfg(unix)]
+        if let Err(e) = map.advise(memmap2::Advice::Random) {
+            tracing::debug!("madvise(MADV_RANDOM) on {}: {e}", path.display());
+        }
         // SAFETY: the mapping lives in `self.map`, which is dropped after `file` and is never
         // remapped; the slice address is stable for the life of this struct.
         let data: &'static [u8] = unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) };

@@ -11,6 +11,7 @@
 //! move: a symbol whose link-time address is below the kernel image is left unshifted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use object::{Object, ObjectSymbol, SymbolKind};
 
@@ -34,12 +35,46 @@ pub enum SymKind {
     Other,
 }
 
+/// A symbol as stored: the name borrows the vmlinux's `.strtab` (kept alive by `_owner`) or the
+/// table's own arena, so reading 120 000 symbols allocates no strings.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    name: &'static str,
+    address: u64,
+    size: u64,
+    kind: SymKind,
+    global: bool,
+}
+
+impl Entry {
+    fn to_symbol(self) -> Symbol {
+        Symbol {
+            name: self.name.to_string(),
+            address: VirtAddr(self.address),
+            size: self.size,
+            kind: self.kind,
+            global: self.global,
+        }
+    }
+}
+
 /// Name ↔ address lookups over the vmlinux symbols.
-#[derive(Debug, Default)]
 pub struct SymbolTable {
-    by_addr: Vec<Symbol>,
-    by_name: HashMap<String, usize>,
+    by_addr: Vec<Entry>,
+    by_name: HashMap<&'static str, u32, foldhash::fast::RandomState>,
     kaslr_offset: u64,
+    // Declared last: the names above borrow from these.
+    _arena: Vec<Box<str>>,
+    _owner: Option<Arc<Vmlinux>>,
+}
+
+impl std::fmt::Debug for SymbolTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SymbolTable")
+            .field("symbols", &self.by_addr.len())
+            .field("kaslr_offset", &self.kaslr_offset)
+            .finish()
+    }
 }
 
 /// Link-time addresses below this are not in the kernel image (per-CPU offsets, absolute
@@ -47,27 +82,41 @@ pub struct SymbolTable {
 /// in the top half of the address space.
 const KERNEL_IMAGE_MIN: u64 = 0x8000_0000_0000_0000;
 
+fn shift(addr: u64, kaslr_offset: u64) -> u64 {
+    if addr >= KERNEL_IMAGE_MIN {
+        addr.wrapping_add(kaslr_offset)
+    } else {
+        addr
+    }
+}
+
 impl SymbolTable {
-    /// Reads the `.symtab` (or, failing that, `.dynsym`) of the vmlinux.
-    pub fn from_vmlinux(vmlinux: &Vmlinux, kaslr_offset: u64) -> SymbolTable {
+    /// Reads the `.symtab` of the vmlinux.
+    pub fn from_vmlinux(vmlinux: &Arc<Vmlinux>, kaslr_offset: u64) -> SymbolTable {
         let file = vmlinux.object();
-        let mut list = Vec::new();
+        let mut list = Vec::with_capacity(file.symbols().size_hint().0);
         for s in file.symbols() {
+            // `file` is an `object::File<'static>` over the map `vmlinux` owns, so the names
+            // are `&'static` already; the `Arc` held below keeps them valid.
             let Ok(name) = s.name() else { continue };
             if name.is_empty() || s.is_undefined() {
                 continue;
             }
-            if matches!(s.kind(), SymbolKind::Section | SymbolKind::File) {
-                continue;
-            }
             let kind = match s.kind() {
+                SymbolKind::Section | SymbolKind::File => continue,
                 SymbolKind::Text => SymKind::Text,
                 SymbolKind::Data => SymKind::Data,
                 _ => SymKind::Other,
             };
-            list.push((name.to_string(), s.address(), s.size(), kind, s.is_global()));
+            list.push(Entry {
+                name,
+                address: shift(s.address(), kaslr_offset),
+                size: s.size(),
+                kind,
+                global: s.is_global(),
+            });
         }
-        SymbolTable::from_parts(list, kaslr_offset)
+        SymbolTable::index(list, kaslr_offset, Vec::new(), Some(vmlinux.clone()))
     }
 
     /// Builds a table from `(name, link-time address, size, kind, global)` tuples.
@@ -75,44 +124,57 @@ impl SymbolTable {
         list: Vec<(String, u64, u64, SymKind, bool)>,
         kaslr_offset: u64,
     ) -> SymbolTable {
-        let mut by_addr: Vec<Symbol> = list
-            .into_iter()
-            .map(|(name, addr, size, kind, global)| {
-                let address = if addr >= KERNEL_IMAGE_MIN {
-                    VirtAddr(addr.wrapping_add(kaslr_offset))
-                } else {
-                    VirtAddr(addr)
-                };
-                Symbol {
-                    name,
-                    address,
-                    size,
-                    kind,
-                    global,
-                }
+        let arena: Vec<Box<str>> = list.iter().map(|t| t.0.clone().into_boxed_str()).collect();
+        let entries = list
+            .iter()
+            .zip(&arena)
+            .map(|((_, addr, size, kind, global), name)| Entry {
+                // SAFETY: the boxed strings live in `_arena` for as long as the table and their
+                // heap buffers never move.
+                name: unsafe { &*(name.as_ref() as *const str) },
+                address: shift(*addr, kaslr_offset),
+                size: *size,
+                kind: *kind,
+                global: *global,
             })
             .collect();
-        by_addr.sort_by(|a, b| a.address.cmp(&b.address).then(b.size.cmp(&a.size)));
-        let mut by_name: HashMap<String, usize> = HashMap::with_capacity(by_addr.len());
+        SymbolTable::index(entries, kaslr_offset, arena, None)
+    }
+
+    fn index(
+        mut by_addr: Vec<Entry>,
+        kaslr_offset: u64,
+        arena: Vec<Box<str>>,
+        owner: Option<Arc<Vmlinux>>,
+    ) -> SymbolTable {
+        by_addr.sort_unstable_by(|a, b| {
+            a.address
+                .cmp(&b.address)
+                .then(b.size.cmp(&a.size))
+                .then(a.name.cmp(b.name))
+        });
+        let mut by_name: HashMap<&'static str, u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(by_addr.len(), Default::default());
         for (i, s) in by_addr.iter().enumerate() {
-            match by_name.get(&s.name) {
-                Some(&j) => {
-                    let old = &by_addr[j];
+            let i = i as u32;
+            by_name
+                .entry(s.name)
+                .and_modify(|j| {
+                    let old = &by_addr[*j as usize];
                     let better = (s.global && !old.global)
                         || (s.global == old.global && old.size == 0 && s.size > 0);
                     if better {
-                        by_name.insert(s.name.clone(), i);
+                        *j = i;
                     }
-                }
-                None => {
-                    by_name.insert(s.name.clone(), i);
-                }
-            }
+                })
+                .or_insert(i);
         }
         SymbolTable {
             by_addr,
             by_name,
             kaslr_offset,
+            _arena: arena,
+            _owner: owner,
         }
     }
 
@@ -128,38 +190,41 @@ impl SymbolTable {
         self.by_addr.is_empty()
     }
 
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.by_addr.get(i as usize))
+    }
+
     /// The symbol of that name (KASLR-shifted).
-    pub fn lookup(&self, name: &str) -> Option<&Symbol> {
-        self.by_name.get(name).and_then(|&i| self.by_addr.get(i))
+    pub fn lookup(&self, name: &str) -> Option<Symbol> {
+        self.entry(name).map(|e| e.to_symbol())
     }
 
     /// The KASLR-shifted address of a symbol.
     pub fn address(&self, name: &str) -> Option<VirtAddr> {
-        self.lookup(name).map(|s| s.address)
+        self.entry(name).map(|s| VirtAddr(s.address))
     }
 
     /// The symbol containing `addr` and the offset into it: the closest symbol at or below the
-    /// address, accepted if the address is inside its size (or it has no size and it is the
-    /// last symbol before the address).
-    pub fn symbolize(&self, addr: VirtAddr) -> Option<(&Symbol, u64)> {
-        let idx = self.by_addr.partition_point(|s| s.address <= addr);
+    /// address, accepted if the address is inside its size (or, when every symbol there has no
+    /// size, the nearest one).
+    pub fn symbolize(&self, addr: VirtAddr) -> Option<(Symbol, u64)> {
+        let idx = self.by_addr.partition_point(|s| s.address <= addr.0);
         let candidates = self.by_addr.get(..idx)?;
-        // Several symbols may share an address; prefer one whose extent covers addr.
         let last = candidates.last()?;
-        let same: Vec<&Symbol> = candidates
+        let same = candidates
             .iter()
             .rev()
-            .take_while(|s| s.address == last.address)
-            .collect();
-        let off = addr.0 - last.address.0;
+            .take_while(|s| s.address == last.address);
+        let off = addr.0 - last.address;
         let covering = same
-            .iter()
-            .copied()
+            .clone()
             .filter(|s| off < s.size)
-            .max_by_key(|s| (s.global, s.kind == SymKind::Text || s.kind == SymKind::Data));
+            .max_by_key(|s| (s.global, s.kind != SymKind::Other));
         match covering {
-            Some(s) => Some((s, off)),
-            None if same.iter().all(|s| s.size == 0) => Some((last, off)),
+            Some(s) => Some((s.to_symbol(), off)),
+            None if same.clone().all(|s| s.size == 0) => Some((last.to_symbol(), off)),
             None => None,
         }
     }
@@ -168,7 +233,7 @@ impl SymbolTable {
     pub fn format_address(&self, addr: VirtAddr) -> Option<String> {
         self.symbolize(addr).map(|(s, off)| {
             if off == 0 {
-                s.name.clone()
+                s.name
             } else {
                 format!("{}+{:#x}", s.name, off)
             }
@@ -176,7 +241,7 @@ impl SymbolTable {
     }
 
     /// Every symbol, sorted by address.
-    pub fn iter(&self) -> impl Iterator<Item = &Symbol> {
-        self.by_addr.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Symbol> + '_ {
+        self.by_addr.iter().map(|e| e.to_symbol())
     }
 }
