@@ -607,9 +607,12 @@ impl DwarfTypes {
                     dims.push(None);
                 }
                 let d = dim as usize;
-                let count = *dims
+                // GNU zero-length arrays (`x[0]`) are the old spelling of a flexible array
+                // member and read like one (BTF cannot tell them apart either).
+                let count = dims
                     .get(d)
-                    .ok_or_else(|| derr(offset, "array dimension out of range"))?;
+                    .ok_or_else(|| derr(offset, "array dimension out of range"))?
+                    .filter(|&n| n != 0);
                 let element = if d + 1 < dims.len() {
                     TypeId(offset | ((dim + 1) << DIM_SHIFT))
                 } else {
