@@ -242,9 +242,7 @@ fn another_architectures_vmlinux_is_a_mismatch() {
         return;
     };
     let id = dump_identity(&dir);
-    let e = locate::verify(&vmlinux(&arm), &id, false)
-        .err()
-        .expect("mismatch");
+    let e = locate::verify(&vmlinux(&arm), &id, false).expect_err("mismatch");
     assert_eq!(e.code(), "vmlinux-mismatch");
     let msg = e.to_string();
     assert!(msg.contains(id.release.as_deref().unwrap()), "{msg}");
