@@ -11,10 +11,13 @@
 //! 6. [`report`]: the plugin framework, the runner, the manifest and the sos-layout archive.
 //!
 //! The plugins themselves live in the top-level `plugins/` directory (one file each, plus the
-//! static registry) and see only [`kernel`] and the report sink.
+//! static registry) and see only [`kernel`] and the report sink. [`cli`] turns the command line
+//! into a validated configuration and [`app`] is the glue the binary runs.
 
 pub mod addr;
+pub mod app;
 pub mod arch;
+pub mod cli;
 pub mod debuginfo;
 pub mod dump;
 pub mod error;

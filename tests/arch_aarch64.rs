@@ -343,3 +343,31 @@ fn params_are_rejected_when_impossible() {
         "translation-config"
     );
 }
+
+#[test]
+fn hostile_va_bits_give_config_errors_not_panics() {
+    let mem = common::pagetable::SynthMem::new(&[(0x4000_0000, 0x5000_0000)]);
+    for (va_bits, t1sz) in [
+        (0i64, 16i64),
+        (64, 16),
+        (48, 0),
+        (48, 63),
+        (-1, 16),
+        (35, 29),
+    ] {
+        let mut cfg = TranslationConfig {
+            arch: Some(Arch::Aarch64),
+            page_size: 4096,
+            ..Default::default()
+        };
+        cfg.numbers.insert("VA_BITS".into(), va_bits);
+        cfg.numbers.insert("TCR_EL1_T1SZ".into(), t1sz);
+        cfg.numbers.insert("kimage_voffset".into(), 0x1000);
+        cfg.numbers.insert("PHYS_OFFSET".into(), 0x4000_0000);
+        cfg.symbols.insert("swapper_pg_dir".into(), 0x4000_1000);
+        match Aarch64::from_config(&mem, &cfg) {
+            Ok(t) => assert!((36..=52).contains(&t.params().va_bits)),
+            Err(e) => assert_eq!(e.code(), "translation-config"),
+        }
+    }
+}

@@ -190,3 +190,43 @@ fn missing_tables_and_limits() {
     );
     assert!(t.translate(&lay.b.mem, VirtAddr(2 * M1 + 1)).is_ok());
 }
+
+#[test]
+fn non_identity_mapped_kernel_is_refused_clearly() {
+    let lay = build(1);
+    let mut cfg = TranslationConfig {
+        arch: Some(Arch::S390x),
+        page_size: 4096,
+        ..Default::default()
+    };
+    // a 6.10+ kernel-image address, far above the dump's memory
+    cfg.symbols
+        .insert("swapper_pg_dir".into(), 0x3ff_e000_0000 + lay.b.root);
+    let e = S390x::from_config(&lay.b.mem, &cfg).err().unwrap();
+    assert_eq!(e.code(), "unsupported");
+}
+
+#[test]
+fn entry_of_the_wrong_table_type_is_not_followed() {
+    // hardware raises a translation-specification exception when an entry's TT does not
+    // match the table it sits in; a corrupt dump must not be walked through it
+    let mut lay = build(3);
+    let mut b = [0u8; 8];
+    vmcore_report::dump::PhysMem::read_phys(
+        &lay.b.mem,
+        vmcore_report::addr::PhysAddr(lay.b.root),
+        &mut b,
+    )
+    .unwrap();
+    let e = u64::from_be_bytes(b);
+    assert_eq!((e >> 2) & 3, 3, "region-first entry");
+    lay.b
+        .mem
+        .write(lay.b.root, &(e & !0xc | (1 << 2)).to_be_bytes());
+    let t = S390x::from_asce(asce(&lay, 3));
+    let err = t.translate(&lay.b.mem, VirtAddr(0x5000)).unwrap_err();
+    assert!(
+        matches!(err, TranslateError::NotMapped { level: 1, .. }),
+        "{err}"
+    );
+}

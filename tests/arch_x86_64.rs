@@ -186,14 +186,12 @@ fn config(lay: &Layout, l5: bool, with_phys_base: bool, with_symbol: bool) -> Tr
 fn config_finds_root_phys_base_and_direct_map() {
     for l5 in [false, true] {
         let lay = build(l5, 0);
-        for (with_pb, with_sym) in [(true, true), (false, true), (true, false)] {
+        for (with_pb, with_sym) in [(true, true), (false, true), (true, false), (false, false)] {
             let cfg = config(&lay, l5, with_pb, with_sym);
             let t = X86_64::from_config(&lay.b.mem, &cfg).unwrap();
             assert_eq!(t.root(), lay.b.root, "l5={l5} pb={with_pb} sym={with_sym}");
             assert_eq!(t.la57(), l5);
-            if with_sym {
-                assert_eq!(t.phys_base(), lay.phys_base);
-            }
+            assert_eq!(t.phys_base(), lay.phys_base);
             assert_eq!(t.page_offset_base(), Some(lay.pob));
         }
     }
@@ -300,4 +298,45 @@ fn reads_cross_pages_and_mapping_sizes() {
         let want: Vec<u8> = (0..8).map(|i| expect(IMAGE_VA + M2 - 4 + i)).collect();
         assert_eq!(v, u64::from_le_bytes(want.try_into().unwrap()));
     }
+}
+
+#[test]
+fn pti_user_cr3_falls_back_to_the_kernel_table() {
+    // the builder's root is 8 KiB-aligned only by luck; build a layout and put an empty
+    // "user" table right above an 8 KiB-aligned copy of the root
+    let mut lay = build(false, 0);
+    let mut kernel_root = [0u8; 4096];
+    vmcore_report::dump::PhysMem::read_phys(
+        &lay.b.mem,
+        vmcore_report::addr::PhysAddr(lay.b.root),
+        &mut kernel_root,
+    )
+    .unwrap();
+    let k = 0x7000_0000u64; // 8 KiB-aligned, inside RAM, away from data the test reads
+    lay.b.mem.write(k, &kernel_root);
+    lay.b.mem.write(k + 0x1000, &[0u8; 4096]);
+    let mut cfg = config(&lay, false, false, false);
+    cfg.pgd_phys = Some(k + 0x1000 + 0x3); // user PGD + PCID
+    let t = X86_64::from_config(&lay.b.mem, &cfg).unwrap();
+    assert_eq!(t.root(), k);
+    assert_eq!(t.phys_base(), lay.phys_base);
+    let va = lay.pob + 4 * G + 12345;
+    assert_eq!(
+        t.translate(&lay.b.mem, VirtAddr(va)).unwrap().phys.0,
+        lay.b.expect(va).unwrap().0
+    );
+}
+
+#[test]
+fn dispatcher_needs_an_architecture() {
+    let lay = build(false, 0);
+    let mut cfg = config(&lay, false, true, true);
+    cfg.arch = None;
+    let e = vmcore_report::arch::translator(&lay.b.mem, &cfg)
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "translation-config");
+    cfg.arch = Some(Arch::X86_64);
+    let t = vmcore_report::arch::translator(&lay.b.mem, &cfg).unwrap();
+    assert_eq!(t.arch(), Arch::X86_64);
 }

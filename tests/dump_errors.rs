@@ -137,32 +137,35 @@ fn corrupt_descriptors_are_reported_with_their_offset() {
     let desc = img.desc_offset(2);
 
     // Offset far past the end of the file.
-    let mut bytes = img.to_vec();
-    patch(&mut bytes, desc, &(1u64 << 50).to_le_bytes());
-    let e = read_pfn(bytes, 2).unwrap_err();
+    let e = read_pfn(img.with_desc(2, Some(1 << 50), None, None), 2).unwrap_err();
     assert_eq!(e.code(), "truncated", "{e}");
 
     // Size larger than a page.
-    let mut bytes = img.to_vec();
-    patch(&mut bytes, desc + 8, &(PS as u32 * 2).to_le_bytes());
-    let e = read_pfn(bytes, 2).unwrap_err();
+    let e = read_pfn(img.with_desc(2, None, Some(PS as u32 * 2), None), 2).unwrap_err();
     assert_eq!(e.code(), "corrupt", "{e}");
     assert!(e.to_string().contains(&format!("{desc:#x}")), "{e}");
 
     // Size zero in a complete dump.
-    let mut bytes = img.to_vec();
-    patch(&mut bytes, desc + 8, &0u32.to_le_bytes());
+    let bytes = img.with_desc(2, None, Some(0), None);
     assert_eq!(read_pfn(bytes, 2).unwrap_err().code(), "corrupt");
 
     // Two codec flags at once.
-    let mut bytes = img.to_vec();
-    patch(&mut bytes, desc + 12, &0x3u32.to_le_bytes());
+    let bytes = img.with_desc(2, None, None, Some(0x3));
     assert_eq!(read_pfn(bytes, 2).unwrap_err().code(), "corrupt");
+
+    // The same in a big-endian (s390x) dump, where the descriptor is big-endian too.
+    let mut be = VmcoreBuilder::new(SynthArch::S390x);
+    be.write_phys(0, &compressible_page(9, PS as usize));
+    let img = be.build_kdump(&KdumpOpts::default());
+    assert!(read_pfn(img.to_vec(), 0).is_ok());
+    let e = read_pfn(img.with_desc(0, None, Some(PS as u32 * 2), None), 0).unwrap_err();
+    assert_eq!(e.code(), "corrupt", "{e}");
+    let e = read_pfn(img.with_garbage_page(0), 0).unwrap_err();
+    assert_eq!(e.code(), "decompress", "{e}");
 
     // A raw page shorter than a page.
     let (_, raw) = kdump_image(SynthCodec::Raw);
-    let mut bytes = raw.to_vec();
-    patch(&mut bytes, raw.desc_offset(3) + 8, &100u32.to_le_bytes());
+    let bytes = raw.with_desc(3, None, Some(100), None);
     assert_eq!(read_pfn(bytes, 3).unwrap_err().code(), "corrupt");
 }
 
@@ -175,18 +178,7 @@ fn undecodable_pages_are_decompress_errors_for_every_codec() {
         SynthCodec::Zstd,
     ] {
         let (_, img) = kdump_image(codec);
-        let desc = img.desc_offset(0);
-        let bytes = img.to_vec();
-        let off = u64::from_le_bytes(bytes[desc as usize..desc as usize + 8].try_into().unwrap());
-        let size = u32::from_le_bytes(
-            bytes[desc as usize + 8..desc as usize + 12]
-                .try_into()
-                .unwrap(),
-        );
-        let mut bad = bytes.clone();
-        for i in 0..size as u64 {
-            bad[(off + i) as usize] = (i as u8).wrapping_mul(37) ^ 0x5a;
-        }
+        let bad = img.with_garbage_page(0);
         let e = read_pfn(bad, 0).unwrap_err();
         assert_eq!(e.code(), "decompress", "{codec:?}: {e}");
     }
@@ -215,12 +207,8 @@ fn pages_decompressing_to_more_or_less_than_a_page_are_refused() {
 #[test]
 fn bitmap_claiming_more_pages_than_descriptors() {
     let (b, img) = kdump_image(SynthCodec::Zlib);
-    let mut bytes = img.to_vec();
-    // Mark every PFN dumped: ranks now point past the real descriptors, into page data.
-    let bitmap_len = img.bitmap2 - img.bitmap1;
-    for i in 0..bitmap_len {
-        bytes[(img.bitmap2 + i) as usize] = 0xff;
-    }
+    // Every PFN marked dumped: ranks now point past the real descriptors, into page data.
+    let bytes = img.with_bitmap_mismatch();
     let d = dump::open_bytes(bytes).unwrap();
     let mut buf = vec![0u8; PS as usize];
     let mut errors = 0;

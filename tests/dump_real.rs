@@ -66,7 +66,7 @@ fn sample_pages(mem: &dyn PhysMem) -> Vec<u64> {
     out
 }
 
-fn check_set(set: &str) {
+fn check_set(set: &str, arch: Arch) {
     let Some(dir) = common::fixtures::set(set) else {
         return;
     };
@@ -96,8 +96,14 @@ fn check_set(set: &str) {
             Some(release.as_str()),
             "{set}/{name}"
         );
-        assert_eq!(d.info.arch, Some(Arch::X86_64), "{set}/{name}: arch");
-        assert_eq!(d.info.page_size, PAGE, "{set}/{name}: page size");
+        assert_eq!(d.info.arch, Some(arch), "{set}/{name}: arch");
+        assert_eq!(vi.page_size, Some(PAGE), "{set}/{name}: kernel page size");
+        // QEMU writes aarch64 kdump files with 64 KiB blocks over a 4 KiB-page kernel.
+        assert!(
+            d.info.page_size % PAGE == 0,
+            "{set}/{name}: dump page size {}",
+            d.info.page_size
+        );
         if let Some(n) = truth_nproc(&dir) {
             assert_eq!(d.info.cpus.len() as u32, n, "{set}/{name}: PRSTATUS notes");
         }
@@ -108,6 +114,18 @@ fn check_set(set: &str) {
                 "{set}/{name}: cpu {} pc {pc:#x} not kernel",
                 cpu.index
             );
+        }
+        if name == "vmcore.elf" && arch == Arch::X86_64 {
+            // QEMU's CPU-state notes carry CR3: a page-table root inside RAM.
+            for cpu in &d.info.cpus {
+                let cr3 = cpu.page_table_root.expect("QEMU note gives CR3");
+                let root = PhysAddr(cr3 & 0x000f_ffff_ffff_f000);
+                assert!(
+                    d.mem.is_dumped(root),
+                    "{set}/{name}: cpu {} CR3 {cr3:#x}",
+                    cpu.index
+                );
+            }
         }
         match &d.info.format {
             DumpFormat::Kdump { flattened, .. } => {
@@ -173,10 +191,15 @@ fn check_set(set: &str) {
 
 #[test]
 fn x86_64_l5_every_dump_matches_vmcore_elf() {
-    check_set("x86_64-6.1-l5");
+    check_set("x86_64-6.1-l5", Arch::X86_64);
 }
 
 #[test]
 fn x86_64_l4_every_dump_matches_vmcore_elf() {
-    check_set("x86_64-6.1-l4");
+    check_set("x86_64-6.1-l4", Arch::X86_64);
+}
+
+#[test]
+fn aarch64_every_dump_matches_vmcore_elf() {
+    check_set("aarch64-6.1", Arch::Aarch64);
 }

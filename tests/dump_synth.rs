@@ -385,3 +385,74 @@ fn concurrent_reads_share_the_page_cache() {
         }
     });
 }
+
+/// Regenerates the fuzz seed corpora (small dumps with 1 KiB pages):
+/// `cargo test --test dump_synth -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let small = |arch: SynthArch| {
+        let mut b = VmcoreBuilder::new(arch);
+        b.page_size = 1024;
+        b.write_phys(0, &compressible_page(1, 1024));
+        b.write_phys(1024, &random_page(2, 1024));
+        b.write_phys(5 * 1024, &compressible_page(3, 1024));
+        b.exclude(3);
+        b.vmcoreinfo("OSRELEASE=6.1.0\nPAGESIZE=1024\nSYMBOL(init_top_pgt)=ffffffff8260a000\n");
+        b.prstatus(1, &[0x1111; 18]);
+        b
+    };
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    let x86 = small(SynthArch::X86_64);
+    let s390 = small(SynthArch::S390x);
+    write("elf", "qemu-le", &x86.build_elf(&ElfOpts::default()));
+    write(
+        "elf",
+        "xnum-be",
+        &s390.build_elf(&ElfOpts {
+            phdrs_after_shdrs: true,
+            pn_xnum: true,
+        }),
+    );
+    for codec in SynthCodec::ALL {
+        let opts = KdumpOpts {
+            codec,
+            ..Default::default()
+        };
+        let name = codec.name().unwrap_or("raw");
+        write("kdump", name, &x86.build_kdump(&opts).to_vec());
+        write(
+            "flattened",
+            name,
+            &VmcoreBuilder::flatten(&x86.build_kdump(&opts), 700),
+        );
+    }
+    for v in [1, 3, 5] {
+        let opts = KdumpOpts {
+            header_version: v,
+            ..Default::default()
+        };
+        write(
+            "kdump",
+            &format!("be-v{v}"),
+            &s390.build_kdump(&opts).to_vec(),
+        );
+    }
+    write(
+        "vmcoreinfo",
+        "x86_64",
+        b"OSRELEASE=6.1.0-28-cloud-amd64\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff8260a000\n\
+          OFFSET(list_head.next)=0\nSIZE(page)=64\nLENGTH(free_area)=11\nNUMBER(phys_base)=0\n\
+          KERNELOFFSET=1e000000\nCRASHTIME=1700000000\n",
+    );
+    write(
+        "vmcoreinfo",
+        "aarch64",
+        b"OSRELEASE=6.1.0\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff800008000000\n",
+    );
+}

@@ -26,14 +26,15 @@
 //! in the bottom half; from 5.4, `PAGE_OFFSET = -(1 << VA_BITS)` (the bottom half) with the image
 //! in the top half. Either way `pa = va - PAGE_OFFSET + PHYS_OFFSET` (`NUMBER(PHYS_OFFSET)`,
 //! which the kernel already adjusts for a 52-bit build on 48-bit hardware). The layout is told
-//! apart by which half holds the image; the fast path is checked against the walk at set-up and
-//! turned off if they disagree. Pointer-authentication bits (`NUMBER(KERNELPACMASK)`) are
+//! apart by which half holds the image. The fast path answers only inside the parts of the
+//! linear map a one-time scan of the tables found mapped at that offset, so it agrees with the
+//! walk by construction (firmware "no-map" holes and unmapped pages fall back to the walk). Pointer-authentication bits (`NUMBER(KERNELPACMASK)`) are
 //! stripped from kernel addresses before translation.
 
 use crate::addr::{Arch, Endian, PhysAddr, VirtAddr};
 use crate::dump::PhysMem;
 
-use super::radix::{Entry, EntryDecoder, Level, RadixFormat};
+use super::radix::{Entry, EntryDecoder, Level, LinearIntervals, RadixFormat};
 use super::{TranslateError, Translation, TranslationConfig, Translator};
 
 /// Layout parameters of an aarch64 kernel.
@@ -123,12 +124,14 @@ pub fn format(params: &Aarch64Params) -> Result<RadixFormat, TranslateError> {
             params.page_size
         ))
     })?;
-    let va_bits = params.walk_va_bits();
-    if !(36..=52).contains(&va_bits) || va_bits <= p {
-        return Err(TranslateError::Config(format!(
-            "aarch64 VA_BITS {va_bits} is out of range"
-        )));
+    for vb in [params.va_bits, params.va_bits_actual] {
+        if !(36..=52).contains(&vb) {
+            return Err(TranslateError::Config(format!(
+                "aarch64 VA_BITS {vb} is out of range (36..=52)"
+            )));
+        }
     }
+    let va_bits = params.walk_va_bits();
     let per = p - 3;
     let nlevels = (va_bits - p).div_ceil(per);
     let mut levels = Vec::new();
@@ -167,9 +170,10 @@ pub struct Aarch64 {
     format: RadixFormat,
     root: u64,
     pac_mask: u64,
-    /// `(start, end, PAGE_OFFSET, PHYS_OFFSET)` of the linear map, when proved.
-    linear: Option<(u64, u64, u64, u64)>,
-    ram: Vec<(u64, u64)>,
+    /// `(PAGE_OFFSET, PHYS_OFFSET)` of the linear map, when the walk confirmed the layout.
+    linear: Option<(u64, u64)>,
+    /// Linear-map addresses of the dump's memory the tables map at the linear offset.
+    proved: LinearIntervals,
 }
 
 impl Aarch64 {
@@ -180,7 +184,7 @@ impl Aarch64 {
             root,
             pac_mask: 0,
             linear: None,
-            ram: Vec::new(),
+            proved: LinearIntervals::default(),
         })
     }
 
@@ -244,8 +248,8 @@ impl Aarch64 {
         Ok(t)
     }
 
-    /// Sets up the linear-map fast path and keeps it only if the walk agrees at the start of
-    /// the first RAM range.
+    /// Sets up the linear-map fast path: works out `PAGE_OFFSET` for the layout, then scans
+    /// the tables for the parts of the dump's memory they map at the linear offset.
     pub fn prepare_fast_path(
         &mut self,
         mem: &dyn PhysMem,
@@ -268,21 +272,33 @@ impl Aarch64 {
         } else {
             (0u64.wrapping_sub(1u64 << (vb - 1)), u64::MAX)
         };
-        self.ram = mem.ranges().iter().map(|r| (r.start.0, r.end.0)).collect();
-        self.linear = Some((page_offset, end, page_offset, phys_offset));
-        let probe = self.ram.first().map(|&(s, _)| s);
-        let ok = probe.is_some_and(|pa| {
-            let va = pa.wrapping_sub(phys_offset).wrapping_add(page_offset);
-            self.walk(mem, VirtAddr(va)).map(|t| t.phys.0).ok() == Some(pa)
-        });
-        if !ok {
-            self.linear = None;
-        }
+        let delta = page_offset.wrapping_sub(phys_offset);
+        let ranges: Vec<(u64, u64)> = mem
+            .ranges()
+            .iter()
+            .filter_map(|r| {
+                let s = r.start.0.wrapping_add(delta);
+                let e = r.end.0.wrapping_add(delta);
+                // only the part inside [PAGE_OFFSET, PAGE_END) is linear-map
+                let (s, e) = (
+                    s.max(page_offset),
+                    if end == u64::MAX { e } else { e.min(end) },
+                );
+                (s >= page_offset && s < e).then_some((s, e))
+            })
+            .collect();
+        self.proved = self.format.scan_linear(mem, self.root, &ranges, delta);
+        self.linear = (self.proved.len_bytes() > 0).then_some((page_offset, phys_offset));
+    }
+
+    /// Bytes of the linear map the fast path covers.
+    pub fn fast_path_coverage(&self) -> u64 {
+        self.proved.len_bytes()
     }
 
     /// The linear-map address of a physical address, if the layout is known.
     pub fn phys_to_linear(&self, pa: u64) -> Option<u64> {
-        let (_, _, po, phys_off) = self.linear?;
+        let (po, phys_off) = self.linear?;
         Some(pa.wrapping_sub(phys_off).wrapping_add(po))
     }
 
@@ -295,21 +311,13 @@ impl Aarch64 {
         }
     }
 
-    /// Arithmetic translation of linear-map addresses whose physical address is RAM.
+    /// Arithmetic translation of linear-map addresses the tables map linearly.
     pub fn fast_translate(&self, va: VirtAddr) -> Option<Translation> {
-        let (start, end, po, phys_off) = self.linear?;
         let va = self.strip(va.0);
-        if va < start || (end != u64::MAX && va >= end) {
-            return None;
-        }
-        let pa = va.wrapping_sub(po).wrapping_add(phys_off);
-        self.ram
-            .iter()
-            .any(|&(s, e)| pa >= s && pa < e)
-            .then_some(Translation {
-                phys: PhysAddr(pa),
-                mapping_size: self.params.page_size,
-            })
+        self.proved.contains(va).then_some(Translation {
+            phys: PhysAddr(va.wrapping_sub(self.proved.delta)),
+            mapping_size: self.params.page_size,
+        })
     }
 
     /// The full walk from `swapper_pg_dir`.

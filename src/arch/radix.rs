@@ -164,3 +164,144 @@ pub fn is_canonical(va: u64, va_bits: u32) -> bool {
     let top = (va as i64) >> (va_bits - 1);
     top == 0 || top == -1
 }
+
+/// Address intervals `[start, end)` (virtual) proved to be mapped linearly, sorted and merged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinearIntervals {
+    /// `pa = va - delta` (wrapping) inside every interval.
+    pub delta: u64,
+    intervals: Vec<(u64, u64)>,
+}
+
+impl LinearIntervals {
+    pub fn new(delta: u64) -> LinearIntervals {
+        LinearIntervals {
+            delta,
+            intervals: Vec::new(),
+        }
+    }
+    pub fn contains(&self, va: u64) -> bool {
+        let i = self.intervals.partition_point(|&(s, _)| s <= va);
+        i > 0 && self.intervals.get(i - 1).is_some_and(|&(_, e)| va < e)
+    }
+    pub fn intervals(&self) -> &[(u64, u64)] {
+        &self.intervals
+    }
+    /// Total bytes covered.
+    pub fn len_bytes(&self) -> u64 {
+        self.intervals.iter().map(|&(s, e)| e - s).sum()
+    }
+    fn push(&mut self, s: u64, e: u64) {
+        if let Some(last) = self.intervals.last_mut() {
+            if last.1 == s {
+                last.1 = e;
+                return;
+            }
+        }
+        self.intervals.push((s, e));
+    }
+    fn finish(&mut self) {
+        self.intervals.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.intervals.len());
+        for &(s, e) in &self.intervals {
+            match merged.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.intervals = merged;
+    }
+}
+
+impl RadixFormat {
+    /// Finds which parts of `[lo, hi)` (virtual, canonical, not wrapping) the tables map at
+    /// `pa = va - delta`, reading whole tables rather than walking address by address, so the
+    /// cost is one read per table page covering the range. A table page missing from the dump
+    /// just leaves its part out. This is what makes an arithmetic fast path exactly agree with
+    /// the walk.
+    pub fn scan_linear(
+        &self,
+        mem: &dyn PhysMem,
+        root: u64,
+        ranges: &[(u64, u64)],
+        delta: u64,
+    ) -> LinearIntervals {
+        let mut out = LinearIntervals::new(delta);
+        if let Some(top) = self.levels.first() {
+            let span_bits = top.shift + top.bits;
+            for &(lo, hi) in ranges {
+                if lo >= hi {
+                    continue;
+                }
+                let base = if span_bits >= 64 {
+                    0
+                } else {
+                    lo & !((1u64 << span_bits) - 1)
+                };
+                self.scan_table(mem, root, 0, base, lo, hi, &mut out);
+            }
+        }
+        out.finish();
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_table(
+        &self,
+        mem: &dyn PhysMem,
+        table: u64,
+        level_idx: usize,
+        base: u64,
+        lo: u64,
+        hi: u64,
+        out: &mut LinearIntervals,
+    ) {
+        let Some(level) = self.levels.get(level_idx) else {
+            return;
+        };
+        let last = level_idx + 1 == self.levels.len();
+        let size = 1u64 << level.shift;
+        let nmask = if level.bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << level.bits) - 1
+        };
+        let first = (lo.wrapping_sub(base) >> level.shift) & nmask;
+        let last_idx = (hi.wrapping_sub(1).wrapping_sub(base) >> level.shift) & nmask;
+        if last_idx < first {
+            return;
+        }
+        let n = (last_idx - first + 1) as usize;
+        let es = self.entry_size as usize;
+        let mut buf = vec![0u8; n * es];
+        let Some(start) = first
+            .checked_mul(self.entry_size)
+            .and_then(|o| table.checked_add(o))
+        else {
+            return;
+        };
+        if mem.read_phys(PhysAddr(start), &mut buf).is_err() {
+            return;
+        }
+        for (k, chunk) in buf.chunks_exact(es).enumerate() {
+            let raw = self.endian.uint(chunk, es).unwrap_or(0);
+            let va = base.wrapping_add((first + k as u64) << level.shift);
+            let (s, e) = (
+                va.max(lo),
+                va.wrapping_add(size).wrapping_sub(1).min(hi - 1),
+            );
+            match self.decoder.decode(raw, level, last) {
+                Entry::Invalid => {}
+                Entry::Leaf(pa) => {
+                    if (last || level.leaf_allowed) && pa == va.wrapping_sub(out.delta) {
+                        out.push(s, e + 1);
+                    }
+                }
+                Entry::Table(next) if !last => {
+                    self.scan_table(mem, next, level_idx + 1, va, s, e + 1, out);
+                }
+                Entry::Table(_) => {}
+            }
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! (origin bits 11..63). A page-table entry is invalid when bit 0x400 is set.
 //!
 //! # The kernel's layout and the lowcore
-//! Up to 6.4 the kernel and its direct map are identity-mapped (virtual == physical), so the
+//! Before 6.10 the kernel and its direct map are identity-mapped (virtual == physical), so the
 //! kernel page table `swapper_pg_dir` is at the physical address equal to its symbol value, and
 //! the ASCE's type is not in VMCOREINFO: it is read from the first valid entry's TT field. Each
 //! CPU's first 8 KiB of real storage (its lowcore) is relocated by the prefix register; the
@@ -108,6 +108,15 @@ impl S390x {
                     "s390x needs SYMBOL(swapper_pg_dir) or a page-table root".into(),
                 )
             })?;
+        // from 6.10 the kernel is no longer identity-mapped (VMCOREINFO then carries
+        // IDENTITYBASE and KERNELOFFPHYS); a symbol beyond the dump's memory is that layout
+        let mem_end = mem.ranges().last().map(|r| r.end.0).unwrap_or(0);
+        if cfg.pgd_phys.is_none() && root & !0xfff >= mem_end {
+            return Err(TranslateError::Unsupported(format!(
+                "s390x swapper_pg_dir {root:#x} is not an identity-mapped address inside the \
+                 dump's memory (kernels from 6.10 map the kernel elsewhere)"
+            )));
+        }
         if root & 0xfff != 0 {
             // a full ASCE value
             return Ok(S390x::from_asce(root));

@@ -21,18 +21,15 @@
 //!
 //! # Fast path
 //! Most reads hit the direct map or the kernel image, so [`X86_64::translate`] tries arithmetic
-//! first where it is known to agree with the walk: kernel-image 2 MiB slots proved at set-up to be
-//! 2 MiB leaves at the linear offset, and direct-map addresses whose physical address lies in RAM
-//! the dump describes. The one known disagreement: a page the kernel unmapped from its own direct
-//! map (debug_pagealloc, secretmem) reads its physical bytes instead of failing; call
-//! [`X86_64::set_fast_path`]`(false)` to get exact walk semantics.
-
-use std::collections::HashSet;
+//! first. At set-up the tables covering the kernel image and the direct-map image of the dump's
+//! memory are scanned once, whole table pages at a time ([`RadixFormat::scan_linear`]), and the
+//! fast path answers only inside the intervals found mapped at the linear offset, so it agrees
+//! with the walk by construction. Everything else (vmalloc, vmemmap, modules, holes) walks.
 
 use crate::addr::{Arch, Endian, PhysAddr, VirtAddr};
 use crate::dump::PhysMem;
 
-use super::radix::{Entry, EntryDecoder, Level, RadixFormat, is_canonical};
+use super::radix::{Entry, EntryDecoder, Level, LinearIntervals, RadixFormat, is_canonical};
 use super::{TranslateError, Translation, TranslationConfig, Translator};
 
 /// Virtual base of the kernel image mapping.
@@ -119,10 +116,10 @@ pub struct X86_64 {
     root: u64,
     phys_base: u64,
     page_offset_base: Option<u64>,
-    /// Kernel-image 2 MiB slots (`(va - START_KERNEL_MAP) >> 21`) proved linear at set-up.
-    image_slots: HashSet<u64>,
-    /// RAM ranges of the dump, for the direct-map fast path.
-    ram: Vec<(u64, u64)>,
+    /// Kernel-image addresses the tables map at `va - __START_KERNEL_map + phys_base`.
+    image: LinearIntervals,
+    /// Direct-map addresses of the dump's memory that the tables map at `va - page_offset_base`.
+    direct: LinearIntervals,
     fast_path: bool,
 }
 
@@ -136,8 +133,8 @@ impl X86_64 {
             root,
             phys_base,
             page_offset_base: None,
-            image_slots: HashSet::new(),
-            ram: Vec::new(),
+            image: LinearIntervals::default(),
+            direct: LinearIntervals::default(),
             fast_path: true,
         }
     }
@@ -161,7 +158,12 @@ impl X86_64 {
             (Some(va), Some(pb), _) => (image_pa(va, pb), pb),
             (Some(va), None, Some(cr3)) => {
                 // derive phys_base by translating the root's own image address through CR3
-                let probe = X86_64::new(cr3, la57, sme_mask, 0);
+                let probe = X86_64::new(
+                    kernel_root_from_cr3(mem, cr3, la57, sme_mask),
+                    la57,
+                    sme_mask,
+                    0,
+                );
                 let pa = probe.walk(mem, VirtAddr(va))?.phys.0;
                 (pa, pa.wrapping_sub(va.wrapping_sub(START_KERNEL_MAP)))
             }
@@ -174,7 +176,20 @@ impl X86_64 {
                 })?;
                 (image_pa(va, pb), pb)
             }
-            (None, pb, Some(cr3)) => (cr3, pb.unwrap_or(0)),
+            (None, pb, Some(cr3)) => {
+                let root = kernel_root_from_cr3(mem, cr3, la57, sme_mask);
+                let pb = match pb {
+                    Some(pb) => pb,
+                    None => phys_base_from_image_mapping(mem, root, la57, sme_mask).ok_or_else(
+                        || {
+                            TranslateError::Config(
+                                "phys_base is absent and the kernel image mapping is empty".into(),
+                            )
+                        },
+                    )?,
+                };
+                (root, pb)
+            }
             (None, _, None) => {
                 return Err(TranslateError::Config(
                     "no page-table root: VMCOREINFO has no init_top_pgt/swapper_pg_dir and the \
@@ -225,44 +240,52 @@ impl X86_64 {
         self.page_offset_base
     }
 
-    /// Records the direct-map base and proves which kernel-image 2 MiB slots are plain linear
-    /// 2 MiB leaves, so the fast path agrees with the walk there.
+    /// Records the direct-map base and proves, from the tables, which kernel-image addresses
+    /// and which direct-map addresses of the dump's memory are mapped at the linear offset, so
+    /// the fast path answers exactly as the walk would. (Dumps may hold memory the kernel never
+    /// mapped, such as a QEMU framebuffer, and the kernel unmaps some pages of its own.)
     pub fn prepare_fast_path(&mut self, mem: &dyn PhysMem, pob: Option<u64>, image_size: u64) {
         self.page_offset_base = pob;
-        self.ram = mem.ranges().iter().map(|r| (r.start.0, r.end.0)).collect();
-        self.image_slots.clear();
-        for slot in 0..image_size >> 21 {
-            let va = START_KERNEL_MAP.wrapping_add(slot << 21);
-            if let Ok(t) = self.walk(mem, VirtAddr(va)) {
-                if t.mapping_size >= 1 << 21 && t.phys.0 == image_pa(va, self.phys_base) {
-                    self.image_slots.insert(slot);
-                }
+        let image_end = START_KERNEL_MAP.saturating_add(image_size);
+        self.image = self.format.scan_linear(
+            mem,
+            self.root,
+            &[(START_KERNEL_MAP, image_end)],
+            START_KERNEL_MAP.wrapping_sub(self.phys_base),
+        );
+        self.direct = match pob {
+            Some(pob) => {
+                let ranges: Vec<(u64, u64)> = mem
+                    .ranges()
+                    .iter()
+                    .filter_map(|r| {
+                        let s = pob.checked_add(r.start.0)?;
+                        let e = pob.checked_add(r.end.0)?;
+                        Some((s, e))
+                    })
+                    .collect();
+                self.format.scan_linear(mem, self.root, &ranges, pob)
             }
-        }
+            None => LinearIntervals::default(),
+        };
     }
 
-    /// The arithmetic translation of direct-map and kernel-image addresses, or `None` where it
-    /// is not known to agree with the walk.
+    /// Bytes of the kernel image and of the direct map the fast path covers.
+    pub fn fast_path_coverage(&self) -> (u64, u64) {
+        (self.image.len_bytes(), self.direct.len_bytes())
+    }
+
+    /// The arithmetic translation of direct-map and kernel-image addresses, or `None` where the
+    /// tables do not map them linearly.
     pub fn fast_translate(&self, va: VirtAddr) -> Option<Translation> {
-        let va = va.0;
-        if va >= START_KERNEL_MAP {
-            let off = va - START_KERNEL_MAP;
-            if self.image_slots.contains(&(off >> 21)) {
+        for lin in [&self.image, &self.direct] {
+            if lin.contains(va.0) {
+                // intervals are page-aligned; promise no more than one page
                 return Some(Translation {
-                    phys: PhysAddr(image_pa(va, self.phys_base)),
-                    mapping_size: 1 << 21,
+                    phys: PhysAddr(va.0.wrapping_sub(lin.delta)),
+                    mapping_size: 4096,
                 });
             }
-            return None;
-        }
-        let pob = self.page_offset_base?;
-        let pa = va.checked_sub(pob)?;
-        if self.ram.iter().any(|&(s, e)| pa >= s && pa < e) {
-            // the direct map may use 4 KiB pages anywhere; promise no more than one page
-            return Some(Translation {
-                phys: PhysAddr(pa),
-                mapping_size: 4096,
-            });
         }
         None
     }
@@ -324,6 +347,40 @@ impl Translator for X86_64 {
         }
         self.walk(mem, va)
     }
+}
+
+/// With page-table isolation the CPU may have been running on a process's user page table,
+/// which sits 4 KiB above the kernel one (`PTI_USER_PGTABLE_BIT` is bit 12, the kernel one is
+/// 8 KiB-aligned) and maps almost nothing of the kernel. When CR3 has bit 12 set, the page below
+/// is used if it maps the kernel image and the given one does not.
+pub fn kernel_root_from_cr3(mem: &dyn PhysMem, cr3: u64, la57: bool, sme_mask: u64) -> u64 {
+    if cr3 & 0x1000 == 0 {
+        return cr3;
+    }
+    let maps_image = |root: u64| phys_base_from_image_mapping(mem, root, la57, sme_mask).is_some();
+    let below = cr3 & !0x1000;
+    if !maps_image(cr3) && maps_image(below) {
+        below
+    } else {
+        cr3
+    }
+}
+
+/// `phys_base` read off the kernel image mapping itself: every mapped address of the
+/// `__START_KERNEL_map` region satisfies `pa = va - __START_KERNEL_map + phys_base`, so the first
+/// mapped 2 MiB slot gives it.
+pub fn phys_base_from_image_mapping(
+    mem: &dyn PhysMem,
+    root: u64,
+    la57: bool,
+    sme_mask: u64,
+) -> Option<u64> {
+    let t = X86_64::new(root, la57, sme_mask, 0);
+    (0..512u64).find_map(|slot| {
+        let va = START_KERNEL_MAP + (slot << 21);
+        let pa = t.walk(mem, VirtAddr(va)).ok()?.phys.0;
+        Some(pa.wrapping_sub(va - START_KERNEL_MAP))
+    })
 }
 
 /// Physical address of a kernel-image virtual address.

@@ -63,6 +63,8 @@ thread_local! {
     // decompression itself.
     static ZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    static ZLIB: std::cell::RefCell<Option<flate2::Decompress>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Decompresses one page of `page_size` bytes.
@@ -80,8 +82,10 @@ pub fn decompress(
     // One spare byte detects output longer than a page without ever holding more.
     let mut out = vec![0u8; page_size + 1];
     let n = match codec {
-        Codec::Zlib => {
-            let mut z = flate2::Decompress::new(true);
+        Codec::Zlib => ZLIB.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let z = slot.get_or_insert_with(|| flate2::Decompress::new(true));
+            z.reset(true);
             let status = z
                 .decompress(input, &mut out, flate2::FlushDecompress::Finish)
                 .map_err(|e| err(e.to_string()))?;
@@ -93,8 +97,8 @@ pub fn decompress(
                     z.total_out()
                 )));
             }
-            z.total_out() as usize
-        }
+            Ok(z.total_out() as usize)
+        })?,
         Codec::Lzo => {
             // lzo1x writes into an exact-size buffer and fails on any other length.
             lzo1x::decompress(input, &mut out[..page_size]).map_err(|e| err(e.to_string()))?;

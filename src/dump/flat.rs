@@ -206,3 +206,42 @@ impl KdumpFile for FlatView {
         Ok(Cow::Owned(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random overlapping writes: the interval map must agree with replaying them into a buffer.
+    #[test]
+    fn last_write_wins_like_a_replay() {
+        let mut x: u64 = 0xdead_beef_cafe_f00d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut map = BTreeMap::new();
+        let mut replay = vec![u64::MAX; 4096];
+        for rec in 0..500u64 {
+            let start = next() % 4000;
+            let len = 1 + next() % 96;
+            let end = (start + len).min(4096);
+            // Record `rec` stores byte i of its range at flat offset rec * 10000 + i.
+            overwrite(&mut map, start, end, rec * 10000);
+            for (i, slot) in replay[start as usize..end as usize].iter_mut().enumerate() {
+                *slot = rec * 10000 + i as u64;
+            }
+        }
+        let mut seen = vec![u64::MAX; 4096];
+        let mut prev_end = 0;
+        for (&s, &(e, f)) in &map {
+            assert!(s >= prev_end && s < e, "disjoint, non-empty");
+            prev_end = e;
+            for (i, slot) in seen[s as usize..e as usize].iter_mut().enumerate() {
+                *slot = f + i as u64;
+            }
+        }
+        assert_eq!(seen, replay);
+    }
+}

@@ -593,3 +593,41 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_matches_a_naive_count() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let bytes: Vec<u8> = (0..1000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mix dense, sparse, empty and full stretches.
+                match (i / 100) % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    2 => x as u8,
+                    _ => (x as u8) & (x >> 8) as u8,
+                }
+            })
+            .collect();
+        let nbits = bytes.len() as u64 * 8 - 3;
+        let bm = Bitmap::new(&bytes, nbits, true);
+        let bit = |i: u64| bytes[(i / 8) as usize] >> (i % 8) & 1 == 1;
+        let mut naive = 0u64;
+        for i in 0..nbits {
+            assert_eq!(bm.rank(i), naive, "rank({i})");
+            assert_eq!(bm.get(i), bit(i), "get({i})");
+            naive += bit(i) as u64;
+        }
+        assert!(!bm.get(nbits));
+        let runs = bm.runs(0, nbits);
+        let from_runs: u64 = runs.iter().map(|(s, e)| e - s).sum();
+        assert_eq!(from_runs, naive);
+        assert!(runs.windows(2).all(|w| w[0].1 < w[1].0));
+    }
+}

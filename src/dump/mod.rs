@@ -157,6 +157,10 @@ pub struct DumpInfo {
     /// Architecture from the ELF machine, VMCOREINFO or the notes; `None` if nothing said.
     pub arch: Option<Arch>,
     pub endian: Endian,
+    /// The dump's page granularity: the kdump block size (what `is_dumped` and the bitmaps are
+    /// counted in), or for ELF the kernel's page size. It can exceed the kernel's page size (QEMU
+    /// writes aarch64 kdump files with 64 KiB blocks for a 4 KiB-page kernel); page-table code
+    /// should use VMCOREINFO `PAGESIZE`.
     pub page_size: u64,
     pub vmcoreinfo: Option<VmcoreInfo>,
     pub cpus: Vec<CpuState>,

@@ -19,6 +19,47 @@ pub enum OptionValue {
     Str(String),
 }
 
+impl OptionValue {
+    /// Types a `-k` value by sos's rules. `None` (no `=`) means true; the boolean words are
+    /// matched case-insensitively (sos also accepts enable/enabled and disable/disabled); an
+    /// integer is tried next; anything else is kept unmodified as a string.
+    pub fn parse(value: Option<&str>) -> OptionValue {
+        let Some(v) = value else {
+            return OptionValue::Bool(true);
+        };
+        let lower = v.to_ascii_lowercase();
+        match lower.as_str() {
+            "on" | "enable" | "enabled" | "true" | "yes" => OptionValue::Bool(true),
+            "off" | "disable" | "disabled" | "false" | "no" => OptionValue::Bool(false),
+            _ => match lower.parse::<i64>() {
+                Ok(n) => OptionValue::Int(n),
+                Err(_) => OptionValue::Str(v.to_string()),
+            },
+        }
+    }
+
+    /// The type's name as error messages and `--list-plugins` show it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OptionValue::Bool(_) => "boolean",
+            OptionValue::Int(_) => "integer",
+            OptionValue::Str(_) => "string",
+        }
+    }
+}
+
+impl std::fmt::Display for OptionValue {
+    /// Booleans print as sos prints them in `--list-plugins`: on/off.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::Bool(true) => f.write_str("on"),
+            OptionValue::Bool(false) => f.write_str("off"),
+            OptionValue::Int(n) => write!(f, "{n}"),
+            OptionValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
 /// An option a plugin accepts, listed by `--list-plugins`.
 #[derive(Clone, Debug)]
 pub struct PluginOption {
@@ -221,7 +262,30 @@ pub trait Plugin: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_rel_path;
+    use super::{OptionValue, validate_rel_path};
+
+    #[test]
+    fn option_values_follow_sos_typing() {
+        let cases: &[(Option<&str>, OptionValue)] = &[
+            (None, OptionValue::Bool(true)),
+            (Some("on"), OptionValue::Bool(true)),
+            (Some("YES"), OptionValue::Bool(true)),
+            (Some("Enabled"), OptionValue::Bool(true)),
+            (Some("true"), OptionValue::Bool(true)),
+            (Some("off"), OptionValue::Bool(false)),
+            (Some("No"), OptionValue::Bool(false)),
+            (Some("disable"), OptionValue::Bool(false)),
+            (Some("false"), OptionValue::Bool(false)),
+            (Some("42"), OptionValue::Int(42)),
+            (Some("-7"), OptionValue::Int(-7)),
+            (Some("0x10"), OptionValue::Str("0x10".into())),
+            (Some("Some Text"), OptionValue::Str("Some Text".into())),
+            (Some(""), OptionValue::Str(String::new())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&OptionValue::parse(*input), want, "{input:?}");
+        }
+    }
 
     #[test]
     fn paths_that_escape_or_smuggle_are_refused() {

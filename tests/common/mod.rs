@@ -4,5 +4,6 @@
 
 pub mod dwarf;
 pub mod fixtures;
+pub mod kernel;
 pub mod pagetable;
 pub mod vmcore;

@@ -179,6 +179,7 @@ pub struct KdumpImage {
     pub desc_pfns: Vec<u64>,
     pub bitmap1: u64,
     pub bitmap2: u64,
+    pub big_endian: bool,
 }
 
 impl KdumpImage {
@@ -200,6 +201,74 @@ impl KdumpImage {
             f.seek(SeekFrom::Start(*off)).unwrap();
             f.write_all(c).unwrap();
         }
+    }
+
+    /// The file with the descriptor of `pfn` rewritten: each `Some` field replaces the stored one
+    /// (bad offset, bad size, bad flags).
+    pub fn with_desc(
+        &self,
+        pfn: u64,
+        offset: Option<u64>,
+        size: Option<u32>,
+        flags: Option<u32>,
+    ) -> Vec<u8> {
+        let mut v = self.to_vec();
+        let d = self.desc_offset(pfn) as usize;
+        let mut w = W {
+            be: self.big_endian,
+            buf: std::mem::take(&mut v),
+        };
+        if let Some(o) = offset {
+            w.u64(d, o);
+        }
+        if let Some(n) = size {
+            w.u32(d + 8, n);
+        }
+        if let Some(f) = flags {
+            w.u32(d + 12, f);
+        }
+        w.buf
+    }
+
+    /// The file with the stored bytes of `pfn` overwritten by garbage (a decompression failure
+    /// for a compressed page).
+    pub fn with_garbage_page(&self, pfn: u64) -> Vec<u8> {
+        let mut v = self.to_vec();
+        let d = self.desc_offset(pfn) as usize;
+        let rd = |b: &[u8]| -> u64 {
+            let mut x = 0u64;
+            for (i, &c) in b.iter().enumerate() {
+                let shift = if self.big_endian {
+                    8 * (b.len() - 1 - i)
+                } else {
+                    8 * i
+                };
+                x |= (c as u64) << shift;
+            }
+            x
+        };
+        let off = rd(&v[d..d + 8]) as usize;
+        let size = rd(&v[d + 8..d + 12]) as usize;
+        for (i, b) in v[off..off + size].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        v
+    }
+
+    /// The file cut to `len` bytes.
+    pub fn truncated(&self, len: usize) -> Vec<u8> {
+        let mut v = self.to_vec();
+        v.truncate(len);
+        v
+    }
+
+    /// The file with every PFN marked dumped in the 2nd bitmap: more set bits than descriptors.
+    pub fn with_bitmap_mismatch(&self) -> Vec<u8> {
+        let mut v = self.to_vec();
+        for b in &mut v[self.bitmap2 as usize..self.desc_table as usize] {
+            *b = 0xff;
+        }
+        v
     }
 
     /// File offset of the descriptor of `pfn`.
@@ -637,6 +706,7 @@ impl VmcoreBuilder {
             desc_pfns: mine,
             bitmap1,
             bitmap2,
+            big_endian: be,
         }
     }
 

@@ -1,0 +1,107 @@
+//! Test-only plugins, compiled only with the `test-plugins` cargo feature. They are optional
+//! (never run unless named with `-e`/`-o`) and exercise the runner's isolation from the binary:
+//! an error, a panic, an overrun, a partial result.
+
+use crate::report::plugin::{OptionValue, Plugin, PluginContext, PluginError, PluginOption};
+
+/// Writes a file and succeeds.
+pub struct TestOk;
+/// Returns an error.
+pub struct TestFail;
+/// Panics.
+pub struct TestPanic;
+/// Sleeps `test_sleep.ms` milliseconds.
+pub struct TestSleep;
+/// Records an error and finishes.
+pub struct TestPartial;
+
+pub static ALL: &[&dyn Plugin] = &[&TestOk, &TestFail, &TestPanic, &TestSleep, &TestPartial];
+
+impl Plugin for TestOk {
+    fn name(&self) -> &'static str {
+        "test_ok"
+    }
+    fn description(&self) -> &'static str {
+        "test only: writes hello.txt"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        ctx.write_text("hello.txt", "hello\n")
+    }
+}
+
+impl Plugin for TestFail {
+    fn name(&self) -> &'static str {
+        "test_fail"
+    }
+    fn description(&self) -> &'static str {
+        "test only: fails"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn collect(&self, _ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        Err(PluginError::new("test-failure", "this plugin always fails"))
+    }
+}
+
+impl Plugin for TestPanic {
+    fn name(&self) -> &'static str {
+        "test_panic"
+    }
+    fn description(&self) -> &'static str {
+        "test only: panics"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn collect(&self, _ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        panic!("test_panic panics on purpose")
+    }
+}
+
+impl Plugin for TestSleep {
+    fn name(&self) -> &'static str {
+        "test_sleep"
+    }
+    fn description(&self) -> &'static str {
+        "test only: sleeps"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn options(&self) -> Vec<PluginOption> {
+        vec![PluginOption {
+            name: "ms",
+            description: "milliseconds to sleep",
+            default: OptionValue::Int(10),
+        }]
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let ms = match ctx.option("ms") {
+            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        Ok(())
+    }
+}
+
+impl Plugin for TestPartial {
+    fn name(&self) -> &'static str {
+        "test_partial"
+    }
+    fn description(&self) -> &'static str {
+        "test only: records an error"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        ctx.write_text("partial.txt", "some\n")?;
+        ctx.record_error(PluginError::new("not-dumped", "a page was filtered out"));
+        Ok(())
+    }
+}

@@ -1,0 +1,801 @@
+//! The glue between the command line and the library: open the dump, build the kernel view, run
+//! the plugins, write the archive, and turn the outcome into an exit code.
+//!
+//! ```text
+//! Config ─► dump::open ─► arch::config_from_dump + arch::address_space ─► build_kernel
+//!        ─► select plugins ─► runner ─► manifest + logs ─► archive (tar, checksum, gpg)
+//! ```
+//!
+//! Exit codes (documented in `docs/user-guide.md`): see [`exit`].
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::Local;
+
+use crate::arch::{self, TranslateError};
+use crate::cli::Config;
+use crate::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchProof};
+use crate::debuginfo::{self, DebugInfoError};
+use crate::dump::{self, Dump, DumpError, DumpInfo};
+use crate::kernel::Kernel;
+use crate::report::archive::{self, ArchiveError, BuildDir};
+use crate::report::log::{self, Captured};
+use crate::report::manifest::{
+    self, Components, DumpRecord, MANIFEST_VERSION, Manifest, PluginRecord, PluginStatus,
+    ReportComponent, VmlinuxRecord,
+};
+use crate::report::plugin::Plugin;
+use crate::report::runner::{self, Planned, Progress};
+use crate::report::select::{self, SelectError};
+use crate::ui;
+use std::sync::Arc;
+
+/// The process exit codes.
+pub mod exit {
+    /// The archive was written and every plugin that ran finished (ok or partial).
+    pub const OK: u8 = 0;
+    /// An unexpected internal error.
+    pub const INTERNAL: u8 = 1;
+    /// Bad usage (clap's code for parse errors; also unknown plugins or plugin options).
+    pub const USAGE: u8 = 2;
+    /// The dump could not be read, or its format or architecture is not supported.
+    pub const DUMP: u8 = 3;
+    /// No vmlinux was found, it does not match the dump, or it has no usable debug info.
+    pub const DEBUGINFO: u8 = 4;
+    /// The archive was written but at least one plugin failed or timed out.
+    pub const PLUGINS_FAILED: u8 = 5;
+    /// The archive could not be written (or could not be encrypted as asked).
+    pub const ARCHIVE: u8 = 6;
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Usage(#[from] SelectError),
+    #[error("cannot read the dump: {0}")]
+    Dump(#[from] DumpError),
+    #[error("cannot set up address translation for this dump: {0}")]
+    Translate(#[from] TranslateError),
+    #[error("{0}")]
+    DebugInfo(#[from] DebugInfoError),
+    #[error("cannot build the kernel view: {0}")]
+    KernelView(String),
+    #[error("cannot write the archive: {0}")]
+    Archive(#[from] ArchiveError),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_) => exit::USAGE,
+            AppError::Dump(_) | AppError::Translate(_) => exit::DUMP,
+            AppError::DebugInfo(_) | AppError::KernelView(_) => exit::DEBUGINFO,
+            AppError::Archive(_) => exit::ARCHIVE,
+        }
+    }
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Usage(e) => e.code(),
+            AppError::Dump(e) => e.code(),
+            AppError::Translate(e) => e.code(),
+            AppError::DebugInfo(e) => e.code(),
+            AppError::KernelView(_) => "kernel-view",
+            AppError::Archive(e) => e.code(),
+        }
+    }
+}
+
+/// How the vmlinux was found, for the manifest.
+fn found_by(config: &Config, path: &std::path::Path) -> &'static str {
+    if config.vmlinux.is_some() {
+        "command-line"
+    } else if config.debuginfo_dirs.iter().any(|d| path.starts_with(d)) {
+        "debuginfo-dir"
+    } else if path.components().any(|c| c.as_os_str() == ".build-id") {
+        "build-id"
+    } else {
+        "standard-path"
+    }
+}
+
+fn proof_name(p: &MatchProof) -> &'static str {
+    match p {
+        MatchProof::BuildId(_) => "build-id",
+        MatchProof::ReleaseAndBanner(_) => "release-and-banner",
+        MatchProof::ReleaseOnly(_) => "release-only",
+        MatchProof::Forced(_) => "forced",
+    }
+}
+
+/// The symbols a translator may need when VMCOREINFO lacks them, by architecture: the kernel's
+/// top-level page table.
+fn page_table_symbol(arch: Option<crate::addr::Arch>) -> &'static [&'static str] {
+    match arch {
+        Some(crate::addr::Arch::X86_64) => &["init_top_pgt", "swapper_pg_dir"],
+        Some(_) => &["swapper_pg_dir"],
+        None => &[],
+    }
+}
+
+/// Finds and verifies the vmlinux, loads its symbols and types, and builds the kernel view over
+/// the dump's address space.
+///
+/// Order: the address space is built from the dump alone when VMCOREINFO allows (it usually
+/// does); the vmlinux is located and verified by build-id, else by release (debuginfo's
+/// `locate`). When only the release matched, the `linux_banner` in the dump's memory is compared
+/// with the vmlinux's, which also tells two builds of one release apart. When the dump alone
+/// could not set up translation, the page-table root symbol from the vmlinux completes it.
+pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecord), AppError> {
+    let mut tcfg = arch::config_from_dump(&dump);
+    let first_space = arch::address_space(&dump, &tcfg);
+    let mut id = DumpIdentity::from_vmcoreinfo(dump.info.vmcoreinfo.as_ref(), dump.info.arch);
+    if id.release.is_none() {
+        id.release = dump
+            .info
+            .header_utsname
+            .as_ref()
+            .map(|u| u.release.clone())
+            .filter(|r| !r.is_empty());
+    }
+    let opts = LocateOptions {
+        explicit: config.vmlinux.clone(),
+        debuginfo_dirs: config.debuginfo_dirs.clone(),
+        sysroot: None,
+        no_standard_places: false,
+        force: config.force_vmlinux,
+    };
+    let located = locate::locate(&opts, &id)?;
+    let mut proof = located.proof.clone();
+    tracing::info!(
+        "vmlinux: {} ({}, found by {})",
+        located.path.display(),
+        proof_name(&proof),
+        found_by(config, &located.path)
+    );
+    let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
+
+    let space = match first_space {
+        Ok(s) => s,
+        Err(first) => {
+            let Some(va) = page_table_symbol(dump.info.arch)
+                .iter()
+                .find_map(|n| symbols.address(n))
+            else {
+                return Err(first.into());
+            };
+            tracing::info!(
+                "VMCOREINFO lacks the page-table root; using the vmlinux's at {va} ({first})"
+            );
+            tcfg.pgd_va = Some(va.0);
+            arch::address_space(&dump, &tcfg)?
+        }
+    };
+
+    if matches!(proof, MatchProof::ReleaseOnly(_)) {
+        if let Some(va) = symbols.address("linux_banner") {
+            if let Ok(banner) = space.read_cstr(va, 512) {
+                id.banner = Some(banner);
+                proof = locate::verify(&located.vmlinux, &id, config.force_vmlinux)?;
+                tracing::info!("vmlinux banner check: {}", proof_name(&proof));
+            }
+        }
+    }
+    if let MatchProof::Forced(why) = &proof {
+        tracing::warn!("using a vmlinux that does not match the dump (--force-vmlinux): {why}");
+    }
+
+    let record = VmlinuxRecord {
+        path: located.path.display().to_string(),
+        build_id: located.vmlinux.build_id(),
+        found_by: found_by(config, &located.path).to_string(),
+        proof: proof_name(&proof).to_string(),
+        forced: matches!(proof, MatchProof::Forced(_)),
+    };
+    Ok((Kernel::new(space, symbols, types, dump.info), record))
+}
+
+/// The crashed kernel's `init_uts_ns.name`, read through the kernel view. The address is the
+/// symbol's (vmlinux, else VMCOREINFO's `SYMBOL(init_uts_ns)`, both KASLR-shifted); the offset of
+/// `name` comes from VMCOREINFO's `OFFSET(uts_namespace.name)` or else the type. `struct
+/// new_utsname` is six `char[65]` fields (include/uapi/linux/utsname.h, `__NEW_UTS_LEN` 64), a
+/// user-space ABI that does not change.
+pub fn kernel_utsname(kernel: &Kernel) -> Option<[String; 6]> {
+    const FIELD: u64 = 65;
+    let base = kernel.symbol_address("init_uts_ns").ok()?;
+    let name_off = match kernel
+        .vmcoreinfo()
+        .and_then(|v| v.offset("uts_namespace.name"))
+    {
+        Some(o) => o,
+        None => {
+            let ty = kernel.types().find_type("struct uts_namespace").ok()??;
+            debuginfo::find_member(kernel.types(), ty, "name")
+                .ok()??
+                .byte_offset()
+        }
+    };
+    let start = base.0.checked_add(name_off)?;
+    let mut out: [String; 6] = Default::default();
+    for (i, slot) in out.iter_mut().enumerate() {
+        let va = crate::addr::VirtAddr(start.checked_add(FIELD * i as u64)?);
+        let bytes = kernel.read_cstr(va, (FIELD - 1) as usize).ok()?;
+        *slot = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    Some(out)
+}
+
+/// The crashed host's name: the kernel's utsname, else the kdump header's, else `unknown`.
+pub fn nodename(kernel: &Kernel) -> String {
+    if let Some(u) = kernel_utsname(kernel) {
+        if !u[1].is_empty() {
+            return u[1].clone();
+        }
+    }
+    kernel
+        .info()
+        .header_utsname
+        .as_ref()
+        .map(|u| u.nodename.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn kernel_release(kernel: &Kernel) -> Option<String> {
+    if let Some(u) = kernel_utsname(kernel) {
+        if !u[2].is_empty() {
+            return Some(u[2].clone());
+        }
+    }
+    kernel
+        .vmcoreinfo()
+        .and_then(|v| v.osrelease.clone())
+        .or_else(|| {
+            kernel
+                .info()
+                .header_utsname
+                .as_ref()
+                .map(|u| u.release.clone())
+        })
+        .filter(|r| !r.is_empty())
+}
+
+/// The analysis host's distribution (`PRETTY_NAME` of os-release), recorded as `policy`.
+fn host_policy() -> String {
+    for p in ["/etc/os-release", "/usr/lib/os-release"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            for l in s.lines() {
+                if let Some(v) = l.strip_prefix("PRETTY_NAME=") {
+                    return v.trim_matches('"').to_string();
+                }
+            }
+        }
+    }
+    "unknown".to_string()
+}
+
+/// What one plugin's selection came to.
+pub struct Decision<'p> {
+    pub plugin: &'p dyn Plugin,
+    pub applicable: Option<bool>,
+    pub outcome: Result<(), select::SkipReason>,
+}
+
+/// Decides every plugin; `kernel` is `None` when there is no dump to ask.
+pub fn decide_all<'p>(
+    plugins: &[&'p dyn Plugin],
+    config: &Config,
+    kernel: Option<&Kernel>,
+) -> Vec<Decision<'p>> {
+    plugins
+        .iter()
+        .map(|p| {
+            let applicable = kernel.map(|k| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.check_enabled(k)))
+                    .unwrap_or(false)
+            });
+            Decision {
+                plugin: *p,
+                applicable,
+                outcome: select::decide(*p, &config.selection, applicable),
+            }
+        })
+        .collect()
+}
+
+/// The `--list-plugins` text.
+pub fn list_plugins(plugins: &[&dyn Plugin], config: &Config, kernel: Option<&Kernel>) -> String {
+    let decisions = decide_all(plugins, config, kernel);
+    let mut s = String::new();
+    let kind = |p: &dyn Plugin| {
+        if p.experimental() {
+            "experimental"
+        } else if p.default_enabled() {
+            "default"
+        } else {
+            "optional"
+        }
+    };
+    let on: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_ok()).collect();
+    let off: Vec<&Decision> = decisions.iter().filter(|d| d.outcome.is_err()).collect();
+    if on.is_empty() {
+        s.push_str("No plugin enabled.\n\n");
+    } else {
+        s.push_str("The following plugins are currently enabled:\n\n");
+        for d in on {
+            let applies = match d.applicable {
+                Some(true) => "applies to this dump",
+                Some(false) => "forced on (does not apply to this dump)",
+                None => "",
+            };
+            s.push_str(&format!(
+                " {:<20} {:<13} {}{}\n",
+                d.plugin.name(),
+                kind(d.plugin),
+                d.plugin.description(),
+                if applies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{applies}]")
+                }
+            ));
+        }
+        s.push('\n');
+    }
+    if !off.is_empty() {
+        s.push_str("The following plugins are currently disabled:\n\n");
+        for d in off {
+            let reason = d.outcome.err().map(|r| r.as_str()).unwrap_or("");
+            s.push_str(&format!(
+                " {:<20} {:<13} {:<14} {}\n",
+                d.plugin.name(),
+                kind(d.plugin),
+                reason,
+                d.plugin.description()
+            ));
+        }
+        s.push('\n');
+    }
+    s.push_str("The following options are available for ALL plugins:\n");
+    s.push_str(&format!(
+        " {:<35} {:<15} {}\n\n",
+        "timeout",
+        config
+            .plugin_timeout
+            .map_or_else(|| "0".to_string(), |t| t.as_secs().to_string()),
+        "seconds a plugin may run (0: no limit)"
+    ));
+    let mut any = false;
+    for p in plugins {
+        // show the value in effect, as sos does: the default unless -k set it
+        let effective = select::resolve_options(*p, &config.plugin_options, config.plugin_timeout)
+            .map(|r| r.values)
+            .unwrap_or_default();
+        for o in p.options() {
+            if !any {
+                s.push_str("The following plugin options are available:\n");
+                any = true;
+            }
+            s.push_str(&format!(
+                " {:<35} {:<15} {}\n",
+                format!("{}.{}", p.name(), o.name),
+                effective.get(o.name).unwrap_or(&o.default).to_string(),
+                o.description
+            ));
+        }
+    }
+    if !any {
+        s.push_str("No plugin options available.\n");
+    }
+    s.push_str(&format!(
+        "\n {} plugins, {} would run\n",
+        plugins.len(),
+        decisions.iter().filter(|d| d.outcome.is_ok()).count()
+    ));
+    s
+}
+
+/// What a finished report produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The archive (encrypted one if encryption succeeded); `None` with `--build`.
+    pub archive: Option<PathBuf>,
+    pub checksum: Option<String>,
+    pub size: Option<u64>,
+    /// The kept tree with `--build`.
+    pub build_dir: Option<PathBuf>,
+    pub failed_plugins: Vec<String>,
+    pub partial_plugins: Vec<String>,
+    /// Encryption was asked for and failed (the plain archive is kept).
+    pub encryption_error: Option<ArchiveError>,
+    pub manifest: Manifest,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> u8 {
+        if self.encryption_error.is_some() {
+            exit::ARCHIVE
+        } else if !self.failed_plugins.is_empty() {
+            exit::PLUGINS_FAILED
+        } else {
+            exit::OK
+        }
+    }
+}
+
+fn dump_record(config: &Config, info: &DumpInfo) -> Result<DumpRecord, AppError> {
+    let sha256 = if config.sha256_dump {
+        let mut v = Vec::new();
+        for p in &info.paths {
+            ui!("hashing {} ...", p.display());
+            v.push(archive::sha256_file(p).map_err(AppError::Archive)?);
+        }
+        Some(v)
+    } else {
+        None
+    };
+    Ok(DumpRecord {
+        paths: info.paths.iter().map(|p| p.display().to_string()).collect(),
+        size: info.file_size,
+        format: info.format.name().to_string(),
+        format_details: serde_json::to_value(&info.format).unwrap_or(serde_json::Value::Null),
+        page_size: info.page_size,
+        nr_cpus: info.nr_cpus,
+        dump_level: info.dump_level,
+        sha256,
+    })
+}
+
+/// Runs the selected plugins on a built kernel view and writes the archive. This is everything
+/// after the kernel view exists, so tests drive it with a kernel made from parts.
+pub fn produce_report(
+    config: &Config,
+    kernel: &Kernel,
+    vmlinux: Option<VmlinuxRecord>,
+    plugins: &[&dyn Plugin],
+    captured: &Captured,
+    started: chrono::DateTime<Local>,
+    started_at: Instant,
+) -> Result<Outcome, AppError> {
+    let decisions = decide_all(plugins, config, Some(kernel));
+    let running: Vec<&str> = decisions
+        .iter()
+        .filter(|d| d.outcome.is_ok())
+        .map(|d| d.plugin.name())
+        .collect();
+    for w in select::unused_option_warnings(&config.plugin_options, &running) {
+        tracing::warn!("{w}");
+    }
+    let mut planned = Vec::new();
+    let mut records: BTreeMap<String, PluginRecord> = BTreeMap::new();
+    for d in &decisions {
+        match d.outcome {
+            Ok(()) => {
+                let r = select::resolve_options(
+                    d.plugin,
+                    &config.plugin_options,
+                    config.plugin_timeout,
+                )?;
+                planned.push(Planned {
+                    plugin: d.plugin,
+                    options: r.values,
+                    timeout: r.timeout,
+                });
+            }
+            Err(reason) => {
+                tracing::debug!(plugin = d.plugin.name(), "not running: {reason}");
+                records.insert(
+                    d.plugin.name().to_string(),
+                    PluginRecord::skipped(d.plugin.description(), reason),
+                );
+            }
+        }
+    }
+
+    let node = nodename(kernel);
+    let date = match archive::deterministic_epoch() {
+        Some(t) => chrono::DateTime::from_timestamp(i64::try_from(t).unwrap_or(0), 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string(),
+        None => started.format("%Y-%m-%d").to_string(),
+    };
+    let name = archive::archive_name(
+        &node,
+        config.label.as_deref(),
+        &date,
+        &archive::random_suffix(),
+    );
+    let build = BuildDir::create(&config.tmp_dir, &name)?;
+    tracing::info!("building {} in {}", name, build.dir().display());
+    ui!(
+        " Running {} plugins on the dump of {} ...",
+        planned.len(),
+        node
+    );
+
+    let show_bar = !config.quiet && std::io::stderr().is_terminal();
+    let bar = if show_bar {
+        let b = indicatif::ProgressBar::new(planned.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(" [{pos}/{len}] {wide_msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        log::set_progress(Some(b.clone()));
+        Some(b)
+    } else {
+        None
+    };
+    let mut sink = build.sink();
+    let ran = runner::run_all(kernel, &planned, &mut sink, &mut |ev| match ev {
+        Progress::Started { name, .. } => {
+            if let Some(b) = &bar {
+                b.set_message(format!("Running plugin {name}"));
+            }
+        }
+        Progress::Finished {
+            index,
+            total,
+            name,
+            record,
+        } => {
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            if record.status != PluginStatus::Ok {
+                tracing::warn!(
+                    plugin = name,
+                    "{} ({} errors)",
+                    record.status.as_str(),
+                    record.errors.len()
+                );
+            } else {
+                tracing::debug!("plugin {}/{} {name} ok", index + 1, total);
+            }
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+        log::set_progress(None);
+    }
+    let failed_plugins: Vec<String> = ran
+        .iter()
+        .filter(|(_, r)| r.status.is_failure())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let partial_plugins: Vec<String> = ran
+        .iter()
+        .filter(|(_, r)| r.status == PluginStatus::Partial)
+        .map(|(n, _)| n.clone())
+        .collect();
+    records.extend(ran);
+
+    let end = Local::now();
+    let elapsed = started_at.elapsed();
+    let manifest = Manifest {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        manifest_version: MANIFEST_VERSION.to_string(),
+        cmdline: config.cmdline.clone(),
+        start_time: manifest::sos_time(started),
+        end_time: manifest::sos_time(end),
+        run_time: manifest::sos_duration(elapsed),
+        run_time_s: elapsed.as_secs_f64(),
+        compression: if config.build {
+            "none".to_string()
+        } else {
+            config.compression.name().to_string()
+        },
+        tmpdir: config.tmp_dir.display().to_string(),
+        tmpdir_fs_type: archive::fs_type(&config.tmp_dir),
+        policy: host_policy(),
+        dump: dump_record(config, kernel.info())?,
+        vmlinux,
+        kernel_release: kernel_release(kernel),
+        architecture: Some(kernel.space().arch().uname_machine().to_string()),
+        nodename: node,
+        components: Components {
+            report: ReportComponent {
+                enabled_plugins: planned
+                    .iter()
+                    .map(|p| p.plugin.name().to_string())
+                    .collect(),
+                disabled_plugins: records
+                    .iter()
+                    .filter(|(_, r)| !r.enabled)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+                tunables: config
+                    .tunables
+                    .iter()
+                    .map(|t| match t.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (t.clone(), "true".to_string()),
+                    })
+                    .collect(),
+                plugins: records,
+            },
+        },
+    };
+    build.write_file("sos_reports/manifest.json", manifest.to_json().as_bytes())?;
+    tracing::info!("manifest written");
+
+    // the logs go in last so they hold everything up to packing
+    let write_logs = |b: &BuildDir| -> Result<(), AppError> {
+        b.write_file("sos_logs/sos.log", &captured.sos_log())?;
+        b.write_file("sos_logs/ui.log", &captured.ui_log())?;
+        Ok(())
+    };
+
+    if config.build {
+        ui!(
+            " Leaving the archive's directory: {}",
+            build.dir().display()
+        );
+        write_logs(&build)?;
+        let dir = build.keep();
+        return Ok(Outcome {
+            archive: None,
+            checksum: None,
+            size: None,
+            build_dir: Some(dir),
+            failed_plugins,
+            partial_plugins,
+            encryption_error: None,
+            manifest,
+        });
+    }
+    ui!(" Creating compressed archive ...");
+    write_logs(&build)?;
+    let mut path = build.pack(&config.tmp_dir, config.compression)?;
+    let mut encryption_error = None;
+    if let Some(how) = &config.encryption {
+        match archive::encrypt(&path, how) {
+            Ok(enc) => {
+                // the plain archive must not stay beside the encrypted one
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!("cannot remove the unencrypted {}: {e}", path.display());
+                }
+                path = enc;
+            }
+            Err(e) => {
+                tracing::error!("encryption failed: {e}");
+                encryption_error = Some(e);
+            }
+        }
+    }
+    let (digest, _) = archive::write_checksum(&path)?;
+    let size = std::fs::metadata(&path)
+        .map_err(|source| ArchiveError::Io {
+            what: "cannot stat",
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    Ok(Outcome {
+        archive: Some(path),
+        checksum: Some(digest),
+        size: Some(size),
+        build_dir: None,
+        failed_plugins,
+        partial_plugins,
+        encryption_error,
+        manifest,
+    })
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Prints the final summary (sos's closing lines, plus the plugins that did not finish well).
+pub fn summarize(o: &Outcome) {
+    if let Some(dir) = &o.build_dir {
+        ui!(
+            "\n  vmcore-report build tree is located at : {}\n",
+            dir.display()
+        );
+    }
+    if let (Some(a), Some(sum), Some(size)) = (&o.archive, &o.checksum, o.size) {
+        ui!(
+            "\nYour vmcore report has been generated and saved in:\n\t{}\n",
+            a.display()
+        );
+        ui!(" Size\t{}", human_size(size));
+        ui!(" sha256\t{}\n", sum);
+    }
+    if !o.partial_plugins.is_empty() {
+        ui!(
+            " Partial (see the manifest's errors): {}",
+            o.partial_plugins.join(", ")
+        );
+    }
+    if !o.failed_plugins.is_empty() {
+        tracing::error!(
+            "plugins that failed or timed out: {}",
+            o.failed_plugins.join(", ")
+        );
+    }
+    if let Some(e) = &o.encryption_error {
+        tracing::error!("{e}");
+    }
+}
+
+/// Opens the dump and builds the kernel view.
+pub fn open_kernel(config: &Config) -> Result<(Kernel, VmlinuxRecord), AppError> {
+    tracing::info!("opening {:?}", config.vmcores);
+    let dump = dump::open(&config.vmcores)?;
+    tracing::info!(
+        "dump: {} ({} bytes, arch {:?}, page size {})",
+        dump.info.format.name(),
+        dump.info.file_size,
+        dump.info.arch,
+        dump.info.page_size
+    );
+    build_kernel(config, dump)
+}
+
+/// The whole run for a validated configuration. Returns the exit code.
+pub fn run(config: &Config, plugins: &[&dyn Plugin], captured: &Captured) -> u8 {
+    let started = Local::now();
+    let started_at = Instant::now();
+    tracing::info!(
+        "vmcore-report {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.cmdline
+    );
+    if config.list_plugins {
+        let kernel = if config.vmcores.is_empty() {
+            None
+        } else {
+            match open_kernel(config) {
+                Ok((k, _)) => Some(k),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    print!("{}", list_plugins(plugins, config, None));
+                    return e.exit_code();
+                }
+            }
+        };
+        print!("{}", list_plugins(plugins, config, kernel.as_ref()));
+        return exit::OK;
+    }
+    let (kernel, vmlinux) = match open_kernel(config) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("{e}");
+            return e.exit_code();
+        }
+    };
+    match produce_report(
+        config,
+        &kernel,
+        Some(vmlinux),
+        plugins,
+        captured,
+        started,
+        started_at,
+    ) {
+        Ok(o) => {
+            summarize(&o);
+            o.exit_code()
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            e.exit_code()
+        }
+    }
+}

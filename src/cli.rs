@@ -1,0 +1,335 @@
+//! The command line: clap parsing, then validation into a [`Config`] the library runs from.
+//!
+//! Options mean what the same options of `sos report` mean wherever sos has them (see
+//! `docs/user-guide.md`); `--vmcore`, `--vmlinux`, `--debuginfo-dir`, `--force-vmlinux` and
+//! `--sha256-dump` are this tool's own.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::report::archive::{Compression, Encryption};
+use crate::report::plugin::Plugin;
+use crate::report::select::{self, OptionArg, SelectError, Selection};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Auto,
+    Xz,
+    Gzip,
+    None,
+}
+
+/// Turn an offline Linux kernel crash dump (vmcore) and its vmlinux into a sos-style triage
+/// archive.
+#[derive(Debug, Parser)]
+#[command(name = "vmcore-report", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage, 3 unreadable or \
+unsupported dump, 4 debuginfo problem (no or mismatched vmlinux), 5 archive written but some \
+plugins failed or timed out, 6 the archive could not be written."
+)]
+pub struct Cli {
+    /// The dump to analyse; repeat for the pieces of a split dump (makedumpfile --split)
+    #[arg(long, value_name = "PATH", required_unless_present = "list_plugins", action = ArgAction::Append)]
+    pub vmcore: Vec<PathBuf>,
+
+    /// The kernel image with DWARF debug info (default: searched by the dump's build-id and release)
+    #[arg(long, value_name = "PATH")]
+    pub vmlinux: Option<PathBuf>,
+
+    /// A directory to search for the vmlinux (repeatable; searched before the standard paths)
+    #[arg(long, value_name = "PATH", action = ArgAction::Append)]
+    pub debuginfo_dir: Vec<PathBuf>,
+
+    /// Use the given vmlinux even if it does not match the dump (build-id or release)
+    #[arg(long)]
+    pub force_vmlinux: bool,
+
+    /// Run only these plugins (comma-separated, repeatable); they are forced on
+    #[arg(short = 'o', long = "only-plugins", value_name = "LIST", value_delimiter = ',', action = ArgAction::Append)]
+    pub only_plugins: Vec<String>,
+
+    /// Legacy alias of --only-plugins
+    #[arg(long = "plugins", value_name = "LIST", value_delimiter = ',', action = ArgAction::Append, hide_short_help = true)]
+    pub plugins: Vec<String>,
+
+    /// Also run these optional, inactive or experimental plugins (comma-separated, repeatable)
+    #[arg(short = 'e', long = "enable-plugins", value_name = "LIST", value_delimiter = ',', action = ArgAction::Append)]
+    pub enable_plugins: Vec<String>,
+
+    /// Skip these plugins (comma-separated, repeatable)
+    #[arg(short = 'n', long = "skip-plugins", value_name = "LIST", value_delimiter = ',', action = ArgAction::Append)]
+    pub skip_plugins: Vec<String>,
+
+    /// Enable experimental plugins
+    #[arg(long)]
+    pub experimental: bool,
+
+    /// List the plugins, whether each would run (on this dump, with --vmcore), and their options
+    #[arg(short = 'l', long = "list-plugins")]
+    pub list_plugins: bool,
+
+    /// Set a plugin option: PLUGIN.OPTION[=VALUE] (no value means true; repeatable)
+    #[arg(short = 'k', long = "plugin-option", value_name = "PLUG.OPT[=VAL]", action = ArgAction::Append)]
+    pub plugin_option: Vec<String>,
+
+    /// A label added to the archive name
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+
+    /// Leave the archive's directory tree instead of packing it
+    #[arg(long)]
+    pub build: bool,
+
+    /// Where to build and write the archive (default: $TMPDIR, else /var/tmp)
+    #[arg(long, value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+
+    /// Compression of the archive; auto means xz
+    #[arg(
+        short = 'z',
+        long = "compression-type",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub compression_type: CompressionArg,
+
+    /// Encrypt the archive for this gpg key (id or fingerprint)
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["encrypt_pass", "build"])]
+    pub encrypt_key: Option<String>,
+
+    /// Encrypt the archive with this passphrase (symmetric gpg)
+    #[arg(long, value_name = "PASS", conflicts_with = "build")]
+    pub encrypt_pass: Option<String>,
+
+    /// Print only errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail on the console and in sos.log (repeatable)
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Seconds a plugin may run (0: no limit); -k PLUGIN.timeout=N overrides it per plugin
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub plugin_timeout: u64,
+
+    /// Never prompt; take SOSENCRYPTKEY/SOSENCRYPTPASS from the environment
+    #[arg(long)]
+    pub batch: bool,
+
+    /// Record the SHA-256 of the dump file(s) in the manifest (reads the whole dump)
+    #[arg(long)]
+    pub sha256_dump: bool,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub vmcores: Vec<PathBuf>,
+    pub vmlinux: Option<PathBuf>,
+    pub debuginfo_dirs: Vec<PathBuf>,
+    pub force_vmlinux: bool,
+    pub selection: Selection,
+    pub plugin_options: Vec<OptionArg>,
+    /// `-k` as given, for the manifest's `tunables`.
+    pub tunables: Vec<String>,
+    pub list_plugins: bool,
+    pub label: Option<String>,
+    pub build: bool,
+    pub tmp_dir: PathBuf,
+    pub compression: Compression,
+    pub encryption: Option<Encryption>,
+    pub quiet: bool,
+    pub verbosity: u8,
+    /// `None`: no timeout.
+    pub plugin_timeout: Option<Duration>,
+    pub batch: bool,
+    pub sha256_dump: bool,
+    /// The command line for the manifest, with any passphrase replaced by `********`.
+    pub cmdline: String,
+}
+
+/// Errors found while validating the command line (all are usage errors, exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("--tmp-dir {0}: not an existing directory")]
+    TmpDir(PathBuf),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl ConfigError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Select(e) => e.code(),
+            ConfigError::TmpDir(_) => "bad-tmp-dir",
+            ConfigError::Conflict(_) => "usage",
+        }
+    }
+}
+
+fn split_names(v: &[String]) -> Vec<String> {
+    v.iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The command line as recorded, hiding a passphrase given as `--encrypt-pass P` or
+/// `--encrypt-pass=P`.
+pub fn redacted_cmdline(args: &[OsString]) -> String {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for a in args {
+        let s = a.to_string_lossy();
+        if hide_next {
+            out.push("********".to_string());
+            hide_next = false;
+        } else if s == "--encrypt-pass" {
+            out.push(s.into_owned());
+            hide_next = true;
+        } else if s.starts_with("--encrypt-pass=") {
+            out.push("--encrypt-pass=********".to_string());
+        } else {
+            out.push(s.into_owned());
+        }
+    }
+    out.join(" ")
+}
+
+impl Config {
+    /// Validates the parsed command line against the plugins known to this build. Returns the
+    /// configuration and warnings to show (unknown names given to `-n`).
+    pub fn from_cli(
+        cli: Cli,
+        args: &[OsString],
+        plugins: &[&dyn Plugin],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut only = split_names(&cli.only_plugins);
+        only.extend(split_names(&cli.plugins));
+        let selection = Selection {
+            only,
+            enable: split_names(&cli.enable_plugins),
+            skip: split_names(&cli.skip_plugins),
+            experimental: cli.experimental,
+        };
+        let known: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+        let warnings = select::check_names(&selection, &known)?;
+
+        let plugin_options = cli
+            .plugin_option
+            .iter()
+            .map(|a| select::parse_option_arg(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plugin_timeout =
+            (cli.plugin_timeout > 0).then(|| Duration::from_secs(cli.plugin_timeout));
+        // an option of a known plugin is checked now, before the dump is read, so a typo costs
+        // nothing; whether the plugin will run is decided later
+        for p in plugins {
+            if plugin_options.iter().any(|a| a.plugin == p.name()) {
+                select::resolve_options(*p, &plugin_options, plugin_timeout)?;
+            }
+        }
+
+        let tmp_dir = match cli.tmp_dir {
+            Some(d) => d,
+            None => env("TMPDIR")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/tmp")),
+        };
+        if !cli.list_plugins && !tmp_dir.is_dir() {
+            return Err(ConfigError::TmpDir(tmp_dir));
+        }
+
+        let mut encryption = match (cli.encrypt_key, cli.encrypt_pass) {
+            (Some(k), None) => Some(Encryption::Key(k)),
+            (None, Some(p)) => Some(Encryption::Pass(p)),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Conflict(
+                    "--encrypt-key and --encrypt-pass are mutually exclusive".into(),
+                ));
+            }
+        };
+        if encryption.is_none() && cli.batch {
+            // sos reads these only in batch mode, where it cannot prompt
+            let key = env("SOSENCRYPTKEY").filter(|s| !s.is_empty());
+            let pass = env("SOSENCRYPTPASS").filter(|s| !s.is_empty());
+            encryption = match (key, pass) {
+                (Some(k), _) => Some(Encryption::Key(k)),
+                (None, Some(p)) => Some(Encryption::Pass(p)),
+                (None, None) => None,
+            };
+            if encryption.is_some() && cli.build {
+                return Err(ConfigError::Conflict(
+                    "SOSENCRYPTKEY/SOSENCRYPTPASS cannot be used with --build".into(),
+                ));
+            }
+        }
+
+        let compression = match cli.compression_type {
+            CompressionArg::Auto | CompressionArg::Xz => Compression::Xz,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::None => Compression::None,
+        };
+
+        Ok((
+            Config {
+                vmcores: cli.vmcore,
+                vmlinux: cli.vmlinux,
+                debuginfo_dirs: cli.debuginfo_dir,
+                force_vmlinux: cli.force_vmlinux,
+                selection,
+                plugin_options,
+                tunables: cli.plugin_option,
+                list_plugins: cli.list_plugins,
+                label: cli.label,
+                build: cli.build,
+                tmp_dir,
+                compression,
+                encryption,
+                quiet: cli.quiet,
+                verbosity: cli.verbose,
+                plugin_timeout,
+                batch: cli.batch,
+                sha256_dump: cli.sha256_dump,
+                cmdline: redacted_cmdline(args),
+            },
+            warnings,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrases_are_redacted() {
+        let args: Vec<OsString> = [
+            "vmcore-report",
+            "--vmcore",
+            "x",
+            "--encrypt-pass",
+            "s3cret",
+            "--encrypt-pass=other",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let c = redacted_cmdline(&args);
+        assert!(!c.contains("s3cret") && !c.contains("other"), "{c}");
+        assert_eq!(
+            c,
+            "vmcore-report --vmcore x --encrypt-pass ******** --encrypt-pass=********"
+        );
+    }
+}

@@ -1,0 +1,623 @@
+//! The sos-layout archive: a private build tree, then a tarball, its checksum and optionally its
+//! gpg-encrypted form.
+//!
+//! Layout, as sos lays out its reports (sos/archive.py, sos/report/__init__.py):
+//!
+//! ```text
+//! sosvmcore-<nodename>[-<label>]-<YYYY-MM-DD>-<7 lowercase letters>/
+//!     version.txt              "vmcore-report: <version>"
+//!     sos_reports/manifest.json
+//!     sos_logs/sos.log         everything logged
+//!     sos_logs/ui.log          what the user saw
+//!     plugins/<name>/...       each plugin's files
+//!     ...                      deliberate extra paths (sys/kernel/debug/sched/debug, ...)
+//! ```
+//!
+//! The tree is built in a private directory (0700, files 0600) created under the tmp dir; the
+//! tarball's top directory is the archive name, and `version.txt`, `sos_reports/` and
+//! `sos_logs/` are stored first so a reader can get at them without reading the whole stream.
+//! The tarball is written under a temporary name beside its final place and renamed when
+//! complete, so a half-written archive never carries the final name. `<archive>.sha256` holds the
+//! hex SHA-256 of the final file and a newline.
+//!
+//! With `SOURCE_DATE_EPOCH` set (the reproducible-builds convention), every tar entry gets that
+//! mtime and uid/gid 0, so two runs over the same input store identical metadata. Entries are
+//! always sorted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
+use super::plugin::{OutputSink, PluginError, validate_rel_path};
+
+/// The archive name's prefix (sos uses `sosreport-`).
+pub const NAME_PREFIX: &str = "sosvmcore";
+
+/// Errors of building, packing, checksumming or encrypting the archive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("refusing archive path: {0}")]
+    BadPath(String),
+    #[error(
+        "gpg is not installed (needed for --encrypt-key/--encrypt-pass); the unencrypted archive was kept"
+    )]
+    GpgMissing,
+    #[error("gpg failed ({status}): {stderr}; the unencrypted archive was kept")]
+    GpgFailed { status: String, stderr: String },
+}
+
+impl ArchiveError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::Io { .. } => "archive-io",
+            ArchiveError::BadPath(_) => "bad-path",
+            ArchiveError::GpgMissing => "gpg-missing",
+            ArchiveError::GpgFailed { .. } => "gpg-failed",
+        }
+    }
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArchiveError {
+    let path = path.to_path_buf();
+    move |source| ArchiveError::Io { what, path, source }
+}
+
+/// Keeps only the characters sos keeps in archive names: `[-a-zA-Z.0-9]`.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect()
+}
+
+/// Seven random lowercase letters, as sos appends to every archive name.
+pub fn random_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..7)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// `sosvmcore-<nodename>[-<label>]-<date>-<suffix>`, nodename and label sanitized; an empty
+/// nodename (after sanitizing) becomes `unknown`, an empty label is left out.
+pub fn archive_name(nodename: &str, label: Option<&str>, date: &str, suffix: &str) -> String {
+    let mut host = sanitize(nodename);
+    if host.is_empty() {
+        host = "unknown".into();
+    }
+    let mut name = format!("{NAME_PREFIX}-{host}");
+    if let Some(l) = label.map(sanitize).filter(|l| !l.is_empty()) {
+        name.push('-');
+        name.push_str(&l);
+    }
+    name.push('-');
+    name.push_str(date);
+    name.push('-');
+    name.push_str(suffix);
+    name
+}
+
+/// `-z/--compression-type`, `auto` already resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Xz,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Xz => ".tar.xz",
+            Compression::Gzip => ".tar.gz",
+            Compression::None => ".tar",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Xz => "xz",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// How to encrypt the finished archive.
+#[derive(Clone)]
+pub enum Encryption {
+    /// A gpg key id or fingerprint (public-key encryption).
+    Key(String),
+    /// A passphrase (symmetric encryption).
+    Pass(String),
+}
+
+impl std::fmt::Debug for Encryption {
+    // the passphrase must never reach a log through a debug print
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Encryption::Key(k) => write!(f, "Key({k:?})"),
+            Encryption::Pass(_) => f.write_str("Pass(<hidden>)"),
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, when set to an integer: the fixed mtime of deterministic archives.
+pub fn deterministic_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// The build tree of one archive.
+pub struct BuildDir {
+    /// The private temporary directory; dropping it removes the tree.
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+    name: String,
+}
+
+fn mkdir_private(path: &Path) -> Result<(), ArchiveError> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(io_err("cannot create directory", path)(e)),
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), ArchiveError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("cannot create", path))?;
+    f.write_all(data).map_err(io_err("cannot write", path))
+}
+
+impl BuildDir {
+    /// Creates `<tmp_dir>/vmcore-report.XXXXXX/<name>/` with `version.txt` and the sos
+    /// directories.
+    pub fn create(tmp_dir: &Path, name: &str) -> Result<BuildDir, ArchiveError> {
+        if validate_rel_path(name).is_err() || name.contains('/') {
+            return Err(ArchiveError::BadPath(name.to_string()));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("vmcore-report.")
+            .tempdir_in(tmp_dir)
+            .map_err(io_err("cannot create a private directory in", tmp_dir))?;
+        // tempfile makes it 0700 already; say so explicitly in case that ever changes
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700))
+            .map_err(io_err("cannot set permissions on", tmp.path()))?;
+        let dir = tmp.path().join(name);
+        mkdir_private(&dir)?;
+        let b = BuildDir {
+            tmp,
+            dir,
+            name: name.to_string(),
+        };
+        for d in ["sos_reports", "sos_logs", "plugins"] {
+            mkdir_private(&b.dir.join(d))?;
+        }
+        b.write_file(
+            "version.txt",
+            format!("vmcore-report: {}\n", env!("CARGO_PKG_VERSION")).as_bytes(),
+        )?;
+        Ok(b)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The archive's root directory in the build tree.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `rel` (validated, relative to the archive root), creating its directories.
+    pub fn write_file(&self, rel: &str, data: &[u8]) -> Result<(), ArchiveError> {
+        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
+        let mut cur = self.dir.clone();
+        let comps: Vec<&str> = rel.split('/').collect();
+        let (file, parents) = comps
+            .split_last()
+            .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
+        for c in parents {
+            cur.push(c);
+            mkdir_private(&cur)?;
+        }
+        cur.push(file);
+        write_private(&cur, data)
+    }
+
+    /// A sink for plugin output into this tree.
+    pub fn sink(&self) -> DirSink<'_> {
+        DirSink { dir: self }
+    }
+
+    /// `--build`: keeps the tree and returns the archive root's path.
+    pub fn keep(self) -> PathBuf {
+        let _root = self.tmp.keep();
+        self.dir
+    }
+
+    /// Packs the tree into `<out_dir>/<name><ext>`, removes the tree, and returns the archive's
+    /// path. Deterministic when `SOURCE_DATE_EPOCH` is set.
+    pub fn pack(self, out_dir: &Path, compression: Compression) -> Result<PathBuf, ArchiveError> {
+        self.pack_with(out_dir, compression, deterministic_epoch())
+    }
+
+    /// [`BuildDir::pack`] with the fixed mtime given (`None`: the files' own times and owners).
+    pub fn pack_with(
+        self,
+        out_dir: &Path,
+        compression: Compression,
+        epoch: Option<u64>,
+    ) -> Result<PathBuf, ArchiveError> {
+        let final_path = out_dir.join(format!("{}{}", self.name, compression.extension()));
+        let part = tempfile::Builder::new()
+            .prefix(&format!(".{}.", self.name))
+            .suffix(".part")
+            .tempfile_in(out_dir)
+            .map_err(io_err("cannot create", out_dir))?;
+        let file = part.reopen().map_err(io_err("cannot open", part.path()))?;
+        let mut enc = Encoder::new(file, compression);
+        write_tar(&mut enc, &self.dir, &self.name, epoch)
+            .map_err(io_err("cannot write", part.path()))?;
+        let file = enc.finish().map_err(io_err("cannot write", part.path()))?;
+        file.sync_all()
+            .map_err(io_err("cannot write", part.path()))?;
+        part.persist_noclobber(&final_path)
+            .map_err(|e| io_err("cannot rename into", &final_path)(e.error))?;
+        Ok(final_path)
+    }
+}
+
+/// Plugin output into a [`BuildDir`].
+pub struct DirSink<'a> {
+    dir: &'a BuildDir,
+}
+
+impl OutputSink for DirSink<'_> {
+    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
+        self.dir
+            .write_file(path, data)
+            .map_err(|e| PluginError::new(e.code(), e.to_string()))
+    }
+}
+
+/// A compressing writer whose trailer is written by `finish`.
+enum Encoder {
+    Xz(xz2::write::XzEncoder<File>),
+    Gzip(flate2::write::GzEncoder<File>),
+    Plain(File),
+}
+
+impl Encoder {
+    fn new(file: File, c: Compression) -> Encoder {
+        match c {
+            Compression::Xz => Encoder::Xz(xz2::write::XzEncoder::new(file, 3)),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::new(6),
+            )),
+            Compression::None => Encoder::Plain(file),
+        }
+    }
+    fn finish(self) -> io::Result<File> {
+        match self {
+            Encoder::Xz(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Plain(mut f) => {
+                f.flush()?;
+                Ok(f)
+            }
+        }
+    }
+}
+
+impl Write for Encoder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Xz(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Plain(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Xz(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Plain(f) => f.flush(),
+        }
+    }
+}
+
+/// The tree's entries, relative paths with `/`, directories before their contents, in archive
+/// order: `version.txt`, `sos_reports/`, `sos_logs/`, then the rest sorted.
+pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<(String, bool)>) -> io::Result<()> {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
+        let mut names: Vec<String> = Vec::new();
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            match e.file_name().into_string() {
+                Ok(n) => names.push(n),
+                Err(n) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("non-UTF-8 name {n:?} in the build tree"),
+                    ));
+                }
+            }
+        }
+        names.sort();
+        for n in names {
+            let p = if rel.is_empty() {
+                n
+            } else {
+                format!("{rel}/{n}")
+            };
+            // symlink_metadata: the tree holds only what we wrote; never follow a link out of it
+            let md = fs::symlink_metadata(root.join(&p))?;
+            if md.is_dir() {
+                out.push((p.clone(), true));
+                walk(root, &p, out)?;
+            } else if md.is_file() {
+                out.push((p, false));
+            }
+        }
+        Ok(())
+    }
+    let mut all = Vec::new();
+    walk(root, "", &mut all)?;
+    let rank = |p: &str| {
+        let top = p.split('/').next().unwrap_or(p);
+        match top {
+            "version.txt" => 0,
+            "sos_reports" => 1,
+            "sos_logs" => 2,
+            _ => 3,
+        }
+    };
+    // a stable sort keeps the walk's order (parents first, names sorted) within each rank
+    all.sort_by_key(|(p, _)| rank(p));
+    Ok(all)
+}
+
+fn write_tar(w: &mut dyn Write, root: &Path, name: &str, epoch: Option<u64>) -> io::Result<()> {
+    let mut tar = tar::Builder::new(w);
+    let mut top = dir_header(root, epoch)?;
+    tar.append_data(&mut top, format!("{name}/"), io::empty())?;
+    for (rel, is_dir) in archive_order(root)? {
+        let path = root.join(&rel);
+        if is_dir {
+            let mut h = dir_header(&path, epoch)?;
+            tar.append_data(&mut h, format!("{name}/{rel}/"), io::empty())?;
+        } else {
+            let f = File::open(&path)?;
+            let md = f.metadata()?;
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(md.len());
+            h.set_mode(0o600);
+            set_owner_time(&mut h, &md, epoch);
+            tar.append_data(&mut h, format!("{name}/{rel}"), f)?;
+        }
+    }
+    tar.finish()
+}
+
+fn dir_header(path: &Path, epoch: Option<u64>) -> io::Result<tar::Header> {
+    let md = fs::metadata(path)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o700);
+    set_owner_time(&mut h, &md, epoch);
+    Ok(h)
+}
+
+fn set_owner_time(h: &mut tar::Header, md: &fs::Metadata, epoch: Option<u64>) {
+    match epoch {
+        Some(t) => {
+            h.set_mtime(t);
+            h.set_uid(0);
+            h.set_gid(0);
+        }
+        None => {
+            h.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
+            h.set_uid(u64::from(md.uid()));
+            h.set_gid(u64::from(md.gid()));
+        }
+    }
+}
+
+/// The hex SHA-256 of a file, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
+    let mut f = File::open(path).map_err(io_err("cannot open", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("cannot read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Writes `<path>.sha256` (the digest and a newline) and returns the digest.
+pub fn write_checksum(path: &Path) -> Result<(String, PathBuf), ArchiveError> {
+    let digest = sha256_file(path)?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sha256");
+    let sum_path = PathBuf::from(name);
+    write_private(&sum_path, format!("{digest}\n").as_bytes())?;
+    Ok((digest, sum_path))
+}
+
+/// The encrypted archive's name: `secured-<name>.gpg` beside it.
+pub fn encrypted_path(archive: &Path) -> PathBuf {
+    let file = archive
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    archive.with_file_name(format!("secured-{file}.gpg"))
+}
+
+/// Encrypts `archive` with gpg as sos does and returns the `.gpg` path. The passphrase goes to gpg
+/// through a pipe on its standard input (`--passphrase-fd 0`), never on its command line. The
+/// output is written under a temporary name and renamed when gpg succeeded; on failure nothing
+/// is left behind and the plain archive is untouched.
+pub fn encrypt(archive: &Path, how: &Encryption) -> Result<PathBuf, ArchiveError> {
+    let out = encrypted_path(archive);
+    let part = out.with_file_name(format!(
+        ".{}.{}.part",
+        out.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+        random_suffix()
+    ));
+    let mut cmd = Command::new("gpg");
+    cmd.arg("--batch").arg("-o").arg(&part);
+    match how {
+        Encryption::Key(key) => {
+            // sos's command; `--auto-key-locate local` keeps gpg from looking the key up on the
+            // network (WKD), which would stall an unattended run
+            cmd.args([
+                "--auto-key-locate",
+                "local",
+                "--trust-model",
+                "always",
+                "-e",
+                "-r",
+                key,
+            ]);
+            cmd.stdin(Stdio::null());
+        }
+        Encryption::Pass(_) => {
+            cmd.args(["--pinentry-mode", "loopback", "--passphrase-fd", "0", "-c"]);
+            cmd.stdin(Stdio::piped());
+        }
+    }
+    cmd.arg(archive)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ArchiveError::GpgMissing),
+        Err(e) => return Err(io_err("cannot run gpg for", archive)(e)),
+    };
+    if let (Encryption::Pass(pass), Some(mut stdin)) = (how, child.stdin.take()) {
+        // gpg reads one line from the descriptor; dropping stdin closes the pipe
+        let _ = stdin.write_all(pass.as_bytes());
+        let _ = stdin.write_all(b"\n");
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(io_err("cannot run gpg for", archive))?;
+    if !output.status.success() {
+        let _ = fs::remove_file(&part);
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(ArchiveError::GpgFailed {
+            status: output.status.to_string(),
+            stderr,
+        });
+    }
+    let _ = fs::set_permissions(&part, fs::Permissions::from_mode(0o600));
+    fs::rename(&part, &out).map_err(io_err("cannot rename into", &out))?;
+    Ok(out)
+}
+
+/// The file system type holding `path`, from `/proc/self/mountinfo` (the longest mount point
+/// that is a prefix of the path). `unknown` if it cannot be told.
+pub fn fs_type(path: &Path) -> String {
+    let Ok(path) = fs::canonicalize(path) else {
+        return "unknown".into();
+    };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return "unknown".into();
+    };
+    let mut best: Option<(usize, String)> = None;
+    for line in info.lines() {
+        // fields: id parent major:minor root mount-point options [optional...] - fstype source ...
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mp), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else {
+            continue;
+        };
+        let Some(fstype) = fields.get(dash + 1) else {
+            continue;
+        };
+        let mp = mp.replace("\\040", " ").replace("\\011", "\t");
+        if path.starts_with(&mp) && best.as_ref().is_none_or(|(l, _)| mp.len() >= *l) {
+            best = Some((mp.len(), fstype.to_string()));
+        }
+    }
+    best.map(|(_, t)| t).unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitized_like_sos() {
+        assert_eq!(
+            archive_name("web01.example.com", None, "2026-11-22", "abcdefg"),
+            "sosvmcore-web01.example.com-2026-11-22-abcdefg"
+        );
+        assert_eq!(
+            archive_name(
+                "host_1 (prod)/x",
+                Some("case #42!"),
+                "2026-11-22",
+                "zzzzzzz"
+            ),
+            "sosvmcore-host1prodx-case42-2026-11-22-zzzzzzz"
+        );
+        assert_eq!(
+            archive_name("ÿ_/", Some("_"), "2026-01-02", "aaaaaaa"),
+            "sosvmcore-unknown-2026-01-02-aaaaaaa"
+        );
+        assert_eq!(archive_name("", None, "d", "s"), "sosvmcore-unknown-d-s");
+    }
+
+    #[test]
+    fn suffix_is_seven_lowercase_letters() {
+        for _ in 0..50 {
+            let s = random_suffix();
+            assert_eq!(s.len(), 7);
+            assert!(s.bytes().all(|b| b.is_ascii_lowercase()), "{s}");
+        }
+    }
+
+    #[test]
+    fn encrypted_name_has_sos_prefix_and_suffix() {
+        assert_eq!(
+            encrypted_path(Path::new("/var/tmp/sosvmcore-h-2026-01-01-abcdefg.tar.xz")),
+            PathBuf::from("/var/tmp/secured-sosvmcore-h-2026-01-01-abcdefg.tar.xz.gpg")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_passphrase() {
+        let s = format!("{:?}", Encryption::Pass("hunter2".into()));
+        assert!(!s.contains("hunter2"));
+    }
+}
