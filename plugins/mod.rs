@@ -9,6 +9,8 @@
 
 use crate::report::plugin::Plugin;
 
+pub mod kernel_info;
+pub mod sched_debug;
 #[cfg(feature = "test-plugins")]
 pub mod testing;
 
@@ -17,6 +19,8 @@ pub fn all() -> Vec<&'static dyn Plugin> {
     #[allow(unused_mut)]
     let mut v: Vec<&'static dyn Plugin> = vec![
         // one line per plugin: &name::NamePlugin,
+        &kernel_info::KernelInfoPlugin,
+        &sched_debug::SchedDebugPlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);

@@ -1,0 +1,110 @@
+//! [`KernelAccess`] over the crate's kernel view ([`Kernel`], [`Object`]).
+//!
+//! The mapping is direct; the only policy here is the error split the collectors rely on:
+//! "this kernel has no such symbol, type or member" becomes `Ok(None)` (the collector prints what
+//! this version prints), everything else (memory not in the dump, corrupt lists, timeouts) an
+//! [`AccessError`] carrying the kernel view's stable code.
+
+use crate::addr::VirtAddr;
+use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
+
+use super::access::{AResult, AccessError, KernelAccess};
+
+/// The production [`KernelAccess`].
+pub struct KView<'k> {
+    pub kernel: &'k Kernel,
+}
+
+impl<'k> KView<'k> {
+    pub fn new(kernel: &'k Kernel) -> KView<'k> {
+        KView { kernel }
+    }
+}
+
+fn err(e: KernelError) -> AccessError {
+    AccessError::new(e.code(), e.to_string())
+}
+
+/// `Ok(None)` for "not in this kernel", the error otherwise.
+fn opt<T>(r: Result<T, KernelError>) -> AResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_missing() => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
+impl<'k> KernelAccess for KView<'k> {
+    type Obj = Object<'k>;
+
+    fn var(&self, name: &str) -> AResult<Option<Object<'k>>> {
+        opt(self.kernel.variable(name))
+    }
+
+    fn member(&self, obj: &Object<'k>, path: &str) -> AResult<Option<Object<'k>>> {
+        opt(obj.member(path))
+    }
+
+    fn int(&self, obj: &Object<'k>) -> AResult<i64> {
+        obj.i64().map_err(err)
+    }
+
+    fn size(&self, obj: &Object<'k>) -> AResult<u64> {
+        obj.size().map_err(err)
+    }
+
+    fn deref(&self, obj: &Object<'k>) -> AResult<Option<Object<'k>>> {
+        let p = obj.pointer().map_err(err)?;
+        if p.0 == 0 {
+            return Ok(None);
+        }
+        obj.deref().map(Some).map_err(err)
+    }
+
+    fn index(&self, obj: &Object<'k>, i: u64) -> AResult<Object<'k>> {
+        obj.index(i).map_err(err)
+    }
+
+    fn array_len(&self, obj: &Object<'k>) -> AResult<Option<u64>> {
+        obj.array_len().map_err(err)
+    }
+
+    fn address(&self, obj: &Object<'k>) -> u64 {
+        obj.address().0
+    }
+
+    fn cstr(&self, obj: &Object<'k>, max: usize) -> AResult<Vec<u8>> {
+        obj.cstring(max).map_err(err)
+    }
+
+    fn container_of(&self, obj: &Object<'k>, type_name: &str, member: &str) -> AResult<Object<'k>> {
+        self.kernel
+            .container_of(obj.address(), type_name, member)
+            .map_err(err)
+    }
+
+    /// `per_cpu_ptr(&var, cpu)`: the variable's address plus `__per_cpu_offset[cpu]`. The
+    /// offset is read at the symbol's address plus `cpu * sizeof(long)` rather than through the
+    /// array's DWARF type, because on arm64 6.1 the variable is typed by its `extern` declaration
+    /// (`unsigned long[0]`), whose bound would refuse every CPU.
+    fn per_cpu(&self, var: &Object<'k>, cpu: u32) -> AResult<Object<'k>> {
+        let base = self
+            .kernel
+            .symbol_address("__per_cpu_offset")
+            .map_err(err)?;
+        let slot = VirtAddr(base.0.wrapping_add(u64::from(cpu) * 8));
+        let off = self.kernel.read_u64(slot).map_err(err)?;
+        let a = VirtAddr(var.address().0.wrapping_add(off));
+        Ok(self.kernel.object(a, var.type_id()))
+    }
+
+    fn list(&self, head: &Object<'k>, type_name: &str, member: &str) -> AResult<Vec<Object<'k>>> {
+        self.kernel
+            .list_entries(head.address(), type_name, member, DEFAULT_WALK_CAP)
+            .map_err(err)
+    }
+
+    fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
+        opt(self.kernel.cpumask(name))
+    }
+}

@@ -1,0 +1,331 @@
+//! An in-memory kernel object graph implementing the plugins' `KernelAccess` trait, so collector
+//! rules can be tested without a dump. Objects are trees of named members; pointers name their
+//! target (a top-level object and a member path inside it); a per-CPU variable lists one object per
+//! CPU, `None` meaning "this CPU's pages are not in the dump". Layout is sequential (every scalar
+//! 8 bytes, strings 64), which is all `address()` and `container_of` need to be consistent.
+//!
+//! Written for the tests, independently of the production implementation over the kernel view.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use vmcore_report::plugins::sched_debug::access::{AResult, AccessError, KernelAccess};
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// An integer of `size` bytes (value already extended as the type's signedness says).
+    Int(i64, u64),
+    /// A pointer: `None` is NULL, else (top-level base, member path).
+    Ptr(Option<(u64, String)>),
+    Str(Vec<u8>),
+    Struct(Vec<(String, Node)>),
+    Array(Vec<Node>),
+    /// A list_head: the entries (top-level base, member path of the entry object).
+    List(Vec<(u64, String)>),
+    /// A per-CPU variable: each CPU's instance (top-level base), `None` when not in the dump.
+    PerCpu(Vec<Option<u64>>),
+    /// Memory that cannot be read.
+    Bad,
+}
+
+impl Node {
+    fn size(&self) -> u64 {
+        match self {
+            Node::Int(_, s) => *s,
+            Node::Str(_) => 64,
+            Node::Struct(m) => m.iter().map(|(_, n)| n.size()).sum::<u64>().max(8),
+            Node::Array(v) => v.iter().map(Node::size).sum::<u64>().max(8),
+            Node::List(_) => 16,
+            _ => 8,
+        }
+    }
+}
+
+/// Shorthands for building objects.
+pub fn int(v: i64) -> Node {
+    Node::Int(v, 8)
+}
+pub fn int4(v: i64) -> Node {
+    Node::Int(v, 4)
+}
+pub fn ptr(base: u64, path: &str) -> Node {
+    Node::Ptr(Some((base, path.to_string())))
+}
+pub fn null() -> Node {
+    Node::Ptr(None)
+}
+pub fn st(members: Vec<(&str, Node)>) -> Node {
+    Node::Struct(
+        members
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+    )
+}
+pub fn s(v: &str) -> Node {
+    Node::Str(v.as_bytes().to_vec())
+}
+
+#[derive(Clone, Debug)]
+pub struct Obj {
+    pub base: u64,
+    pub path: Vec<String>,
+    pub node: Rc<Node>,
+}
+
+#[derive(Default)]
+pub struct FakeKernel {
+    next: u64,
+    objects: BTreeMap<u64, Rc<Node>>,
+    vars: BTreeMap<String, u64>,
+    pub cpumasks: BTreeMap<String, Vec<u32>>,
+}
+
+fn not_dumped(what: &str) -> AccessError {
+    AccessError::new("not-dumped", format!("{what}: page not in the dump"))
+}
+
+impl FakeKernel {
+    pub fn new() -> FakeKernel {
+        FakeKernel {
+            next: 0xffff_8880_0000_0000,
+            ..Default::default()
+        }
+    }
+
+    /// Reserves an address for an object defined later with [`FakeKernel::set`].
+    pub fn reserve(&mut self) -> u64 {
+        let b = self.next;
+        self.next += 0x10000;
+        b
+    }
+
+    pub fn set(&mut self, base: u64, node: Node) {
+        self.objects.insert(base, Rc::new(node));
+    }
+
+    pub fn alloc(&mut self, node: Node) -> u64 {
+        let b = self.reserve();
+        self.set(b, node);
+        b
+    }
+
+    pub fn var(&mut self, name: &str, node: Node) -> u64 {
+        let b = self.alloc(node);
+        self.vars.insert(name.to_string(), b);
+        b
+    }
+
+    fn top(&self, base: u64) -> AResult<Obj> {
+        let node = self
+            .objects
+            .get(&base)
+            .cloned()
+            .ok_or_else(|| not_dumped(&format!("{base:#x}")))?;
+        Ok(Obj {
+            base,
+            path: vec![],
+            node,
+        })
+    }
+
+    fn descend(&self, obj: &Obj, path: &str) -> Option<Obj> {
+        let mut cur = obj.clone();
+        for comp in path.split('.').filter(|c| !c.is_empty()) {
+            let Node::Struct(members) = &*cur.node else {
+                return None;
+            };
+            let (_, n) = members.iter().find(|(name, _)| name == comp)?;
+            let mut p = cur.path.clone();
+            p.push(comp.to_string());
+            cur = Obj {
+                base: cur.base,
+                path: p,
+                node: Rc::new(n.clone()),
+            };
+        }
+        Some(cur)
+    }
+
+    fn offset_of(&self, base: u64, path: &[String]) -> u64 {
+        let Some(mut node) = self.objects.get(&base).map(|n| (**n).clone()) else {
+            return 0;
+        };
+        let mut off = 0;
+        for comp in path {
+            match &node {
+                Node::Struct(members) => {
+                    let mut o = 0;
+                    let mut found = None;
+                    for (n, m) in members {
+                        if n == comp {
+                            found = Some(m.clone());
+                            break;
+                        }
+                        o += m.size();
+                    }
+                    off += o;
+                    match found {
+                        Some(m) => node = m,
+                        None => return off,
+                    }
+                }
+                Node::Array(v) => {
+                    let i: usize = comp.trim_start_matches('#').parse().unwrap_or(0);
+                    off += v.iter().take(i).map(Node::size).sum::<u64>();
+                    match v.get(i) {
+                        Some(m) => node = m.clone(),
+                        None => return off,
+                    }
+                }
+                _ => return off,
+            }
+        }
+        off
+    }
+}
+
+impl KernelAccess for FakeKernel {
+    type Obj = Obj;
+
+    fn var(&self, name: &str) -> AResult<Option<Obj>> {
+        match self.vars.get(name) {
+            Some(b) => self.top(*b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn member(&self, obj: &Obj, path: &str) -> AResult<Option<Obj>> {
+        Ok(self.descend(obj, path))
+    }
+
+    fn int(&self, obj: &Obj) -> AResult<i64> {
+        match &*obj.node {
+            Node::Int(v, _) => Ok(*v),
+            Node::Ptr(None) => Ok(0),
+            Node::Ptr(Some((b, p))) => {
+                let path: Vec<String> = p
+                    .split('.')
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect();
+                Ok((*b + self.offset_of(*b, &path)) as i64)
+            }
+            Node::Bad => Err(not_dumped(&obj.path.join("."))),
+            other => Err(AccessError::new("not-an-integer", format!("{other:?}"))),
+        }
+    }
+
+    fn size(&self, obj: &Obj) -> AResult<u64> {
+        Ok(obj.node.size())
+    }
+
+    fn deref(&self, obj: &Obj) -> AResult<Option<Obj>> {
+        match &*obj.node {
+            Node::Ptr(None) => Ok(None),
+            Node::Ptr(Some((b, p))) => {
+                let top = self.top(*b)?;
+                Ok(Some(self.descend(&top, p).ok_or_else(|| {
+                    AccessError::new("bad-pointer", format!("no {p} in {b:#x}"))
+                })?))
+            }
+            Node::Bad => Err(not_dumped(&obj.path.join("."))),
+            other => Err(AccessError::new("not-a-pointer", format!("{other:?}"))),
+        }
+    }
+
+    fn index(&self, obj: &Obj, i: u64) -> AResult<Obj> {
+        match &*obj.node {
+            Node::Array(v) => {
+                let n = v
+                    .get(i as usize)
+                    .ok_or_else(|| AccessError::new("out-of-bounds", format!("index {i}")))?;
+                let mut p = obj.path.clone();
+                p.push(format!("#{i}"));
+                Ok(Obj {
+                    base: obj.base,
+                    path: p,
+                    node: Rc::new(n.clone()),
+                })
+            }
+            Node::Ptr(Some(_)) => {
+                let target = self.deref(obj)?.ok_or_else(|| not_dumped("NULL"))?;
+                self.index(&target, i)
+            }
+            Node::Bad => Err(not_dumped("array")),
+            other => Err(AccessError::new("not-an-array", format!("{other:?}"))),
+        }
+    }
+
+    fn array_len(&self, obj: &Obj) -> AResult<Option<u64>> {
+        match &*obj.node {
+            Node::Array(v) => Ok(Some(v.len() as u64)),
+            _ => Ok(None),
+        }
+    }
+
+    fn address(&self, obj: &Obj) -> u64 {
+        obj.base + self.offset_of(obj.base, &obj.path)
+    }
+
+    fn cstr(&self, obj: &Obj, max: usize) -> AResult<Vec<u8>> {
+        match &*obj.node {
+            Node::Str(b) => {
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(max);
+                Ok(b[..end].to_vec())
+            }
+            Node::Ptr(_) => match self.deref(obj)? {
+                Some(t) => self.cstr(&t, max),
+                None => Ok(Vec::new()),
+            },
+            Node::Bad => Err(not_dumped("string")),
+            other => Err(AccessError::new("not-a-string", format!("{other:?}"))),
+        }
+    }
+
+    fn container_of(&self, obj: &Obj, _type_name: &str, member: &str) -> AResult<Obj> {
+        match obj.path.last() {
+            Some(last) if last == member => {
+                let parent = obj.path[..obj.path.len() - 1].join(".");
+                let top = self.top(obj.base)?;
+                self.descend(&top, &parent)
+                    .ok_or_else(|| AccessError::new("bad-container", parent))
+            }
+            _ => Err(AccessError::new(
+                "bad-container",
+                format!("{} is not a {member} member", obj.path.join(".")),
+            )),
+        }
+    }
+
+    fn per_cpu(&self, var: &Obj, cpu: u32) -> AResult<Obj> {
+        match &*var.node {
+            Node::PerCpu(v) => match v.get(cpu as usize) {
+                Some(Some(b)) => self.top(*b),
+                Some(None) => Err(not_dumped(&format!("per-CPU area of CPU {cpu}"))),
+                None => Err(AccessError::new("bad-cpu", format!("CPU {cpu}"))),
+            },
+            _ => Err(AccessError::new("not-per-cpu", var.path.join("."))),
+        }
+    }
+
+    fn list(&self, head: &Obj, _type_name: &str, _member: &str) -> AResult<Vec<Obj>> {
+        match &*head.node {
+            Node::List(v) => v
+                .iter()
+                .map(|(b, p)| {
+                    let top = self.top(*b)?;
+                    self.descend(&top, p)
+                        .ok_or_else(|| AccessError::new("bad-list", format!("no {p} in {b:#x}")))
+                })
+                .collect(),
+            Node::Bad => Err(not_dumped("list")),
+            other => Err(AccessError::new("not-a-list", format!("{other:?}"))),
+        }
+    }
+
+    fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
+        Ok(self.cpumasks.get(name).cloned())
+    }
+}
