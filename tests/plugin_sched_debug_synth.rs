@@ -383,6 +383,9 @@ fn vmlinux() -> VmlinuxBuilder {
 
 const Z: u64 = 1_000_000_000;
 
+/// (pid, comm, cpu, state, vruntime, sum_exec, nvcsw, custom slice)
+type TaskSpec = (u32, &'static str, u32, u32, u64, u64, u64, bool);
+
 #[test]
 fn eevdf_through_the_kernel_view_with_cpu1_missing() {
     let dir = tempfile::tempdir().unwrap();
@@ -418,8 +421,7 @@ fn eevdf_through_the_kernel_view_with_cpu1_missing() {
     let init = 0xffff_ffff_8261_0000;
     let t = [HEAP + 0x1000, HEAP + 0x2000, HEAP + 0x3000, HEAP + 0x4000];
     let sig = HEAP + 0x800;
-    // (pid, comm, cpu, state, vruntime, sum_exec, nvcsw, custom slice)
-    let specs: [(u32, &str, u32, u32, u64, u64, u64, bool); 4] = [
+    let specs: [TaskSpec; 4] = [
         (1, "init", 0, 1, Z - 5000, 11, 3, false),
         (2, "spin", 0, 0, Z + 1000, 22, 5, false),
         (3, "worker", 0, 0, Z + 3000, 33, 7, true),
