@@ -105,8 +105,12 @@ pub struct DumpFacts {
     pub arch: Option<String>,
     pub page_size: Option<u64>,
     pub kaslr_offset: Option<u64>,
-    /// VMCOREINFO `CRASHTIME`, seconds since the epoch.
+    /// VMCOREINFO `CRASHTIME`, seconds since the epoch (written by the crashing kernel for
+    /// kexec/kdump; absent from hypervisor-taken dumps).
     pub crash_time: Option<i64>,
+    /// The kdump header's timestamp: when the dump was written (makedumpfile, QEMU), which is
+    /// not the crash time.
+    pub dump_time: Option<i64>,
     pub format: Option<String>,
     pub cpu_notes: Option<u32>,
 }
@@ -126,6 +130,8 @@ pub struct KernelInfo {
     pub crash_time: Option<i64>,
     /// `crash_time` as RFC 3339 UTC.
     pub crash_time_utc: Option<String>,
+    pub dump_time: Option<i64>,
+    pub dump_time_utc: Option<String>,
     pub uptime: Option<Uptime>,
     pub dump_format: Option<String>,
 }
@@ -187,6 +193,7 @@ impl DumpFacts {
             page_size: vi.and_then(|v| v.page_size).or(Some(info.page_size)),
             kaslr_offset: Some(k.space().kaslr_offset()),
             crash_time: vi.and_then(|v| v.crashtime),
+            dump_time: info.header_timestamp.filter(|&t| t > 0),
             format: Some(info.format.name().to_string()),
             cpu_notes: u32::try_from(info.cpus.len()).ok().filter(|&n| n > 0),
         }

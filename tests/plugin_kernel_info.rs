@@ -43,6 +43,7 @@ fn facts() -> DumpFacts {
         page_size: Some(4096),
         kaslr_offset: Some(0x2a00_0000),
         crash_time: Some(1_795_000_000),
+        dump_time: Some(1_795_000_060),
         format: Some("elf".into()),
         cpu_notes: Some(2),
     }
@@ -89,6 +90,7 @@ fn a_6_1_kernel_without_taint_desc_uses_the_documented_names() {
     assert_eq!(info.cpus.nr_cpu_ids, Some(2));
     // 1795000000 s after the epoch, per Python's datetime.
     assert_eq!(info.crash_time_utc.as_deref(), Some("2026-11-18T11:06:40Z"));
+    assert_eq!(info.dump_time_utc.as_deref(), Some("2026-11-18T11:07:40Z"));
 
     let files = render_outputs(info).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();

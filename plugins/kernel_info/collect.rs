@@ -38,9 +38,12 @@ pub fn collect<K: KernelAccess>(k: &K, facts: &DumpFacts) -> Collected {
         &mut errors,
         k.var_int("nr_cpu_ids").map(|v| v.map(|v| v as u32)),
     );
-    let crash_time_utc = facts.crash_time.and_then(|t| {
-        chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-    });
+    let utc = |t: Option<i64>| {
+        t.and_then(|t| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        })
+    };
     Collected {
         info: KernelInfo {
             uts,
@@ -51,7 +54,9 @@ pub fn collect<K: KernelAccess>(k: &K, facts: &DumpFacts) -> Collected {
             kaslr_offset: facts.kaslr_offset.map(|o| format!("{o:#x}")),
             cpus,
             crash_time: facts.crash_time,
-            crash_time_utc,
+            crash_time_utc: utc(facts.crash_time),
+            dump_time: facts.dump_time,
+            dump_time_utc: utc(facts.dump_time),
             uptime,
             dump_format: facts.format.clone(),
         },

@@ -32,8 +32,7 @@ pub fn collect<K: KernelAccess>(k: &K) -> Collected {
         errors: Vec::new(),
         notes: Vec::new(),
     };
-    let sched = c.run();
-    let mut sched = sched;
+    let mut sched = c.run();
     sched.notes = c.notes;
     Collected {
         sched,
@@ -472,7 +471,7 @@ impl<K: KernelAccess> Ctx<'_, K> {
             },
         };
         for (cfs, grouped) in cfs_rqs {
-            match self.cfs_section(&rq, &cfs, grouped, cpu, schedstats, rq0_min_vruntime) {
+            match self.cfs_section(&cfs, grouped, cpu, schedstats, rq0_min_vruntime) {
                 Ok(s) => b.cfs.push(s),
                 Err(e) => {
                     b.problems.push(format!("cfs_rq skipped: {e}"));
@@ -500,7 +499,6 @@ impl<K: KernelAccess> Ctx<'_, K> {
 
     fn cfs_section(
         &mut self,
-        rq: &K::Obj,
         cfs: &K::Obj,
         grouped: bool,
         cpu: u32,
@@ -655,7 +653,6 @@ impl<K: KernelAccess> Ctx<'_, K> {
         if let Some(tg) = &tg {
             self.group_stats(tg, cpu, schedstats, &mut f)?;
         }
-        let _ = rq;
         Ok(Section { path, fields: f })
     }
 

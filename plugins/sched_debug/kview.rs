@@ -41,8 +41,15 @@ impl<'k> KernelAccess for KView<'k> {
         opt(self.kernel.variable(name))
     }
 
+    /// A path that runs into a non-aggregate (`avg.util_est.enqueued` where 6.9 made `util_est`
+    /// a plain `unsigned int`) does not exist in this kernel either: `Ok(None)`, like a missing
+    /// name.
     fn member(&self, obj: &Object<'k>, path: &str) -> AResult<Option<Object<'k>>> {
-        opt(obj.member(path))
+        match obj.member(path) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_missing() || matches!(e, KernelError::WrongType(_)) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     fn int(&self, obj: &Object<'k>) -> AResult<i64> {
