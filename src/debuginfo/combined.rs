@@ -157,7 +157,10 @@ impl TypeSource for CombinedTypes {
                 return Ok(Some(id));
             }
         }
-        Ok(self.dwarf()?.find_type(name)?.map(Self::tag))
+        let t0 = std::time::Instant::now();
+        let found = self.dwarf()?.find_type(name)?;
+        tracing::debug!(name, found = found.is_some(), elapsed = ?t0.elapsed(), "DWARF type lookup");
+        Ok(found.map(Self::tag))
     }
 
     fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError> {
@@ -192,7 +195,10 @@ impl TypeSource for CombinedTypes {
             return Ok(Some(id));
         }
         let dwarf = self.dwarf()?;
-        let Some(id) = dwarf.variable_type(name)? else {
+        let t0 = std::time::Instant::now();
+        let found = dwarf.variable_type(name)?;
+        tracing::debug!(name, found = found.is_some(), elapsed = ?t0.elapsed(), "DWARF variable lookup");
+        let Some(id) = found else {
             return Ok(None);
         };
         let t = dwarf.get(id)?;
@@ -208,6 +214,9 @@ impl TypeSource for CombinedTypes {
         {
             return Ok(Some(v));
         }
-        self.dwarf()?.enumerator(name)
+        let t0 = std::time::Instant::now();
+        let found = self.dwarf()?.enumerator(name)?;
+        tracing::debug!(name, found = found.is_some(), elapsed = ?t0.elapsed(), "DWARF enumerator lookup");
+        Ok(found)
     }
 }
