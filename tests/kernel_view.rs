@@ -110,6 +110,11 @@ fn task_addr(i: u64) -> u64 {
 }
 
 fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
+    build_dropping(version, corrupt_list, None)
+}
+
+/// Like [`build`], with the page of one task (by index on the list) left out of the dump.
+fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<u64>) -> Fixture {
     let (b, l) = sample_kernel(version);
     let dir = tempfile::tempdir().unwrap();
     let path = b.write_to(dir.path(), "vmlinux");
@@ -192,6 +197,9 @@ fn build(version: KernelVersion, corrupt_list: bool) -> Fixture {
         dump_level: None,
         nr_cpus: None,
     };
+    if let Some(i) = drop_task {
+        w.mem.pages.remove(&((task_addr(i) - VBASE) / 4096));
+    }
     let space = AddressSpace::new(
         Arc::new(w.mem),
         Box::new(OffsetTranslator),
@@ -301,6 +309,62 @@ fn list_cycle_is_corrupt_not_a_hang() {
         f.kernel.list_nodes(head, 2).unwrap_err().code(),
         "corrupt-data"
     );
+}
+
+#[test]
+fn a_list_broken_by_a_missing_page_is_salvaged_backwards() {
+    // task 2's page is not in the dump: the forward walk stops there, the backward walk
+    // from the head (init.prev = task 3) recovers task 3
+    let f = build_dropping(KernelVersion::New, false, Some(2));
+    let k = &f.kernel;
+    let head = k
+        .variable("init_task")
+        .unwrap()
+        .member("tasks")
+        .unwrap()
+        .address();
+    let strict = k.list_nodes(head, 100).unwrap_err();
+    assert!(strict.is_not_dumped(), "{strict}");
+    let (nodes, err) = k.list_nodes_salvaged(head, 100);
+    let off = f.layout.tasks_offset;
+    let expect: Vec<VirtAddr> = [1, 2, 3].map(|i| VirtAddr(task_addr(i) + off)).to_vec();
+    assert_eq!(nodes, expect);
+    assert!(err.expect("the break is reported").is_not_dumped());
+    let (tasks, _) = k
+        .list_entries_salvaged(head, "struct task_struct", "tasks", 100)
+        .unwrap();
+    assert_eq!(tasks[2].member("pid").unwrap().i64().unwrap(), 300);
+    assert!(
+        tasks[1].member("pid").unwrap().i64().is_err(),
+        "task 2 is unreadable"
+    );
+
+    // an intact list: same nodes as the strict walk, no error
+    let f = build(KernelVersion::New, false);
+    let head = f
+        .kernel
+        .variable("init_task")
+        .unwrap()
+        .member("tasks")
+        .unwrap()
+        .address();
+    let (nodes, err) = f.kernel.list_nodes_salvaged(head, 100);
+    assert!(err.is_none());
+    assert_eq!(nodes, f.kernel.list_nodes(head, 100).unwrap());
+
+    // a cycle that never returns to the head: the forward part, then the backward walk
+    // (init.prev = task 3, already seen) adds nothing; the error is kept
+    let f = build(KernelVersion::New, true);
+    let head = f
+        .kernel
+        .variable("init_task")
+        .unwrap()
+        .member("tasks")
+        .unwrap()
+        .address();
+    let (nodes, err) = f.kernel.list_nodes_salvaged(head, 100);
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(err.unwrap().code(), "corrupt-data");
 }
 
 #[test]

@@ -25,29 +25,88 @@ impl Kernel {
     pub fn list_nodes(&self, head: VirtAddr, cap: usize) -> Result<Vec<VirtAddr>, KernelError> {
         let next_off = self.member_offset_or("struct list_head", "next", 0);
         let mut seen = HashSet::new();
+        let (nodes, err) = self.walk_links(head, next_off, cap, &mut seen);
+        match err {
+            Some(e) => Err(e),
+            None => Ok(nodes),
+        }
+    }
+
+    /// Like [`Kernel::list_nodes`], but a broken link does not lose the rest of the list.
+    ///
+    /// Filtered dumps and dumps taken mid-update break lists: one node's page may be excluded
+    /// (makedumpfile misclassifying a slab page on a kernel newer than it knows), or a pointer
+    /// may be wild. Because the list is circular, the nodes past the break are still reachable
+    /// backwards from the head through `prev`. So when the forward walk fails, this walks
+    /// backwards until it meets a node already seen, the head, or a second failure, and returns
+    /// every node it found in list order (the forward part, then the backward part reversed),
+    /// with the error that broke the forward walk. A timeout is never salvaged around.
+    pub fn list_nodes_salvaged(
+        &self,
+        head: VirtAddr,
+        cap: usize,
+    ) -> (Vec<VirtAddr>, Option<KernelError>) {
+        let next_off = self.member_offset_or("struct list_head", "next", 0);
+        let prev_off = self.member_offset_or("struct list_head", "prev", 8);
+        let mut seen = HashSet::new();
+        let (mut nodes, err) = self.walk_links(head, next_off, cap, &mut seen);
+        let Some(err) = err else {
+            return (nodes, None);
+        };
+        if matches!(err, KernelError::TimedOut) {
+            return (nodes, Some(err));
+        }
+        let room = cap.saturating_sub(nodes.len());
+        let mut back_seen = seen.clone();
+        let (mut back, _) = self.walk_links(head, prev_off, room, &mut back_seen);
+        // the backward walk stops with a "cycle" error when it reaches the forward part: only
+        // the nodes before that point are new
+        back.retain(|n| !seen.contains(n));
+        back.reverse();
+        nodes.extend(back);
+        (nodes, Some(err))
+    }
+
+    /// Follows the link at `link_off` from `head` until it returns to `head`, collecting nodes.
+    /// Stops at the first problem (unreadable link, NULL, a node seen before, the cap) and
+    /// returns what it collected with that problem.
+    fn walk_links(
+        &self,
+        head: VirtAddr,
+        link_off: u64,
+        cap: usize,
+        seen: &mut HashSet<VirtAddr>,
+    ) -> (Vec<VirtAddr>, Option<KernelError>) {
         let mut out = Vec::new();
-        let mut cur = self.read_ptr(head.add(next_off))?;
+        let mut cur = match self.read_ptr(head.add(link_off)) {
+            Ok(p) => p,
+            Err(e) => return (out, Some(e)),
+        };
         while cur != head {
             if cur.0 == 0 {
-                return Err(KernelError::Corrupt(format!(
-                    "NULL next pointer in the list at {head} after {} nodes",
+                let e = KernelError::Corrupt(format!(
+                    "NULL link in the list at {head} after {} nodes",
                     out.len()
-                )));
+                ));
+                return (out, Some(e));
             }
             if !seen.insert(cur) {
-                return Err(KernelError::Corrupt(format!(
+                let e = KernelError::Corrupt(format!(
                     "cycle in the list at {head}: node {cur} seen twice"
-                )));
+                ));
+                return (out, Some(e));
             }
             if out.len() >= cap {
-                return Err(KernelError::Corrupt(format!(
-                    "list at {head} has more than {cap} nodes"
-                )));
+                let e = KernelError::Corrupt(format!("list at {head} has more than {cap} nodes"));
+                return (out, Some(e));
             }
             out.push(cur);
-            cur = self.read_ptr(cur.add(next_off))?;
+            cur = match self.read_ptr(cur.add(link_off)) {
+                Ok(p) => p,
+                Err(e) => return (out, Some(e)),
+            };
         }
-        Ok(out)
+        (out, None)
     }
 
     /// `list_for_each_entry`: the `type_name` objects whose `member` (a `list_head`, possibly
@@ -66,6 +125,25 @@ impl Kernel {
             .into_iter()
             .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
             .collect())
+    }
+
+    /// [`Kernel::list_entries`] over [`Kernel::list_nodes_salvaged`]: the entries found on
+    /// both sides of a broken link, and the error that broke it.
+    pub fn list_entries_salvaged(
+        &self,
+        head: VirtAddr,
+        type_name: &str,
+        member: &str,
+        cap: usize,
+    ) -> Result<(Vec<Object<'_>>, Option<KernelError>), KernelError> {
+        let ty = self.find_type(type_name)?;
+        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
+        let (nodes, err) = self.list_nodes_salvaged(head, cap);
+        let entries = nodes
+            .into_iter()
+            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
+            .collect();
+        Ok((entries, err))
     }
 
     /// The nodes of an `hlist_head` list (NULL-terminated), in order.
