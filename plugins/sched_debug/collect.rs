@@ -959,12 +959,28 @@ impl<K: KernelAccess> Ctx<'_, K> {
         };
         let mut rows = Vec::new();
         let root_cfs = k.member(rq, "cfs").ok().flatten();
+        // task_node(p) is cpu_to_node(task_cpu(p)): the same for every row of this CPU.
+        let node = if numa {
+            match k.var("numa_node").and_then(|v| match v {
+                Some(v) => k.int(&k.per_cpu(&v, cpu)?).map(|n| n as i32),
+                None => Ok(0),
+            }) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.note_err(e);
+                    0
+                }
+            }
+        } else {
+            0
+        };
         for t in tasks {
             let cols = RowColumns {
                 eevdf,
                 numa,
                 cgroup,
                 root_cfs: root_cfs.as_ref(),
+                node,
             };
             match self.task_row(t, cpu, curr, schedstats, states, &cols) {
                 Ok(Some(r)) => rows.push(r),
@@ -1042,10 +1058,7 @@ impl<K: KernelAccess> Ctx<'_, K> {
             None
         };
         let numa_cols = if numa {
-            let node = match k.var("numa_node")? {
-                Some(v) => k.int(&k.per_cpu(&v, cpu)?)? as i32,
-                None => 0,
-            };
+            let node = cols.node;
             let gid = match k.deref_at(t, "numa_group")? {
                 Some(g) => k.int_at(&g, "gid")?.unwrap_or(0) as i32,
                 None => 0,
@@ -1087,6 +1100,8 @@ struct RowColumns<'a, O> {
     numa: bool,
     cgroup: bool,
     root_cfs: Option<&'a O>,
+    /// `cpu_to_node(cpu)` (the per-CPU `numa_node`), read once per CPU.
+    node: i32,
 }
 
 #[derive(Default)]
