@@ -293,10 +293,7 @@ pub fn decide_all<'p>(
     plugins
         .iter()
         .map(|p| {
-            let applicable = kernel.map(|k| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.check_enabled(k)))
-                    .unwrap_or(false)
-            });
+            let applicable = kernel.map(|k| runner::check_enabled(*p, k));
             Decision {
                 plugin: *p,
                 applicable,
@@ -545,16 +542,13 @@ pub fn produce_report(
             if let Some(b) = &bar {
                 b.inc(1);
             }
-            if record.status != PluginStatus::Ok {
-                tracing::warn!(
-                    plugin = name,
-                    "{} ({} errors)",
-                    record.status.as_str(),
-                    record.errors.len()
-                );
-            } else {
-                tracing::debug!("plugin {}/{} {name} ok", index + 1, total);
-            }
+            // failures and recorded errors were logged as they happened
+            tracing::debug!(
+                "plugin {}/{} {name}: {}",
+                index + 1,
+                total,
+                record.status.as_str()
+            );
         }
     });
     if let Some(b) = bar {
@@ -573,6 +567,8 @@ pub fn produce_report(
         .collect();
     records.extend(ran);
 
+    // hashing a large dump is part of the run's time
+    let dump = dump_record(config, kernel.info())?;
     let end = Local::now();
     let elapsed = started_at.elapsed();
     let manifest = Manifest {
@@ -591,7 +587,7 @@ pub fn produce_report(
         tmpdir: config.tmp_dir.display().to_string(),
         tmpdir_fs_type: archive::fs_type(&config.tmp_dir),
         policy: host_policy(),
-        dump: dump_record(config, kernel.info())?,
+        dump,
         vmlinux,
         kernel_release: kernel_release(kernel),
         architecture: Some(kernel.space().arch().uname_machine().to_string()),

@@ -28,6 +28,7 @@ struct Layout {
     page_offset: u64,
     kimage_voffset: u64,
     swapper_va: u64,
+    image_va: u64,
     ram_end: u64,
     vmalloc: u64,
 }
@@ -92,6 +93,7 @@ fn build(c: &Case) -> Layout {
         page_offset,
         kimage_voffset,
         swapper_va,
+        image_va,
         ram_end,
         vmalloc,
     }
@@ -124,6 +126,7 @@ fn config_pac(c: &Case, lay: &Layout, pac: bool) -> TranslationConfig {
             .insert("KERNELPACMASK".into(), (u64::MAX << c.actual) as i64);
     }
     cfg.symbols.insert("swapper_pg_dir".into(), lay.swapper_va);
+    cfg.symbols.insert("_stext".into(), lay.image_va);
     cfg
 }
 
@@ -218,6 +221,19 @@ fn walk_matches_builder_map_every_granule_and_va_size() {
             assert_eq!(got, lay.b.expect(va).map(|e| e.0), "{what} {va:#x}");
         }
         assert!(hits > 2000, "{what}: {hits}");
+        // the kernel image: 8 pages mapped at kimage_voffset, all served by the fast path
+        let page = c.granule;
+        assert_eq!(t.fast_path_coverage().1, 8 * page, "{what}");
+        for va in [
+            lay.image_va,
+            lay.image_va + 8 * page - 1,
+            lay.image_va + 8 * page,
+        ] {
+            let f = t.fast_translate(VirtAddr(va)).map(|t| t.phys.0);
+            let w = t.walk(&lay.b.mem, VirtAddr(va)).ok().map(|t| t.phys.0);
+            assert_eq!(f, w, "{what} {va:#x}");
+            assert_eq!(w, lay.b.expect(va).map(|e| e.0), "{what} {va:#x}");
+        }
     }
 }
 

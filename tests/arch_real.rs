@@ -163,6 +163,32 @@ fn aarch64_fast_vs_walk(dump: &Dump, cfg: &TranslationConfig, name: &str, n: usi
         assert_eq!(f.phys.0, pa);
         fast += 1;
     }
+    // the kernel image: every mapped address of the scanned window agrees
+    let kv = cfg.numbers["kimage_voffset"] as u64;
+    let stext = cfg.symbols["_stext"];
+    let (lin_bytes, image_bytes) = t.fast_path_coverage();
+    assert!(
+        image_bytes > 8 << 20,
+        "{name}: image coverage {image_bytes}"
+    );
+    for _ in 0..n {
+        let va = (stext & !0x1f_ffff) + rng.below(64 << 20);
+        let w = t.walk(mem, VirtAddr(va));
+        match (t.fast_translate(VirtAddr(va)), w) {
+            (Some(f), Ok(w)) => {
+                assert_eq!(f.phys, w.phys, "{name}: {va:#x}");
+                assert_eq!(f.phys.0, va.wrapping_sub(kv));
+                fast += 1;
+            }
+            (None, Err(_)) => {}
+            (f, w) => panic!("{name}: {va:#x}: fast {f:?} walk {w:?}"),
+        }
+    }
+    eprintln!(
+        "{name}: fast path covers {} MiB of linear map, {} MiB of image",
+        lin_bytes >> 20,
+        image_bytes >> 20
+    );
     fast
 }
 
@@ -197,7 +223,9 @@ fn run_set(set: &str) {
             }
             Some(Arch::Aarch64) => {
                 let fast = aarch64_fast_vs_walk(&dump, &cfg, &name, 4000);
-                eprintln!("{name}: linear fast path agreed with the walk at {fast} addresses");
+                eprintln!(
+                    "{name}: fast path (linear map and image) agreed with the walk at {fast} addresses"
+                );
             }
             other => panic!("{name}: unexpected arch {other:?}"),
         }

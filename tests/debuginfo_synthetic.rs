@@ -300,3 +300,147 @@ fn aarch64_machine_is_reported() {
     let (_d, vm) = open(&b);
     assert_eq!(vm.arch(), Some(vmcore_report::addr::Arch::Aarch64));
 }
+
+mod locate_tests {
+    use super::*;
+    use vmcore_report::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchProof};
+    use vmcore_report::dump::VmcoreInfo;
+
+    const BANNER: &str = "Linux version 6.1.0-99-test (dev@example) #1 SMP Debian 6.1.1-1\n";
+
+    fn vmlinux_with(build_id: Option<&[u8]>, banner: &str) -> VmlinuxBuilder {
+        let (mut b, _) = sample_kernel(KernelVersion::New);
+        if let Some(id) = build_id {
+            b.build_id(id);
+        }
+        b.linux_banner(addrs::LINUX_BANNER, banner);
+        b
+    }
+
+    fn identity(release: &str, build_id: Option<&str>) -> DumpIdentity {
+        let text = format!(
+            "OSRELEASE={release}\n{}",
+            build_id
+                .map(|b| format!("BUILD-ID={b}\n"))
+                .unwrap_or_default()
+        );
+        DumpIdentity::from_vmcoreinfo(
+            Some(&VmcoreInfo::parse(&text)),
+            Some(vmcore_report::addr::Arch::X86_64),
+        )
+    }
+
+    #[test]
+    fn build_id_match_and_mismatch() {
+        let id_a = [0xab_u8; 20];
+        let (_d, vm) = open(&vmlinux_with(Some(&id_a), BANNER));
+        let ok = locate::verify(
+            &vm,
+            &identity("6.1.0-99-test", Some(&hex::encode(id_a))),
+            false,
+        )
+        .unwrap();
+        assert_eq!(ok, MatchProof::BuildId(hex::encode(id_a)));
+        let other = hex::encode([0xcd_u8; 20]);
+        let e = locate::verify(&vm, &identity("6.1.0-99-test", Some(&other)), false).unwrap_err();
+        assert_eq!(e.code(), "vmlinux-mismatch");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&other) && msg.contains(&hex::encode(id_a)),
+            "{msg}"
+        );
+        assert!(matches!(
+            locate::verify(&vm, &identity("6.1.0-99-test", Some(&other)), true).unwrap(),
+            MatchProof::Forced(_)
+        ));
+    }
+
+    #[test]
+    fn release_and_banner_without_build_id() {
+        let (_d, vm) = open(&vmlinux_with(None, BANNER));
+        let mut id = identity("6.1.0-99-test", None);
+        assert_eq!(
+            locate::verify(&vm, &id, false).unwrap(),
+            MatchProof::ReleaseOnly("6.1.0-99-test".into())
+        );
+        id.banner = Some(BANNER.as_bytes().to_vec());
+        assert_eq!(
+            locate::verify(&vm, &id, false).unwrap(),
+            MatchProof::ReleaseAndBanner("6.1.0-99-test".into())
+        );
+        id.banner =
+            Some(b"Linux version 6.1.0-99-test (dev@example) #2 SMP Debian 6.1.1-2\n".to_vec());
+        assert_eq!(
+            locate::verify(&vm, &id, false).unwrap_err().code(),
+            "vmlinux-mismatch"
+        );
+        let e = locate::verify(&vm, &identity("6.1.0-98-test", None), false).unwrap_err();
+        assert!(
+            e.to_string().contains("6.1.0-98-test") && e.to_string().contains("6.1.0-99-test"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn search_order_and_not_found_message() {
+        let root = tempfile::tempdir().unwrap();
+        let id_a = [0x11_u8; 20];
+        let id_b = [0x22_u8; 20];
+        // a wrong vmlinux under the release name in the first dir, the right one by build-id
+        // in the sysroot's .build-id tree: the wrong one is skipped
+        let d1 = root.path().join("d1");
+        vmlinux_with(Some(&id_b), BANNER).write_to(&d1, "vmlinux-6.1.0-99-test");
+        let sysroot = root.path().join("sysroot");
+        let bid = hex::encode(id_a);
+        vmlinux_with(Some(&id_a), BANNER).write_to(
+            &sysroot.join("usr/lib/debug/.build-id").join(&bid[..2]),
+            &format!("{}.debug", &bid[2..]),
+        );
+        let opts = LocateOptions {
+            debuginfo_dirs: vec![d1.clone()],
+            sysroot: Some(sysroot.clone()),
+            ..Default::default()
+        };
+        let id = identity("6.1.0-99-test", Some(&bid));
+        let found = locate::locate(&opts, &id).unwrap();
+        assert!(found.path.starts_with(&sysroot), "{:?}", found.path);
+        assert_eq!(found.proof, MatchProof::BuildId(bid.clone()));
+        // explicit path wins, and is verified
+        let explicit = LocateOptions {
+            explicit: Some(d1.join("vmlinux-6.1.0-99-test")),
+            ..opts.clone()
+        };
+        assert_eq!(
+            locate::locate(&explicit, &id).err().unwrap().code(),
+            "vmlinux-mismatch"
+        );
+        // nothing there: every path tried is named, with the packages to install
+        let empty = LocateOptions {
+            debuginfo_dirs: vec![root.path().join("nowhere")],
+            sysroot: Some(root.path().join("empty-root")),
+            ..Default::default()
+        };
+        let e = locate::locate(&empty, &identity("6.1.0-77-amd64", None))
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), "vmlinux-not-found");
+        let msg = e.to_string();
+        for needle in [
+            "nowhere/vmlinux-6.1.0-77-amd64",
+            "empty-root/usr/lib/debug/boot/vmlinux-6.1.0-77-amd64",
+            "empty-root/usr/lib/debug/lib/modules/6.1.0-77-amd64/vmlinux",
+            "empty-root/boot/vmlinux-6.1.0-77-amd64",
+            "linux-image-6.1.0-77-amd64-dbg",
+            "kernel-debuginfo-6.1.0-77-amd64",
+            "linux-image-unsigned-6.1.0-77-amd64-dbgsym",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+        // a hostile release string cannot walk out of the search directories
+        let c = locate::candidates(&empty, &identity("../../etc", None));
+        assert!(
+            c.iter().all(|p| !p.to_string_lossy().contains("..")),
+            "{c:?}"
+        );
+    }
+}

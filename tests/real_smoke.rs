@@ -13,7 +13,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// Sets built by the pipeline beyond `common::fixtures::SETS`.
-const EXTRA_SETS: &[&str] = &["x86_64-6.1-smp4-hung", "x86_64-6.12"];
+const EXTRA_SETS: &[&str] = &["x86_64-6.1-smp4-hung", "x86_64-6.1-oops", "x86_64-6.12"];
 
 const KDUMP_SIGNATURE: &[u8] = b"KDUMP   ";
 const FLAT_SIGNATURE: &[u8] = b"makedumpfile";
@@ -261,4 +261,23 @@ fn busy_set_has_its_workload() {
     let console = std::fs::read(dir.join("console.log")).unwrap();
     let console = String::from_utf8_lossy(&console);
     assert!(console.contains("Kernel panic - not syncing: hung_task: blocked tasks"));
+}
+
+#[test]
+fn oops_set_crashed_by_an_oops_in_its_module() {
+    let Some(dir) = common::fixtures::set("x86_64-6.1-oops") else {
+        return;
+    };
+    let t = truth(&dir);
+    // O (out-of-tree, 4096) and E (unsigned, 8192) from loading the module; D comes with the oops
+    assert_eq!(t.keys["tainted"], "12288");
+    assert!(
+        t.sections["modules"]
+            .iter()
+            .any(|l| l.starts_with("fixture_oops ") && l.ends_with("(OE)"))
+    );
+    let console = std::fs::read(dir.join("console.log")).unwrap();
+    let console = String::from_utf8_lossy(&console);
+    assert!(console.contains("RIP: 0010:trigger_write+"));
+    assert!(console.contains("Kernel panic - not syncing: Fatal exception"));
 }

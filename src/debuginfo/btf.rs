@@ -363,14 +363,17 @@ impl BtfTypes {
             kind::ARRAY => {
                 let elem = self.u32_at(r.extra)?;
                 let n = self.u32_at(r.extra + 8)?;
+                // BTF writes both `x[]` and GNU `x[0]` as 0 elements: a flexible array.
+                let count = (n != 0).then_some(u64::from(n));
                 Type {
                     name: None,
-                    size: self
-                        .size_of(elem, depth)?
-                        .and_then(|s| s.checked_mul(u64::from(n))),
+                    size: match count {
+                        Some(n) => self.size_of(elem, depth)?.and_then(|s| s.checked_mul(n)),
+                        None => None,
+                    },
                     kind: TypeKind::Array {
                         element: TypeId(u64::from(elem)),
-                        count: Some(u64::from(n)),
+                        count,
                     },
                 }
             }

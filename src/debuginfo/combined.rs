@@ -20,24 +20,19 @@ const DWARF_TAG: u64 = 1 << 63;
 
 /// A [`TypeSource`] that answers from BTF when it can and from DWARF otherwise.
 pub struct CombinedTypes {
-    btf: Option<BtfTypes>,
+    /// Parsed on first need (about 35 ms and 7 MB for a 6.1 vmlinux).
+    btf: OnceLock<Option<BtfTypes>>,
     vmlinux: Arc<Vmlinux>,
     dwarf: OnceLock<Result<Arc<DwarfTypes>, String>>,
     retagged: Mutex<HashMap<u64, Arc<Type>>>,
 }
 
 impl CombinedTypes {
-    /// Reads the `.BTF` section now (cheap); DWARF waits until it is needed.
+    /// Nothing is read yet: BTF is parsed on the first type lookup, DWARF indexed on the first
+    /// question BTF cannot answer.
     pub fn new(vmlinux: Arc<Vmlinux>) -> Result<CombinedTypes, DebugInfoError> {
-        let btf = match BtfTypes::from_vmlinux(vmlinux.clone()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("ignoring unusable .BTF: {e}");
-                None
-            }
-        };
         Ok(CombinedTypes {
-            btf,
+            btf: OnceLock::new(),
             vmlinux,
             dwarf: OnceLock::new(),
             retagged: Mutex::new(HashMap::new()),
@@ -45,7 +40,19 @@ impl CombinedTypes {
     }
 
     pub fn has_btf(&self) -> bool {
-        self.btf.is_some()
+        self.btf().is_some()
+    }
+
+    fn btf(&self) -> Option<&BtfTypes> {
+        self.btf
+            .get_or_init(|| match BtfTypes::from_vmlinux(self.vmlinux.clone()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!("ignoring unusable .BTF: {e}");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// The DWARF source, created on first use.
@@ -110,7 +117,8 @@ impl CombinedTypes {
 
     /// The BTF id of the same named type, if BTF has it.
     fn btf_twin(&self, t: &Type) -> Result<Option<TypeId>, DebugInfoError> {
-        let (Some(btf), Some(name)) = (&self.btf, &t.name) else {
+        // Only when BTF is already loaded: a single variable read should not pay for parsing it.
+        let (Some(Some(btf)), Some(name)) = (self.btf.get(), &t.name) else {
             return Ok(None);
         };
         let c_name = match &t.kind {
@@ -130,7 +138,7 @@ impl CombinedTypes {
 
 impl TypeSource for CombinedTypes {
     fn find_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
-        if let Some(btf) = &self.btf
+        if let Some(btf) = self.btf()
             && let Some(id) = btf.find_type(name)?
         {
             // A forward declaration in BTF: DWARF may still have the definition.
@@ -154,7 +162,7 @@ impl TypeSource for CombinedTypes {
 
     fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError> {
         if id.0 & DWARF_TAG == 0 {
-            return match &self.btf {
+            return match self.btf() {
                 Some(b) => b.get(id),
                 None => Err(DebugInfoError::BadTypeId(id)),
             };
@@ -177,7 +185,8 @@ impl TypeSource for CombinedTypes {
     }
 
     fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
-        if let Some(btf) = &self.btf
+        // BTF describes only per-CPU variables; ask it only if it is loaded already.
+        if let Some(Some(btf)) = self.btf.get()
             && let Some(id) = btf.variable_type(name)?
         {
             return Ok(Some(id));
@@ -194,7 +203,7 @@ impl TypeSource for CombinedTypes {
     }
 
     fn enumerator(&self, name: &str) -> Result<Option<i64>, DebugInfoError> {
-        if let Some(btf) = &self.btf
+        if let Some(btf) = self.btf()
             && let Some(v) = btf.enumerator(name)?
         {
             return Ok(Some(v));

@@ -10,9 +10,10 @@
 //! union, enum, typedef, base type and variable it passes. The scan stops at the first unit that
 //! holds a complete definition of the name asked for; most kernel types and globals are defined in
 //! the first few dozen units (`init/main.c`, `init/version.c` include most of the core headers),
-//! so a typical lookup reads a few megabytes. After a few batches without success the rest of the
-//! units are scanned in parallel (one thread per core) and the index is complete. A complete
-//! definition always wins over a declaration (`struct foo;`).
+//! so a typical lookup reads a few megabytes. After a few batches without success the scan goes on
+//! in parallel rounds (a contiguous share of units per core, merged in unit order), still stopping
+//! at the round that answers. A complete definition always wins over a declaration (`struct
+//! foo;`); for a variable, an `extern` declaration with a complete type is enough.
 //!
 //! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
 //! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
@@ -38,6 +39,8 @@ const OFFSET_MASK: u64 = (1 << DIM_SHIFT) - 1;
 /// Units scanned one after the other before the rest is scanned in parallel.
 const SEQUENTIAL_UNITS: usize = 96;
 const BATCH: usize = 8;
+/// Units per thread in each parallel round after the sequential start.
+const PARALLEL_BATCH: usize = 48;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum NameKind {
@@ -352,11 +355,15 @@ impl DwarfTypes {
                 }
                 idx.next_unit = end;
             } else {
-                // Scan everything that is left, one contiguous share per thread; merge in
-                // unit order so the result does not depend on timing.
-                self.list_units(|_| false);
-                let total = self.read_units().len();
-                let rest: Vec<usize> = (start..total).collect();
+                // A parallel round: the next PARALLEL_BATCH units per thread, one contiguous
+                // share each, merged in unit order so the result does not depend on timing.
+                // Rounds keep the early exit when the name turns up mid-way.
+                let want = PARALLEL_BATCH * self.threads;
+                let mut end = start;
+                while end < start + want && self.slot(end).is_some() {
+                    end += 1;
+                }
+                let rest: Vec<usize> = (start..end).collect();
                 let share = rest.len().div_ceil(self.threads);
                 let parts: Vec<Index> = std::thread::scope(|s| {
                     let handles: Vec<_> = rest
@@ -381,7 +388,7 @@ impl DwarfTypes {
                 for p in parts {
                     idx.merge(p);
                 }
-                idx.next_unit = total;
+                idx.next_unit = end;
             }
         }
         Ok(())
@@ -607,9 +614,12 @@ impl DwarfTypes {
                     dims.push(None);
                 }
                 let d = dim as usize;
-                let count = *dims
+                // GNU zero-length arrays (`x[0]`) are the old spelling of a flexible array
+                // member and read like one (BTF cannot tell them apart either).
+                let count = dims
                     .get(d)
-                    .ok_or_else(|| derr(offset, "array dimension out of range"))?;
+                    .ok_or_else(|| derr(offset, "array dimension out of range"))?
+                    .filter(|&n| n != 0);
                 let element = if d + 1 < dims.len() {
                     TypeId(offset | ((dim + 1) << DIM_SHIFT))
                 } else {
@@ -762,6 +772,32 @@ impl DwarfTypes {
     }
 }
 
+impl DwarfTypes {
+    /// Whether the variable DIE's type has a known size (typedefs and qualifiers followed).
+    fn complete_variable_type(&self, offset: u64) -> bool {
+        let Ok(Some(mut id)) = self.variable_die_type(offset) else {
+            return false;
+        };
+        for _ in 0..16 {
+            let Ok(t) = self.get_depth(id, 0) else {
+                return false;
+            };
+            match t.kind {
+                TypeKind::Typedef { target: Some(next) } => id = next,
+                TypeKind::Struct {
+                    declaration: true, ..
+                }
+                | TypeKind::Union {
+                    declaration: true, ..
+                } => return false,
+                TypeKind::Array { count: None, .. } => return false,
+                _ => return t.size.is_some() || matches!(t.kind, TypeKind::Pointer { .. }),
+            }
+        }
+        false
+    }
+}
+
 fn flag(e: &DebuggingInformationEntry<R>, at: gimli::DwAt) -> bool {
     matches!(e.attr_value(at), Some(AttributeValue::Flag(true)))
 }
@@ -818,7 +854,17 @@ impl TypeSource for DwarfTypes {
     }
 
     fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
-        match self.lookup(NameKind::Variable, name)? {
+        // An `extern` declaration (from a header, seen in many early units) already carries the
+        // type; the scan goes on to the definition only when the declared type is incomplete
+        // (`extern char linux_banner[];`, a struct only declared in that unit).
+        let key = (NameKind::Variable, name.to_string());
+        self.scan_until(|idx| match idx.names.get(&key) {
+            Some(e) if !e.declaration => true,
+            Some(e) => self.complete_variable_type(e.offset),
+            None => false,
+        })?;
+        let found = self.lock_index().names.get(&key).copied();
+        match found {
             Some(e) => self.variable_die_type(e.offset),
             None => Ok(None),
         }

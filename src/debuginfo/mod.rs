@@ -5,6 +5,15 @@
 //! answer the same questions. The type model keeps what dump analysis needs: sizes, member offsets
 //! (bit-exact for bitfields), array bounds, pointer targets, enumerators, base-type encodings.
 //! `const`/`volatile` and other qualifiers are stripped by the sources.
+//!
+//! - [`elf`]: the memory-mapped vmlinux (sections, compressed debug sections, build-id, banner).
+//! - [`symbols`]: the ELF symbol table, KASLR-shifted.
+//! - [`dwarf`]: the lazy DWARF index (the authority).
+//! - [`btf`]: the vmlinux's `.BTF` (the fast path).
+//! - [`combined`]: BTF first, DWARF for what BTF lacks; what [`load`] returns.
+//! - [`locate`]: finding the vmlinux for a dump and proving it matches.
+//!
+//! See docs/debuginfo.md for the design and the measurements.
 
 pub mod btf;
 pub mod combined;

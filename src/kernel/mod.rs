@@ -340,3 +340,9 @@ impl Kernel {
         self.cpumask("__cpu_present_mask")
     }
 }
+
+// The plugin runner may hand the kernel view to worker threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Kernel>();
+};

@@ -106,6 +106,15 @@ fn guarded<T>(
     }
 }
 
+/// A plugin's `check_enabled`, with a panic counted as "does not apply" and logged like any
+/// plugin panic.
+pub fn check_enabled(plugin: &dyn Plugin, kernel: &Kernel) -> bool {
+    guarded(plugin.name(), || Ok(plugin.check_enabled(kernel))).unwrap_or_else(|e| {
+        tracing::error!(plugin = plugin.name(), "check_enabled: {}", e.message);
+        false
+    })
+}
+
 fn err_record(e: &PluginError, phase: &str) -> ErrorRecord {
     ErrorRecord {
         code: e.code.clone(),

@@ -146,11 +146,6 @@ pub fn is_name(name: &str, host: &str, label: Option<&str>) -> bool {
 
 /// Checks the sos layout of an unpacked or built tree, and returns the manifest.
 pub fn check_tree(root: &Path) -> Value {
-    let version = std::fs::read_to_string(root.join("version.txt")).unwrap();
-    assert_eq!(
-        version,
-        format!("vmcore-report: {}\n", env!("CARGO_PKG_VERSION"))
-    );
     assert_eq!(
         std::fs::read_to_string(root.join("plugins/uts/uname.txt")).unwrap(),
         "Linux\n"
@@ -158,6 +153,17 @@ pub fn check_tree(root: &Path) -> Value {
     assert_eq!(
         std::fs::read(root.join("sys/kernel/debug/sched/debug")).unwrap(),
         b"sched\n"
+    );
+    check_layout(root)
+}
+
+/// Checks `version.txt`, `sos_logs/` and `sos_reports/manifest.json` (validated against the
+/// schema), and returns the manifest.
+pub fn check_layout(root: &Path) -> Value {
+    let version = std::fs::read_to_string(root.join("version.txt")).unwrap();
+    assert_eq!(
+        version,
+        format!("vmcore-report: {}\n", env!("CARGO_PKG_VERSION"))
     );
     let sos_log = std::fs::read_to_string(root.join("sos_logs/sos.log")).unwrap();
     assert!(root.join("sos_logs/ui.log").is_file());
