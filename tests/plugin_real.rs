@@ -18,6 +18,7 @@ use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
 use vmcore_report::dump::{DumpError, PhysMem, PhysRange};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
+use vmcore_report::plugins::kernel_info::taint::{documented_flags, taint_string};
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
 use vmcore_report::report::plugin::{OutputSink, Plugin, PluginContext, PluginError};
 use vmcore_report::{arch, debuginfo, dump};
@@ -187,8 +188,24 @@ fn check_set(set: &str) {
         assert_eq!(uts["machine"], u[u.len() - 2].as_str(), "{set}/{name}");
         let taints: serde_json::Value =
             serde_json::from_slice(&files.0["plugins/kernel_info/taints.json"]).unwrap();
-        assert_eq!(taints["mask"], truth.tainted, "{set}/{name}");
-        let s = taints["string"].as_str().unwrap();
+        // Taints are never cleared. An oops after the live print adds TAINT_DIE (bit 7) before
+        // the panic; the console's oops line was printed before that bit was set.
+        let mask = taints["mask"].as_u64().unwrap();
+        assert_eq!(
+            mask & truth.tainted,
+            truth.tainted,
+            "{set}/{name}: taints lost"
+        );
+        assert!(
+            mask == truth.tainted || mask == truth.tainted | (1 << 7),
+            "{set}/{name}: unexpected taints {mask:#x}"
+        );
+        let console_mask = truth.tainted;
+        let s = if mask == console_mask {
+            taints["string"].as_str().unwrap().to_string()
+        } else {
+            taint_string(console_mask, &documented_flags(None))
+        };
         let panic_line = console
             .lines()
             .find(|l| l.contains(" Comm: ") && l.contains("Tainted: "))
@@ -205,8 +222,12 @@ fn check_set(set: &str) {
         // Kept for inspection (and for docs/sched-debug-diff-example.md).
         let keep = std::env::temp_dir().join(format!("sched-debug-{set}-{name}.txt"));
         let _ = std::fs::write(&keep, &text);
+        // A dump filtered by makedumpfile may lack pages the kernel view needs (Debian 12's
+        // makedumpfile on a 6.12 kernel drops some task_struct and signal_struct slab pages):
+        // then the plugin must say so (not-dumped, partial) and lose only what is missing.
+        let filtered = name.starts_with("mdf.");
         assert!(
-            errors.is_empty(),
+            errors.is_empty() || (filtered && errors.iter().all(|e| e.starts_with("not-dumped"))),
             "{set}/{name}: sched_debug errors {errors:?}"
         );
         let (header, sysctls, cpus) = shape(&text);
@@ -217,6 +238,7 @@ fn check_set(set: &str) {
             .iter()
             .flat_map(|c| c.tasks.iter().map(|(p, c)| (*p, c)))
             .collect();
+        let mut missing = Vec::new();
         for (n, (ours, live)) in cpus.iter().zip(&live_cpus).enumerate() {
             assert_eq!(
                 ours.lines, live.lines,
@@ -226,22 +248,24 @@ fn check_set(set: &str) {
                 // Per-CPU kthreads stay where the live file saw them. Not necessarily on the CPU
                 // their name says: an idle `kworker/1:0H` created before CPU 1 came up still has
                 // task_cpu 0 in the live file.
-                if per_cpu_kthread(comm).is_some() {
-                    assert_eq!(
-                        ours.tasks.get(pid),
-                        Some(comm),
-                        "{set}/{name}: CPU {n} lacks {comm} ({pid})"
-                    );
+                if per_cpu_kthread(comm).is_some() && ours.tasks.get(pid) != Some(comm) {
+                    missing.push(format!("CPU {n} lacks {comm} ({pid})"));
                 }
                 // `cat` printed the live file and exited before the crash.
-                if comm != "cat" {
-                    assert_eq!(
-                        all.get(pid).map(|c| c.as_str()),
-                        Some(comm.as_str()),
-                        "{set}/{name}: task {pid} {comm}"
-                    );
+                if comm != "cat" && all.get(pid).map(|c| c.as_str()) != Some(comm.as_str()) {
+                    missing.push(format!("task {pid} {comm}"));
                 }
             }
+        }
+        if errors.is_empty() {
+            assert!(missing.is_empty(), "{set}/{name}: {missing:?}");
+        } else {
+            // One unreadable task_struct loses that task only (the walk goes round both ways).
+            assert!(
+                missing.len() <= 2,
+                "{set}/{name}: {missing:?} with {errors:?}"
+            );
+            eprintln!("{set}/{name}: partial as expected: lost {missing:?}");
         }
         eprintln!("{set}/{name}: ok in {:?}", t0.elapsed());
     }
@@ -362,10 +386,13 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     assert_eq!(ours.len(), 2);
     // CPU 0 is untouched; its task table still lists every thread whose task_cpu is 0.
     assert_eq!(ours[0], reference[0]);
+    let (line1, rest) = ours[1].split_once('\n').unwrap();
     assert!(
-        ours[1].starts_with(
-            "cpu#1, 2442.571 MHz\n  (not available in this dump: runqueue of CPU 1 unreadable"
-        ),
+        line1.starts_with("cpu#1, ") && line1.ends_with(" MHz"),
+        "{line1}"
+    );
+    assert!(
+        rest.starts_with("  (not available in this dump: runqueue of CPU 1 unreadable"),
         "{}",
         ours[1]
     );
@@ -407,4 +434,19 @@ fn real_dump_without_runqueues_debuginfo() {
             "{b}"
         );
     }
+}
+
+#[test]
+fn x86_64_6_12() {
+    check_set("x86_64-6.12");
+}
+
+#[test]
+fn x86_64_6_1_oops() {
+    check_set("x86_64-6.1-oops");
+}
+
+#[test]
+fn x86_64_6_1_smp4_hung() {
+    check_set("x86_64-6.1-smp4-hung");
 }

@@ -262,7 +262,21 @@ fn build(eevdf: bool, cpu1_missing: bool, rq_symbol: Option<&str>) -> Built {
         .iter()
         .map(|&i| (bases[i], String::new()))
         .collect();
-    k.var("init_task", st(vec![("tasks", Node::List(procs))]));
+    // init_task is a whole task_struct (swapper/0); the layout is probed on it.
+    let swapper = Task {
+        pid: 0,
+        comm: "swapper/0",
+        cpu: 0,
+        state: 0,
+        vruntime: 0,
+        sum_exec: 0,
+        tg: tg_root,
+    };
+    let Node::Struct(mut init) = task_node(&k, &swapper, signals[0], (rq0, "cfs"), eevdf) else {
+        unreachable!("task_node builds a struct")
+    };
+    init.push(("tasks".to_string(), Node::List(procs)));
+    k.var("init_task", Node::Struct(init));
     let states = [
         "R (running)",
         "S (sleeping)",
@@ -862,13 +876,14 @@ fn pre_5_8_layout() {
         t2,
         task(4242, "bash", 0, -500, 3, (0, 7_000_000, 0), tg_user),
     );
-    k.var(
-        "init_task",
-        st(vec![(
-            "tasks",
-            Node::List(vec![(t1, String::new()), (t2, String::new())]),
-        )]),
-    );
+    let Node::Struct(mut init) = task(0, "swapper/0", 0, 0, 0, (0, 0, 0), tg_init) else {
+        unreachable!("task builds a struct")
+    };
+    init.push((
+        "tasks".to_string(),
+        Node::List(vec![(t1, String::new()), (t2, String::new())]),
+    ));
+    k.var("init_task", Node::Struct(init));
     k.set(
         rq0,
         st(vec![

@@ -342,7 +342,8 @@ impl<K: KernelAccess> Ctx<'_, K> {
     }
 
     /// `for_each_process_thread`: processes on `init_task.tasks` (init_task itself excluded),
-    /// threads on `signal->thread_head` (older kernels: `thread_group`).
+    /// threads on `signal->thread_head` (older kernels: `thread_group`). A walk that breaks (a
+    /// filtered dump, a half-updated list) keeps what it read before the break and records why.
     fn all_tasks(&mut self) -> AResult<Vec<K::Obj>> {
         let Some(init) = self.k.var("init_task")? else {
             return Ok(Vec::new());
@@ -351,21 +352,39 @@ impl<K: KernelAccess> Ctx<'_, K> {
             .k
             .member(&init, "tasks")?
             .ok_or_else(|| AccessError::new("no-such-member", "task_struct has no `tasks`"))?;
-        let procs = self.k.list(&head, "struct task_struct", "tasks")?;
+        let procs = self.walk(&head, "struct task_struct", "tasks", "the task list");
         let mut out = Vec::new();
         for p in procs {
-            let threads = match self.k.deref_at(&p, "signal") {
-                Ok(Some(sig)) => match self.k.member(&sig, "thread_head")? {
-                    Some(h) => self.k.list(&h, "struct task_struct", "thread_node"),
-                    None => self.thread_group(&p),
+            let pid = self.k.int_at(&p, "pid").ok().flatten().unwrap_or(-1);
+            match self.k.deref_at(&p, "signal") {
+                Ok(Some(sig)) => match self.k.member(&sig, "thread_head") {
+                    Ok(Some(h)) => {
+                        let what = format!("the threads of pid {pid}");
+                        let threads = self.walk(&h, "struct task_struct", "thread_node", &what);
+                        if threads.is_empty() {
+                            out.push(p);
+                        } else {
+                            out.extend(threads);
+                        }
+                    }
+                    Ok(None) => match self.thread_group(&p) {
+                        Ok(t) => out.extend(t),
+                        Err(e) => {
+                            self.note_err(e);
+                            out.push(p);
+                        }
+                    },
+                    Err(e) => {
+                        self.note_err(e);
+                        out.push(p);
+                    }
                 },
-                Ok(None) => Ok(vec![p.clone()]),
-                Err(e) => Err(e),
-            };
-            match threads {
-                Ok(t) => out.extend(t),
+                Ok(None) => out.push(p),
                 Err(e) => {
-                    self.note_err(e);
+                    self.note_err(AccessError::new(
+                        e.code,
+                        format!("signal_struct of pid {pid}: {}", e.what),
+                    ));
                     out.push(p);
                 }
             }
@@ -377,6 +396,92 @@ impl<K: KernelAccess> Ctx<'_, K> {
             }
         }
         Ok(out)
+    }
+
+    /// `list_for_each_entry`, keeping every entry that can be reached: the kernel view's walk
+    /// first; if it fails, the list is followed by hand forward (`next`) up to the first node that
+    /// cannot be read, then backward from the head (`prev`) up to the same break, so one
+    /// unreadable node (a page filtered out of the dump) loses only itself. Entries come out in
+    /// list order; the failure is recorded.
+    fn walk(&mut self, head: &K::Obj, type_name: &str, member: &str, what: &str) -> Vec<K::Obj> {
+        let e = match self.k.list(head, type_name, member) {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        let head_addr = self.k.address(head);
+        let mut seen = std::collections::HashSet::new();
+        let (forward, why_fwd, closed) = self.walk_dir(head, head_addr, "next", &mut seen);
+        let mut entries: Vec<K::Obj> = Vec::new();
+        let mut why = why_fwd;
+        let mut lost = 0;
+        let mut backward = Vec::new();
+        if !closed {
+            lost = 1;
+            let (b, why_back, _) = self.walk_dir(head, head_addr, "prev", &mut seen);
+            backward = b;
+            if let Some(w) = why_back {
+                why = Some(format!("{}; backward: {w}", why.unwrap_or_default()));
+            }
+        }
+        for n in forward.iter().chain(backward.iter().rev()) {
+            match self.k.container_of(n, type_name, member) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    lost += 1;
+                    why = Some(e.what);
+                }
+            }
+        }
+        if let Some(why) = why {
+            self.note_err(AccessError::new(
+                e.code,
+                format!(
+                    "{what}: {} entries read, at least {lost} unreadable: {why}",
+                    entries.len()
+                ),
+            ));
+        }
+        entries
+    }
+
+    /// Follows `dir` pointers from `head`, returning the nodes whose own pointer could be read
+    /// (so the node's memory is in the dump), why it stopped, and whether it came back to the
+    /// head.
+    fn walk_dir(
+        &self,
+        head: &K::Obj,
+        head_addr: u64,
+        dir: &str,
+        seen: &mut std::collections::HashSet<u64>,
+    ) -> (Vec<K::Obj>, Option<String>, bool) {
+        let mut out = Vec::new();
+        let mut next = self.k.deref_at(head, dir);
+        loop {
+            let n = match next {
+                Ok(Some(n)) => n,
+                Ok(None) => return (out, Some(format!("a NULL {dir} pointer")), false),
+                Err(e) => return (out, Some(e.what), false),
+            };
+            let a = self.k.address(&n);
+            if a == head_addr {
+                return (out, None, true);
+            }
+            if !seen.insert(a) {
+                // Met the other direction's walk (or a cycle): nothing more to find.
+                return (out, None, false);
+            }
+            if out.len() > MAX_TASKS {
+                return (out, Some("more entries than PID_MAX_LIMIT".into()), false);
+            }
+            next = self.k.deref_at(&n, dir);
+            if next.is_err() {
+                // This node's own memory is unreadable: it is the break, not an entry.
+                seen.remove(&a);
+                let why = next.err().map(|e| e.what);
+                return (out, why, false);
+            }
+            out.push(n);
+        }
     }
 
     /// Before 6.7-era `thread_head`, threads were linked on `thread_group` starting at the leader.
@@ -826,9 +931,16 @@ impl<K: KernelAccess> Ctx<'_, K> {
         states: &TaskStateTable,
     ) -> TaskTable {
         let k = self.k;
-        let sample = tasks.first();
+        // Probe the layout on init_task, which every kernel has, not on a collected task: the
+        // columns must not depend on whether the task list could be read.
+        let sample = k
+            .var("init_task")
+            .ok()
+            .flatten()
+            .or_else(|| tasks.first().cloned());
         let probe = |path: &str| -> bool {
             sample
+                .as_ref()
                 .and_then(|t| k.member(t, path).ok().flatten())
                 .is_some()
         };
@@ -847,12 +959,28 @@ impl<K: KernelAccess> Ctx<'_, K> {
         };
         let mut rows = Vec::new();
         let root_cfs = k.member(rq, "cfs").ok().flatten();
+        // task_node(p) is cpu_to_node(task_cpu(p)): the same for every row of this CPU.
+        let node = if numa {
+            match k.var("numa_node").and_then(|v| match v {
+                Some(v) => k.int(&k.per_cpu(&v, cpu)?).map(|n| n as i32),
+                None => Ok(0),
+            }) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.note_err(e);
+                    0
+                }
+            }
+        } else {
+            0
+        };
         for t in tasks {
             let cols = RowColumns {
                 eevdf,
                 numa,
                 cgroup,
                 root_cfs: root_cfs.as_ref(),
+                node,
             };
             match self.task_row(t, cpu, curr, schedstats, states, &cols) {
                 Ok(Some(r)) => rows.push(r),
@@ -930,10 +1058,7 @@ impl<K: KernelAccess> Ctx<'_, K> {
             None
         };
         let numa_cols = if numa {
-            let node = match k.var("numa_node")? {
-                Some(v) => k.int(&k.per_cpu(&v, cpu)?)? as i32,
-                None => 0,
-            };
+            let node = cols.node;
             let gid = match k.deref_at(t, "numa_group")? {
                 Some(g) => k.int_at(&g, "gid")?.unwrap_or(0) as i32,
                 None => 0,
@@ -975,6 +1100,8 @@ struct RowColumns<'a, O> {
     numa: bool,
     cgroup: bool,
     root_cfs: Option<&'a O>,
+    /// `cpu_to_node(cpu)` (the per-CPU `numa_node`), read once per CPU.
+    node: i32,
 }
 
 #[derive(Default)]
