@@ -70,6 +70,17 @@ pub trait KernelAccess {
     /// The entries of a `list_head` (the head itself excluded), as `type_name` objects linked by
     /// `member`; bounded and cycle-checked by the implementation.
     fn list(&self, head: &Self::Obj, type_name: &str, member: &str) -> AResult<Vec<Self::Obj>>;
+    /// Like [`KernelAccess::list`], but a list broken by an unreadable node keeps every entry
+    /// reachable on both sides of the break (the kernel view walks back from the head), with
+    /// the error that broke it. The default salvages nothing.
+    fn list_salvaged(
+        &self,
+        head: &Self::Obj,
+        type_name: &str,
+        member: &str,
+    ) -> AResult<(Vec<Self::Obj>, Option<AccessError>)> {
+        self.list(head, type_name, member).map(|v| (v, None))
+    }
     /// The CPUs set in a cpumask variable (`__cpu_online_mask`, …); `Ok(None)` without it.
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>>;
 }

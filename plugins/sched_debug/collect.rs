@@ -398,89 +398,27 @@ impl<K: KernelAccess> Ctx<'_, K> {
         Ok(out)
     }
 
-    /// `list_for_each_entry`, keeping every entry that can be reached: the kernel view's walk
-    /// first; if it fails, the list is followed by hand forward (`next`) up to the first node that
-    /// cannot be read, then backward from the head (`prev`) up to the same break, so one
-    /// unreadable node (a page filtered out of the dump) loses only itself. Entries come out in
-    /// list order; the failure is recorded.
+    /// `list_for_each_entry`, keeping every entry that can be reached: a list broken by an
+    /// unreadable node (a page filtered out of the dump) loses only that node, because the
+    /// kernel view walks back from the head past the break. The break is recorded.
     fn walk(&mut self, head: &K::Obj, type_name: &str, member: &str, what: &str) -> Vec<K::Obj> {
-        let e = match self.k.list(head, type_name, member) {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        let head_addr = self.k.address(head);
-        let mut seen = std::collections::HashSet::new();
-        let (forward, why_fwd, closed) = self.walk_dir(head, head_addr, "next", &mut seen);
-        let mut entries: Vec<K::Obj> = Vec::new();
-        let mut why = why_fwd;
-        let mut lost = 0;
-        let mut backward = Vec::new();
-        if !closed {
-            lost = 1;
-            let (b, why_back, _) = self.walk_dir(head, head_addr, "prev", &mut seen);
-            backward = b;
-            if let Some(w) = why_back {
-                why = Some(format!("{}; backward: {w}", why.unwrap_or_default()));
+        match self.k.list_salvaged(head, type_name, member) {
+            Ok((entries, None)) => entries,
+            Ok((entries, Some(e))) => {
+                self.note_err(AccessError::new(
+                    e.code,
+                    format!(
+                        "{what}: {} entries read around a break: {}",
+                        entries.len(),
+                        e.what
+                    ),
+                ));
+                entries
             }
-        }
-        for n in forward.iter().chain(backward.iter().rev()) {
-            match self.k.container_of(n, type_name, member) {
-                Ok(entry) => entries.push(entry),
-                Err(e) => {
-                    lost += 1;
-                    why = Some(e.what);
-                }
+            Err(e) => {
+                self.note_err(AccessError::new(e.code, format!("{what}: {}", e.what)));
+                Vec::new()
             }
-        }
-        if let Some(why) = why {
-            self.note_err(AccessError::new(
-                e.code,
-                format!(
-                    "{what}: {} entries read, at least {lost} unreadable: {why}",
-                    entries.len()
-                ),
-            ));
-        }
-        entries
-    }
-
-    /// Follows `dir` pointers from `head`, returning the nodes whose own pointer could be read
-    /// (so the node's memory is in the dump), why it stopped, and whether it came back to the
-    /// head.
-    fn walk_dir(
-        &self,
-        head: &K::Obj,
-        head_addr: u64,
-        dir: &str,
-        seen: &mut std::collections::HashSet<u64>,
-    ) -> (Vec<K::Obj>, Option<String>, bool) {
-        let mut out = Vec::new();
-        let mut next = self.k.deref_at(head, dir);
-        loop {
-            let n = match next {
-                Ok(Some(n)) => n,
-                Ok(None) => return (out, Some(format!("a NULL {dir} pointer")), false),
-                Err(e) => return (out, Some(e.what), false),
-            };
-            let a = self.k.address(&n);
-            if a == head_addr {
-                return (out, None, true);
-            }
-            if !seen.insert(a) {
-                // Met the other direction's walk (or a cycle): nothing more to find.
-                return (out, None, false);
-            }
-            if out.len() > MAX_TASKS {
-                return (out, Some("more entries than PID_MAX_LIMIT".into()), false);
-            }
-            next = self.k.deref_at(&n, dir);
-            if next.is_err() {
-                // This node's own memory is unreadable: it is the break, not an entry.
-                seen.remove(&a);
-                let why = next.err().map(|e| e.what);
-                return (out, why, false);
-            }
-            out.push(n);
         }
     }
 

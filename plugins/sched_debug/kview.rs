@@ -111,6 +111,19 @@ impl<'k> KernelAccess for KView<'k> {
             .map_err(err)
     }
 
+    fn list_salvaged(
+        &self,
+        head: &Object<'k>,
+        type_name: &str,
+        member: &str,
+    ) -> AResult<(Vec<Object<'k>>, Option<AccessError>)> {
+        let (entries, broke) = self
+            .kernel
+            .list_entries_salvaged(head.address(), type_name, member, DEFAULT_WALK_CAP)
+            .map_err(err)?;
+        Ok((entries, broke.map(err)))
+    }
+
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         opt(self.kernel.cpumask(name))
     }

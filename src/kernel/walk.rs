@@ -39,8 +39,9 @@ impl Kernel {
     /// may be wild. Because the list is circular, the nodes past the break are still reachable
     /// backwards from the head through `prev`. So when the forward walk fails, this walks
     /// backwards until it meets a node already seen, the head, or a second failure, and returns
-    /// every node it found in list order (the forward part, then the backward part reversed),
-    /// with the error that broke the forward walk. A timeout is never salvaged around.
+    /// every readable node it found in list order (the forward part, then the backward part
+    /// reversed), with the error that broke the forward walk. The node whose links could not be
+    /// read is left out (the error names it). A timeout is never salvaged around.
     pub fn list_nodes_salvaged(
         &self,
         head: VirtAddr,
@@ -100,11 +101,14 @@ impl Kernel {
                 let e = KernelError::Corrupt(format!("list at {head} has more than {cap} nodes"));
                 return (out, Some(e));
             }
-            out.push(cur);
-            cur = match self.read_ptr(cur.add(link_off)) {
+            // a node whose own link cannot be read is where the list breaks, not an entry
+            // (its memory is not in the dump); the error names its address
+            let next = match self.read_ptr(cur.add(link_off)) {
                 Ok(p) => p,
                 Err(e) => return (out, Some(e)),
             };
+            out.push(cur);
+            cur = next;
         }
         (out, None)
     }
