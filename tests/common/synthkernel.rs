@@ -676,167 +676,101 @@ pub mod demo {
         pub kthread: bool,
     }
 
-    const fn t(
-        pid: u32,
-        comm: &'static str,
-        cpu: u32,
-        state: u32,
-        prio: i32,
-        vruntime: u64,
-        sum_exec: u64,
-        switches: (u64, u64),
-    ) -> Task {
+    /// A kernel thread, asleep, that has not run yet (see [`Task::ran`]).
+    const fn t(pid: u32, comm: &'static str, cpu: u32, state: u32, prio: i32) -> Task {
         Task {
             pid,
             comm,
             cpu,
             state,
             prio,
-            vruntime,
-            sum_exec,
-            nvcsw: switches.0,
-            nivcsw: switches.1,
+            vruntime: 0,
+            sum_exec: 0,
+            nvcsw: 0,
+            nivcsw: 0,
             current: false,
             queued: false,
             kthread: true,
         }
     }
 
-    const fn user(mut t: Task) -> Task {
-        t.kthread = false;
-        t
-    }
-    const fn current(mut t: Task) -> Task {
-        t.current = true;
-        t
-    }
-    const fn queued(mut t: Task) -> Task {
-        t.queued = true;
-        t
+    impl Task {
+        /// Its accounting: vruntime and CPU time in ns, voluntary and involuntary switches.
+        const fn ran(mut self, vruntime: u64, sum_exec: u64, nvcsw: u64, nivcsw: u64) -> Task {
+            self.vruntime = vruntime;
+            self.sum_exec = sum_exec;
+            self.nvcsw = nvcsw;
+            self.nivcsw = nivcsw;
+            self
+        }
+        const fn user(mut self) -> Task {
+            self.kthread = false;
+            self
+        }
+        const fn current(mut self) -> Task {
+            self.current = true;
+            self
+        }
+        const fn queued(mut self) -> Task {
+            self.queued = true;
+            self
+        }
     }
 
     /// The tasks on `init_task.tasks`, in creation order (init_task itself, the idle task of CPU
-    /// 0, and CPU 1's idle task are not on the list, as in the kernel).
+    /// 0, and CPU 1's idle task are not on the list, as in the kernel). Each CPU has one current
+    /// task and one runnable task waiting in its CFS tree.
+    #[rustfmt::skip]
     pub const TASKS: [Task; 12] = [
-        user(t(
-            1,
-            "systemd",
-            0,
-            SLEEPING,
-            120,
-            912_443_120,
-            1_812_332_905,
-            (1_804, 311),
-        )),
-        t(
-            2,
-            "kthreadd",
-            1,
-            SLEEPING,
-            120,
-            905_120_331,
-            41_005_211,
-            (212, 3),
-        ),
-        t(3, "rcu_gp", 0, IDLE, 100, 12_419_005, 210_334, (2, 0)),
-        t(12, "migration/0", 0, SLEEPING, 0, 0, 2_297_448, (5, 0)),
-        t(
-            13,
-            "ksoftirqd/0",
-            0,
-            SLEEPING,
-            120,
-            1_012_337_400,
-            4_716_018,
-            (88, 2),
-        ),
-        t(
-            15,
-            "rcu_preempt",
-            1,
-            IDLE,
-            120,
-            1_104_522_617,
-            27_449_770,
-            (1_331, 12),
-        ),
-        t(16, "migration/1", 1, SLEEPING, 0, 0, 1_048_266, (5, 0)),
-        t(
-            17,
-            "ksoftirqd/1",
-            1,
-            SLEEPING,
-            120,
-            1_098_236_846,
-            3_499_747,
-            (64, 1),
-        ),
-        queued(user(t(
-            402,
-            "sshd",
-            1,
-            RUNNING,
-            120,
-            1_101_744_051,
-            95_220_401,
-            (430, 17),
-        ))),
-        current(user(t(
-            455,
-            "bash",
-            1,
-            RUNNING,
-            120,
-            1_106_170_182,
-            144_420_281,
-            (241, 9),
-        ))),
-        current(user(t(
-            501,
-            "stress",
-            0,
-            RUNNING,
-            120,
-            1_015_254_768,
-            601_768_427,
-            (12, 1_433),
-        ))),
-        queued(user(t(
-            502,
-            "stress",
-            0,
-            RUNNING,
-            120,
-            1_018_211_775,
-            598_434_764,
-            (11, 1_425),
-        ))),
+        t(1, "systemd", 0, SLEEPING, 120).user().ran(912_443_120, 1_812_332_905, 1_804, 311),
+        t(2, "kthreadd", 1, SLEEPING, 120).ran(905_120_331, 41_005_211, 212, 3),
+        t(3, "rcu_gp", 0, IDLE, 100).ran(12_419_005, 210_334, 2, 0),
+        t(12, "migration/0", 0, SLEEPING, 0).ran(0, 2_297_448, 5, 0),
+        t(13, "ksoftirqd/0", 0, SLEEPING, 120).ran(1_012_337_400, 4_716_018, 88, 2),
+        t(15, "rcu_preempt", 1, IDLE, 120).ran(1_104_522_617, 27_449_770, 1_331, 12),
+        t(16, "migration/1", 1, SLEEPING, 0).ran(0, 1_048_266, 5, 0),
+        t(17, "ksoftirqd/1", 1, SLEEPING, 120).ran(1_098_236_846, 3_499_747, 64, 1),
+        t(402, "sshd", 1, RUNNING, 120).user().queued().ran(1_101_744_051, 95_220_401, 430, 17),
+        t(455, "bash", 1, RUNNING, 120).user().current().ran(1_106_170_182, 144_420_281, 241, 9),
+        t(501, "stress", 0, RUNNING, 120).user().current().ran(1_015_254_768, 601_768_427, 12, 1_433),
+        t(502, "stress", 0, RUNNING, 120).user().queued().ran(1_018_211_775, 598_434_764, 11, 1_425),
     ];
 
     /// `swapper/N`: the idle tasks (pid 0).
     pub const IDLE_COMM: [&str; 2] = ["swapper/0", "swapper/1"];
 
-    /// Per-CPU runqueue numbers: (nr_switches, clock, avg_idle, max_idle_balance_cost,
-    /// min_vruntime, util_avg, load_avg).
-    pub const RQ: [(u64, u64, u64, u64, u64, u64, u64); 2] = [
-        (
-            48_112,
-            1_163_251_435_001,
-            1_203_264,
-            594_581,
-            1_015_254_768,
-            1_019,
-            2_043,
-        ),
-        (
-            39_874,
-            1_163_250_877_309,
-            3_740_822,
-            1_848_492,
-            1_101_744_051,
-            733,
-            1_366,
-        ),
+    /// Per-CPU runqueue numbers (clocks and vruntimes in ns).
+    #[derive(Clone, Copy, Debug)]
+    pub struct RqStats {
+        pub nr_switches: u64,
+        pub clock: u64,
+        pub avg_idle: u64,
+        pub max_idle_balance_cost: u64,
+        /// `cfs.min_vruntime`: the smaller of the current and the leftmost entity's vruntime.
+        pub min_vruntime: u64,
+        pub util_avg: u64,
+        pub load_avg: u64,
+    }
+
+    pub const RQ: [RqStats; 2] = [
+        RqStats {
+            nr_switches: 48_112,
+            clock: 1_163_251_435_001,
+            avg_idle: 1_203_264,
+            max_idle_balance_cost: 594_581,
+            min_vruntime: 1_015_254_768,
+            util_avg: 1_019,
+            load_avg: 2_043,
+        },
+        RqStats {
+            nr_switches: 39_874,
+            clock: 1_163_250_877_309,
+            avg_idle: 3_740_822,
+            max_idle_balance_cost: 1_848_492,
+            min_vruntime: 1_101_744_051,
+            util_avg: 733,
+            load_avg: 1_366,
+        },
     ];
 
     /// The demo kernel, ready to [`SynthKernel::build`].
@@ -1488,7 +1422,7 @@ pub mod demo {
         let rqs = k.percpu("runqueues", ty.rq);
         for cpu in 0..NR_CPUS {
             let rq = k.on_cpu(&rqs, cpu);
-            let (switches, clock, avg_idle, max_ibc, min_vr, util, load_avg) = RQ[cpu as usize];
+            let st = RQ[cpu as usize];
             let on_cpu: Vec<usize> = (0..TASKS.len())
                 .filter(|&i| TASKS[i].cpu == cpu && (TASKS[i].current || TASKS[i].queued))
                 .collect();
@@ -1499,19 +1433,19 @@ pub mod demo {
                 &rq,
                 &[
                     ("nr_running", nr),
-                    ("nr_switches", switches),
+                    ("nr_switches", st.nr_switches),
                     ("nr_uninterruptible", 0),
                     ("curr", curr),
                     ("idle", idles[cpu as usize].va),
                     ("next_balance", JIFFIES + 12 + u64::from(cpu) * 5),
-                    ("clock", clock),
-                    ("clock_task", clock),
-                    ("clock_pelt", clock),
+                    ("clock", st.clock),
+                    ("clock_task", st.clock),
+                    ("clock_pelt", st.clock),
                     ("rd", rd.va),
                     ("cpu", u64::from(cpu)),
                     ("online", 1),
-                    ("avg_idle", avg_idle),
-                    ("max_idle_balance_cost", max_ibc),
+                    ("avg_idle", st.avg_idle),
+                    ("max_idle_balance_cost", st.max_idle_balance_cost),
                     ("rt.rt_runtime", 950_000_000),
                 ],
             );
@@ -1522,10 +1456,10 @@ pub mod demo {
                     ("load.weight", nr * NICE_0_LOAD),
                     ("nr_running", nr),
                     ("h_nr_running", nr),
-                    ("min_vruntime", min_vr),
-                    ("avg.load_avg", load_avg),
-                    ("avg.runnable_avg", load_avg),
-                    ("avg.util_avg", util),
+                    ("min_vruntime", st.min_vruntime),
+                    ("avg.load_avg", st.load_avg),
+                    ("avg.runnable_avg", st.load_avg),
+                    ("avg.util_avg", st.util_avg),
                     ("rq", rq.va),
                     ("on_list", 1),
                     ("tg", root_tg.va),
