@@ -198,6 +198,24 @@ fn report_on_the_committed_demo() {
             .filter(|t| t.cpu == *cpu && t.current)
             .collect();
         assert_eq!(current.len(), 1);
+        // The runqueue lines the generator's numbers give (`SPLIT_NS`: ms.ns-remainder).
+        let st = demo::RQ[*cpu as usize];
+        let runnable = demo::TASKS
+            .iter()
+            .filter(|t| t.cpu == *cpu && (t.current || t.queued))
+            .count();
+        let split_ns = |ns: u64| format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000);
+        for (name, value) in [
+            ("nr_running", runnable.to_string()),
+            ("nr_switches", st.nr_switches.to_string()),
+            ("clock", split_ns(st.clock)),
+            ("min_vruntime", split_ns(st.min_vruntime)),
+        ] {
+            assert!(
+                body.contains(&format!("  .{name:<30}: {value}\n")),
+                "cpu#{cpu}: no `.{name}: {value}` in\n{body}"
+            );
+        }
         assert!(
             body.contains(&format!("  .{:<30}: {}\n", "curr->pid", current[0].pid)),
             "{body}"
