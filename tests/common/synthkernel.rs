@@ -195,6 +195,8 @@ pub struct SynthKernel {
     /// VMCOREINFO lines beyond the ones every x86_64 kernel writes.
     extra_vmcoreinfo: Vec<String>,
     globals: BTreeMap<String, Obj>,
+    /// Every object placed, `(what, runtime va, size)`: the translation oracle.
+    placed: Vec<(String, u64, u64)>,
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -220,6 +222,7 @@ impl SynthKernel {
             prstatus: BTreeMap::new(),
             extra_vmcoreinfo: Vec::new(),
             globals: BTreeMap::new(),
+            placed: Vec::new(),
         }
     }
 
@@ -452,6 +455,7 @@ impl SynthKernel {
         };
         self.write_va(o.va, &vec![0; size as usize]);
         self.globals.insert(name.to_string(), o);
+        self.placed.push((name.to_string(), o.va, size));
         o
     }
 
@@ -468,6 +472,7 @@ impl SynthKernel {
         for cpu in 0..self.cfg.nr_cpus {
             let va = self.cfg.per_cpu_offset(cpu) + link;
             self.write_va(va, &vec![0; size as usize]);
+            self.placed.push((format!("{name} of CPU {cpu}"), va, size));
         }
         PerCpu { link, ty }
     }
@@ -490,6 +495,8 @@ impl SynthKernel {
             ty,
         };
         self.write_va(o.va, &vec![0; size as usize]);
+        self.placed
+            .push((format!("object at pa {pa:#x}"), o.va, size));
         o
     }
 
@@ -527,6 +534,7 @@ impl SynthKernel {
         };
         self.write_va(o.va, &b);
         self.globals.insert(name.to_string(), o);
+        self.placed.push((name.to_string(), o.va, size));
         o
     }
 
@@ -582,16 +590,20 @@ impl SynthKernel {
             }
         }
 
-        let uts = self.global_obj("init_uts_ns").expect("init_uts_ns defined");
+        // The order of crash_save_vmcoreinfo_init(): identity, then the generic symbols.
         let mut vi = format!(
-            "OSRELEASE={}\nBUILD-ID={}\nPAGESIZE=4096\nSYMBOL(init_uts_ns)={:x}\n\
-             OFFSET(uts_namespace.name)={}\nSYMBOL(_stext)={:x}\n",
+            "OSRELEASE={}\nBUILD-ID={}\nPAGESIZE=4096\n",
             cfg.release,
-            cfg.build_id_hex(),
-            uts.va,
-            self.member_of(uts.ty, "name").0,
-            text_va,
+            cfg.build_id_hex()
         );
+        if let Some(uts) = self.global_obj("init_uts_ns") {
+            vi.push_str(&format!(
+                "SYMBOL(init_uts_ns)={:x}\nOFFSET(uts_namespace.name)={}\n",
+                uts.va,
+                self.member_of(uts.ty, "name").0
+            ));
+        }
+        vi.push_str(&format!("SYMBOL(_stext)={text_va:x}\n"));
         for l in &self.extra_vmcoreinfo {
             vi.push_str(l);
             vi.push('\n');
@@ -606,19 +618,24 @@ impl SynthKernel {
             1u64 << 30,
         ));
         self.vmcore.vmcoreinfo(&vi);
-        for (&_cpu, &(pid, rip)) in &self.prstatus {
-            // struct user_regs_struct: rip is register 16, cs 17, eflags 18, rsp 19, ss 20.
+        for &(pid, rip) in self.prstatus.values() {
+            // struct user_regs_struct: rip is register 16, cs 17, eflags 18, ss 20; the rest
+            // (the stack pointer included) is left zero: no plugin unwinds yet.
             let mut regs = [0u64; 27];
             regs[16] = rip;
             regs[17] = 0x10;
             regs[18] = 0x46;
-            regs[19] = cfg.direct(cfg.heap_pa) + 0x10_0000 - 0x100 * u64::from(pid % 64);
             regs[20] = 0x18;
             self.vmcore.prstatus(pid, &regs);
         }
         let vmcore = self.vmcore.build_elf(&ElfOpts::default());
         let vmlinux = self.vmlinux.build();
         (vmcore, vmlinux)
+    }
+
+    /// Every object placed so far: `(what, runtime virtual address, size)`.
+    pub fn placed(&self) -> &[(String, u64, u64)] {
+        &self.placed
     }
 
     /// A global declared with [`SynthKernel::global`] or [`SynthKernel::global_at`].
@@ -1320,8 +1337,8 @@ pub mod demo {
             let off = k.cfg.per_cpu_offset(cpu);
             k.set(&e, "", off);
         }
-        let numa_node = k.percpu("numa_node", ty.int);
-        let _ = numa_node; // node 0 on both CPUs (zero-filled)
+        // NUMA node 0 on every CPU (zero-filled): the task rows' node column.
+        k.percpu("numa_node", ty.int);
 
         // Scheduler tunables as Debian 6.1 sets them on 2 CPUs (logarithmic scaling: ×2).
         for (name, v) in [
