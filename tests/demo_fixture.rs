@@ -107,14 +107,13 @@ fn every_placed_object_translates_to_where_it_was_written() {
     }
 }
 
-/// Runs the binary on the committed demo with `--build`; returns the report tree.
-fn build_report(out: &Path) -> PathBuf {
-    let dir = demo_dir();
+/// Runs the binary on a dump with `--build`; returns the report tree.
+fn build_report(vmcore: &Path, vmlinux: &Path, out: &Path) -> PathBuf {
     let o = Command::new(BIN)
         .arg("--vmcore")
-        .arg(dir.join("vmcore"))
+        .arg(vmcore)
         .arg("--vmlinux")
-        .arg(dir.join("vmlinux"))
+        .arg(vmlinux)
         .arg("--build")
         .arg("--tmp-dir")
         .arg(out)
@@ -156,7 +155,8 @@ fn json(path: &Path) -> Value {
 #[test]
 fn report_on_the_committed_demo() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = build_report(tmp.path());
+    let dir = demo_dir();
+    let root = build_report(&dir.join("vmcore"), &dir.join("vmlinux"), tmp.path());
     let name = root.file_name().unwrap().to_str().unwrap().to_string();
     assert!(
         name.starts_with(&format!("sosvmcore-{}-", demo::NODENAME)),
@@ -306,4 +306,47 @@ fn task_rows(block: &str) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// The same kernel written as a kdump-compressed (zstd) file reports the same scheduler text
+/// and identity: the generator is not tied to one dump format.
+#[test]
+fn the_demo_as_a_kdump_file_reports_the_same() {
+    use common::vmcore::{KdumpOpts, SynthCodec};
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = demo::kernel();
+    let phys_base = kernel.cfg.phys_base();
+    let (b, vmlinux) = kernel.finish();
+    let kdump = b.build_kdump(&KdumpOpts {
+        codec: SynthCodec::Zstd,
+        phys_base,
+        ..KdumpOpts::default()
+    });
+    let (dump_path, vmlinux_path) = (tmp.path().join("vmcore.kdump"), tmp.path().join("vmlinux"));
+    kdump.write_sparse(&dump_path);
+    std::fs::write(&vmlinux_path, vmlinux).unwrap();
+    let out_k = tmp.path().join("k");
+    let out_e = tmp.path().join("e");
+    std::fs::create_dir(&out_k).unwrap();
+    std::fs::create_dir(&out_e).unwrap();
+    let dir = demo_dir();
+    let k = build_report(&dump_path, &vmlinux_path, &out_k);
+    let e = build_report(&dir.join("vmcore"), &dir.join("vmlinux"), &out_e);
+    let m = json(&k.join("sos_reports/manifest.json"));
+    for p in ["kernel_info", "sched_debug"] {
+        assert_eq!(
+            m["components"]["report"]["plugins"][p]["status"], "ok",
+            "{p}"
+        );
+    }
+    for f in [
+        "sys/kernel/debug/sched/debug",
+        "plugins/kernel_info/uts.json",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(k.join(f)).unwrap(),
+            std::fs::read_to_string(e.join(f)).unwrap(),
+            "{f}"
+        );
+    }
 }

@@ -557,7 +557,14 @@ impl SynthKernel {
     // ---- output ----
 
     /// The ELF vmcore and the vmlinux.
-    pub fn build(mut self) -> (Vec<u8>, Vec<u8>) {
+    pub fn build(self) -> (Vec<u8>, Vec<u8>) {
+        let (vmcore, vmlinux) = self.finish();
+        (vmcore.build_elf(&ElfOpts::default()), vmlinux)
+    }
+
+    /// The finished dump contents (page tables, excluded RAM, VMCOREINFO, PRSTATUS) as a
+    /// [`VmcoreBuilder`], to be written in any format it knows, and the vmlinux.
+    pub fn finish(mut self) -> (VmcoreBuilder, Vec<u8>) {
         let cfg = self.cfg.clone();
         // The tables live in the image at LINK_PGTABLES; the builder allocates upward from there.
         let tables_pa = cfg.pa(cfg.runtime(LINK_PGTABLES));
@@ -628,9 +635,8 @@ impl SynthKernel {
             regs[20] = 0x18;
             self.vmcore.prstatus(pid, &regs);
         }
-        let vmcore = self.vmcore.build_elf(&ElfOpts::default());
         let vmlinux = self.vmlinux.build();
-        (vmcore, vmlinux)
+        (self.vmcore, vmlinux)
     }
 
     /// Every object placed so far: `(what, runtime virtual address, size)`.
