@@ -6,6 +6,9 @@
 //! 2. The binary on the committed files, with `--build`: both default plugins `ok`, and the
 //!    report shows what the generator put in (nodename, release, taint, the tasks per CPU with
 //!    each CPU's current task marked `>R`). Expected values come from the generator's inputs.
+//! 3. The crate's translator finds every object the generator placed where the generator's own
+//!    page map has it.
+//! 4. The same kernel written as a kdump file gives the same report.
 
 mod common;
 

@@ -16,6 +16,7 @@
 //! placed inside the kernel image where `init_top_pgt` lives, mapping the image with 2 MiB pages
 //! and all RAM in the direct map; VMCOREINFO carries what `crash_save_vmcoreinfo()` and x86's
 //! `arch_crash_save_vmcoreinfo()` write; one `NT_PRSTATUS` per CPU names its current task.
+//! [`SynthKernel::finish`] hands back the [`VmcoreBuilder`] for any other dump format.
 //! Generation is deterministic: the same calls give byte-identical files.
 //!
 //! ```ignore
