@@ -6,4 +6,5 @@ pub mod dwarf;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
+pub mod synthkernel;
 pub mod vmcore;
