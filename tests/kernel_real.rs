@@ -39,7 +39,7 @@ fn line<'a>(t: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn real_dumps_match_live_truth() {
-    for set in ["x86_64-6.1-l5", "x86_64-6.1-l4"] {
+    for set in fixtures::SETS {
         let Some(dir) = fixtures::set(set) else {
             continue;
         };
@@ -72,10 +72,17 @@ fn real_dumps_match_live_truth() {
                 uname.starts_with(&expect),
                 "{set}/{name}: {expect:?} vs {uname:?}"
             );
+            // The oops set's truth is printed before the oops, which then sets TAINT_DIE (bit 7)
+            // on its way to the panic: exactly that bit may be added.
+            let expect_taint = if set.contains("oops") {
+                tainted | 1 << 7
+            } else {
+                tainted
+            };
             assert_eq!(
                 k.variable("tainted_mask").unwrap().u64().unwrap(),
-                tainted,
-                "{name}"
+                expect_taint,
+                "{set}/{name}"
             );
             // At panic the other CPUs are stopped and marked offline (x86 stop_this_cpu), so the
             // dump's online mask holds only the crashing CPU; drgn's for_each_online_cpu agrees.
@@ -111,9 +118,18 @@ fn real_dumps_match_live_truth() {
             // the task list: pid 1 is init, and (nearly) every pid ps saw is there
             let init = k.variable("init_task").unwrap();
             let head = init.member("tasks").unwrap().address();
-            let tasks = k
-                .list_entries(head, "struct task_struct", "tasks", DEFAULT_WALK_CAP)
+            // A filtered dump may lack a page of the list (makedumpfile 1.7.2 on 6.12 drops a
+            // task's page): the salvaging walk goes around the break, which must be a page
+            // missing from a filtered dump, never corruption, and never in an unfiltered dump.
+            let (tasks, broke) = k
+                .list_entries_salvaged(head, "struct task_struct", "tasks", DEFAULT_WALK_CAP)
                 .unwrap();
+            if let Some(e) = broke {
+                assert!(
+                    name.starts_with("mdf.") && e.is_not_dumped(),
+                    "{set}/{name}: task list broken: {e}"
+                );
+            }
             let mut pids = HashSet::new();
             for task in &tasks {
                 let pid = task.member("pid").unwrap().i64().unwrap();

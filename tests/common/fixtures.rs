@@ -20,8 +20,17 @@ pub const DUMP_FILES: &[&str] = &[
     "mdf.flat-zlib-d31",
 ];
 
-/// The known fixture sets.
-pub const SETS: &[&str] = &["x86_64-6.1-l5", "x86_64-6.1-l4", "aarch64-6.1"];
+/// The fixture sets `fixtures/build.sh` builds: Debian 12's 6.1 on x86_64 with 5- and 4-level
+/// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops), and
+/// Debian 13's 6.12 (EEVDF).
+pub const SETS: &[&str] = &[
+    "x86_64-6.1-l5",
+    "x86_64-6.1-l4",
+    "aarch64-6.1",
+    "x86_64-6.1-smp4-hung",
+    "x86_64-6.1-oops",
+    "x86_64-6.12",
+];
 
 pub fn root() -> PathBuf {
     if let Some(p) = std::env::var_os("VMCORE_FIXTURES") {
