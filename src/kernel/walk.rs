@@ -113,6 +113,21 @@ impl Kernel {
         (out, None)
     }
 
+    /// `container_of` for each node: the `type_name` objects whose `member` is at those nodes.
+    fn entries_of(
+        &self,
+        nodes: Vec<VirtAddr>,
+        type_name: &str,
+        member: &str,
+    ) -> Result<Vec<Object<'_>>, KernelError> {
+        let ty = self.find_type(type_name)?;
+        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
+        Ok(nodes
+            .into_iter()
+            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
+            .collect())
+    }
+
     /// `list_for_each_entry`: the `type_name` objects whose `member` (a `list_head`, possibly
     /// a dotted path) is linked into the list anchored at `head`.
     pub fn list_entries(
@@ -122,13 +137,8 @@ impl Kernel {
         member: &str,
         cap: usize,
     ) -> Result<Vec<Object<'_>>, KernelError> {
-        let ty = self.find_type(type_name)?;
-        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
-        Ok(self
-            .list_nodes(head, cap)?
-            .into_iter()
-            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
-            .collect())
+        let nodes = self.list_nodes(head, cap)?;
+        self.entries_of(nodes, type_name, member)
     }
 
     /// [`Kernel::list_entries`] over [`Kernel::list_nodes_salvaged`]: the entries found on
@@ -140,14 +150,8 @@ impl Kernel {
         member: &str,
         cap: usize,
     ) -> Result<(Vec<Object<'_>>, Option<KernelError>), KernelError> {
-        let ty = self.find_type(type_name)?;
-        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
         let (nodes, err) = self.list_nodes_salvaged(head, cap);
-        let entries = nodes
-            .into_iter()
-            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
-            .collect();
-        Ok((entries, err))
+        Ok((self.entries_of(nodes, type_name, member)?, err))
     }
 
     /// The nodes of an `hlist_head` list (NULL-terminated), in order.
@@ -182,13 +186,8 @@ impl Kernel {
         member: &str,
         cap: usize,
     ) -> Result<Vec<Object<'_>>, KernelError> {
-        let ty = self.find_type(type_name)?;
-        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
-        Ok(self
-            .hlist_nodes(head, cap)?
-            .into_iter()
-            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
-            .collect())
+        let nodes = self.hlist_nodes(head, cap)?;
+        self.entries_of(nodes, type_name, member)
     }
 
     /// The nodes of a red-black tree in key order (in-order traversal). `root` is the address of
@@ -232,12 +231,7 @@ impl Kernel {
         member: &str,
         cap: usize,
     ) -> Result<Vec<Object<'_>>, KernelError> {
-        let ty = self.find_type(type_name)?;
-        let off = self.object(VirtAddr(0), ty).member(member)?.address().0;
-        Ok(self
-            .rb_nodes(root, cap)?
-            .into_iter()
-            .map(|n| self.object(VirtAddr(n.0.wrapping_sub(off)), ty))
-            .collect())
+        let nodes = self.rb_nodes(root, cap)?;
+        self.entries_of(nodes, type_name, member)
     }
 }
