@@ -4,17 +4,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dwarf::{KernelVersion, SampleLayout, addrs, sample_kernel};
-use vmcore_report::addr::{Arch, Endian, PhysAddr, VirtAddr};
-use vmcore_report::arch::{AddressSpace, TranslateError, Translation, Translator};
+use common::kernel::{OffsetTranslator, SparseMem};
+use vmcore_report::addr::{Arch, Endian, VirtAddr};
+use vmcore_report::arch::AddressSpace;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::symbols::SymbolTable;
 use vmcore_report::debuginfo::{CombinedTypes, TypeSource};
-use vmcore_report::dump::{DumpError, DumpFormat, DumpInfo, PhysMem, PhysRange, VmcoreInfo};
+use vmcore_report::dump::{DumpFormat, DumpInfo, VmcoreInfo};
 use vmcore_report::kernel::{Kernel, KernelError};
 
 const KASLR: u64 = 0x0a00_0000;
@@ -24,66 +24,9 @@ const VBASE: u64 = 0xffff_ffff_8000_0000;
 const HEAP: u64 = 0xffff_ffff_9000_0000;
 const PERCPU_BASE: u64 = 0xffff_ffff_9800_0000;
 
-/// Sparse physical memory: only written pages exist; the rest is "not dumped".
-#[derive(Default)]
-struct Mem {
-    pages: BTreeMap<u64, Box<[u8; 4096]>>,
-    ranges: Vec<PhysRange>,
-}
-
-impl Mem {
-    fn write(&mut self, pa: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            let a = pa + i as u64;
-            let page = self
-                .pages
-                .entry(a / 4096)
-                .or_insert_with(|| Box::new([0; 4096]));
-            page[(a % 4096) as usize] = *b;
-        }
-    }
-}
-
-impl PhysMem for Mem {
-    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
-        for (i, out) in buf.iter_mut().enumerate() {
-            let a = addr.0 + i as u64;
-            let page = self
-                .pages
-                .get(&(a / 4096))
-                .ok_or(DumpError::NotDumped { addr: PhysAddr(a) })?;
-            *out = page[(a % 4096) as usize];
-        }
-        Ok(())
-    }
-    fn ranges(&self) -> &[PhysRange] {
-        &self.ranges
-    }
-    fn is_dumped(&self, addr: PhysAddr) -> bool {
-        self.pages.contains_key(&(addr.0 / 4096))
-    }
-}
-
-struct OffsetTranslator;
-
-impl Translator for OffsetTranslator {
-    fn arch(&self) -> Arch {
-        Arch::X86_64
-    }
-    fn translate(&self, _mem: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError> {
-        if va.0 < VBASE {
-            return Err(TranslateError::NotMapped { va, level: 4 });
-        }
-        Ok(Translation {
-            phys: PhysAddr(va.0 - VBASE),
-            mapping_size: 4096,
-        })
-    }
-}
-
 /// Writes kernel memory by virtual address.
 struct Writer {
-    mem: Mem,
+    mem: SparseMem,
 }
 
 impl Writer {
@@ -122,7 +65,7 @@ fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<
     let syms = Arc::new(SymbolTable::from_vmlinux(&vm, KASLR));
     let types: Arc<dyn TypeSource> = Arc::new(CombinedTypes::new(vm).unwrap());
     let mut w = Writer {
-        mem: Mem::default(),
+        mem: SparseMem::default(),
     };
 
     // init_uts_ns.name.{sysname,release}
@@ -202,7 +145,7 @@ fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<
     }
     let space = AddressSpace::new(
         Arc::new(w.mem),
-        Box::new(OffsetTranslator),
+        Box::new(OffsetTranslator(VBASE)),
         Endian::Little,
         KASLR,
     );

@@ -6,16 +6,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::dwarf::{VmlinuxBuilder, field};
-use vmcore_report::addr::{Arch, Endian, PhysAddr, VirtAddr};
-use vmcore_report::arch::{AddressSpace, TranslateError, Translation, Translator};
+use common::kernel::{OffsetTranslator, SparseMem};
+use vmcore_report::addr::{Arch, Endian};
+use vmcore_report::arch::AddressSpace;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::symbols::SymbolTable;
 use vmcore_report::debuginfo::{CombinedTypes, TypeSource};
-use vmcore_report::dump::{DumpError, DumpFormat, DumpInfo, PhysMem, PhysRange};
+use vmcore_report::dump::{DumpFormat, DumpInfo};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::plugins::sched_debug::collect::collect;
 use vmcore_report::plugins::sched_debug::kview::KView;
@@ -28,21 +28,13 @@ const PERCPU0: u64 = 0xffff_ffff_9800_0000;
 const PERCPU1: u64 = 0xffff_ffff_9900_0000;
 const RUNQUEUES: u64 = 0x2_c000;
 
+/// Kernel memory written by virtual address (`va - VBASE` physical).
 #[derive(Default)]
-struct Mem {
-    pages: BTreeMap<u64, Box<[u8; 4096]>>,
-}
+struct Mem(SparseMem);
 
 impl Mem {
     fn put(&mut self, va: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            let a = va - VBASE + i as u64;
-            let p = self
-                .pages
-                .entry(a / 4096)
-                .or_insert_with(|| Box::new([0; 4096]));
-            p[(a % 4096) as usize] = *b;
-        }
+        self.0.write(va - VBASE, bytes);
     }
     fn u64(&mut self, va: u64, v: u64) {
         self.put(va, &v.to_le_bytes());
@@ -57,43 +49,6 @@ impl Mem {
             self.u64(n, all[(i + 1) % all.len()]);
             self.u64(n + 8, all[(i + all.len() - 1) % all.len()]);
         }
-    }
-}
-
-impl PhysMem for Mem {
-    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
-        for (i, out) in buf.iter_mut().enumerate() {
-            let a = addr.0 + i as u64;
-            let p = self
-                .pages
-                .get(&(a / 4096))
-                .ok_or(DumpError::NotDumped { addr: PhysAddr(a) })?;
-            *out = p[(a % 4096) as usize];
-        }
-        Ok(())
-    }
-    fn ranges(&self) -> &[PhysRange] {
-        &[]
-    }
-    fn is_dumped(&self, addr: PhysAddr) -> bool {
-        self.pages.contains_key(&(addr.0 / 4096))
-    }
-}
-
-struct Offset;
-
-impl Translator for Offset {
-    fn arch(&self) -> Arch {
-        Arch::X86_64
-    }
-    fn translate(&self, _m: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError> {
-        if va.0 < VBASE {
-            return Err(TranslateError::NotMapped { va, level: 4 });
-        }
-        Ok(Translation {
-            phys: PhysAddr(va.0 - VBASE),
-            mapping_size: 4096,
-        })
     }
 }
 
@@ -486,7 +441,12 @@ fn eevdf_through_the_kernel_view_with_cpu1_missing() {
         dump_level: None,
         nr_cpus: None,
     };
-    let space = AddressSpace::new(Arc::new(m), Box::new(Offset), Endian::Little, 0);
+    let space = AddressSpace::new(
+        Arc::new(m.0),
+        Box::new(OffsetTranslator(VBASE)),
+        Endian::Little,
+        0,
+    );
     let kernel = Kernel::new(space, syms, types, info);
     let out = collect(&KView::new(&kernel));
     assert!(

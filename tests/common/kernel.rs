@@ -7,6 +7,7 @@
 //! points at it with `SYMBOL(init_uts_ns)` and `OFFSET(uts_namespace.name)` as a real kernel's
 //! does.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -182,4 +183,63 @@ pub fn kernel(spec: &Spec) -> Kernel {
             nr_cpus: Some(1),
         },
     )
+}
+
+/// Sparse physical memory: only the pages written exist; reading any other page is "not
+/// dumped", as in a filtered dump.
+#[derive(Default)]
+pub struct SparseMem {
+    pub pages: BTreeMap<u64, Box<[u8; 4096]>>,
+}
+
+impl SparseMem {
+    pub fn write(&mut self, pa: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let a = pa + i as u64;
+            let page = self
+                .pages
+                .entry(a / 4096)
+                .or_insert_with(|| Box::new([0; 4096]));
+            page[(a % 4096) as usize] = *b;
+        }
+    }
+}
+
+impl PhysMem for SparseMem {
+    fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
+        for (i, out) in buf.iter_mut().enumerate() {
+            let a = addr.0 + i as u64;
+            let page = self
+                .pages
+                .get(&(a / 4096))
+                .ok_or(DumpError::NotDumped { addr: PhysAddr(a) })?;
+            *out = page[(a % 4096) as usize];
+        }
+        Ok(())
+    }
+    fn ranges(&self) -> &[PhysRange] {
+        &[]
+    }
+    fn is_dumped(&self, addr: PhysAddr) -> bool {
+        self.pages.contains_key(&(addr.0 / 4096))
+    }
+}
+
+/// Kernel virtual address = physical address + the base, in 4 KiB pages; below the base nothing
+/// is mapped.
+pub struct OffsetTranslator(pub u64);
+
+impl Translator for OffsetTranslator {
+    fn arch(&self) -> Arch {
+        Arch::X86_64
+    }
+    fn translate(&self, _mem: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError> {
+        if va.0 < self.0 {
+            return Err(TranslateError::NotMapped { va, level: 4 });
+        }
+        Ok(Translation {
+            phys: PhysAddr(va.0 - self.0),
+            mapping_size: 4096,
+        })
+    }
 }
