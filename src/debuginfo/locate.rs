@@ -168,7 +168,7 @@ pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof
             Ok(MatchProof::Forced(msg))
         } else {
             Err(DebugInfoError::Mismatch(format!(
-                "{msg} (use --force to analyse with it anyway)"
+                "{msg} (use --force-vmlinux to analyse with it anyway)"
             )))
         }
     };
@@ -196,7 +196,7 @@ pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof
                 )))
             } else {
                 Err(DebugInfoError::Mismatch(format!(
-                    "cannot prove that {} is {}: no common build-id or release (use --force)",
+                    "cannot prove that {} is {}: no common build-id or release (use --force-vmlinux)",
                     vm.path().display(),
                     describe(id.release.as_deref(), id.build_id.as_deref())
                 )))
