@@ -2,7 +2,7 @@
 //! set, `init_uts_ns` is read through the page tables and its release and nodename are compared
 //! with the `uname:` line the live guest printed (truth.txt); the fast path and the full walk are
 //! compared on thousands of addresses. Skips with one line when the fixtures are absent
-//! (`VMCORE_FIXTURES=/root/.cache/vmcore-lab`).
+//! (the sets `fixtures/build.sh` builds).
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Real fixtures: every dump file of a set is read and compared with QEMU's ELF dump of the same
 //! crash, and its VMCOREINFO with the release the live guest printed (`truth.txt`).
 //!
-//! Run with `VMCORE_FIXTURES=/root/.cache/vmcore-lab cargo test --test dump_real`.
+//! Run with `cargo test --test dump_real`.
 
 mod common;
 

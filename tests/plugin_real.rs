@@ -1,7 +1,7 @@
 //! kernel_info and sched_debug on the real fixture sets, every dump format, against what the live
 //! guest printed before it crashed (`truth.txt`, `console.log`).
 //!
-//! Run with `VMCORE_FIXTURES=/root/.cache/vmcore-lab cargo test --release --test plugin_real`.
+//! Run with `cargo test --release --test plugin_real`.
 //! The truth is printed one or two seconds before the crash: counters move, the structure
 //! (sections, field names, CPUs, tasks and pids) and the tunables do not, so those are compared.
 

@@ -1,6 +1,6 @@
 # Independent expected values for tests/debuginfo_real.rs: member offsets and sizes read by drgn
 # (its own DWARF reader) from the fixture vmlinux. Regenerate with:
-#   L=/root/.cache/vmcore-lab/x86_64-6.1-l5
+#   L=~/.cache/vmcore-report/fixtures/x86_64-6.1-l5
 #   drgn -q -c $L/vmcore.elf -s $L/vmlinux tests/data/layouts-drgn.py > tests/data/layouts-x86_64-6.1.txt
 # Format: TYPE|MEMBER|OFFSET|SIZE (bytes), and TYPE|size|SIZE.
 from drgn import offsetof, sizeof
