@@ -15,6 +15,14 @@
 //! at the round that answers. A complete definition always wins over a declaration (`struct
 //! foo;`); for a variable, an `extern` declaration with a complete type is enough.
 //!
+//! A variable the early units do not declare (a `static` such as `tainted_mask`, or a global
+//! only its own subsystem declares) would cost a scan of most of the section. Before scanning,
+//! the ELF symbol table places it: a static sits in its object file's group of local symbols
+//! (after the `STT_FILE` symbol), whose static functions `.debug_aranges` maps to the unit; a
+//! global lies, in link order, between the files of its nearest local data neighbours in its
+//! section. Those few units are scanned alone, and the answer is kept only if the DIE is located
+//! (`DW_OP_addr`) at the symbol's address; otherwise the link-order scan decides, as before.
+//!
 //! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
 //! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
 //! multi-dimensional array are the array DIE's offset with the dimension in bits 48..56.
@@ -27,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Unit, UnitHeader};
+use object::{Object, ObjectSymbol, SymbolKind};
 
 use crate::addr::Endian;
 use crate::debuginfo::elf::Vmlinux;
@@ -41,6 +50,9 @@ const SEQUENTIAL_UNITS: usize = 96;
 const BATCH: usize = 8;
 /// Units per thread in each parallel round after the sequential start.
 const PARALLEL_BATCH: usize = 48;
+/// Most units scanned between the link-order bounds the symbol table gives for a variable
+/// (a wider gap means the bounds say little; the ordinary scan takes over).
+const PLACED_MAX_UNITS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum NameKind {
@@ -105,6 +117,10 @@ pub struct DwarfTypes {
     headers: Mutex<Option<gimli::DebugInfoUnitHeadersIter<R>>>,
     index: Mutex<Index>,
     layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
+    /// `.debug_aranges` as sorted `(start, end, unit offset)`, read on first need.
+    aranges: OnceLock<Vec<(u64, u64, u64)>>,
+    /// Per variable name: the definition found in the unit the symbol table points to.
+    placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
     // Keeps the mapped (or decompressed) sections `dwarf` borrows alive.
     vmlinux: Arc<Vmlinux>,
@@ -144,6 +160,8 @@ impl DwarfTypes {
             headers: Mutex::new(Some(headers)),
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
+            aranges: OnceLock::new(),
+            placed: Mutex::new(HashMap::new()),
             threads,
             vmlinux,
         })
@@ -401,6 +419,167 @@ impl DwarfTypes {
     }
 
     // ---- DIE helpers ------------------------------------------------------------------------
+
+    /// Where in link order the data symbol `name` must be defined: its link-time address and two
+    /// code addresses whose units bound, inclusively, the unit that defines it.
+    ///
+    /// The ELF symbol table lists each object file's local symbols after an `STT_FILE` symbol
+    /// naming the file, in link order, so a `static` variable's neighbours up to the next
+    /// `STT_FILE` are the same file's static functions, whose addresses `.debug_aranges` maps to
+    /// the unit (it lists code ranges only). A global has no file in the table (globals follow
+    /// all locals), but the linker concatenates each output section from the object files in
+    /// link order, so the object holding a global lies, in link order, between the files of the
+    /// nearest local data symbols below and above it in its section. A file without a static
+    /// function widens the bound to the nearest file that has one. Only a name that is exactly
+    /// one symbol in the table qualifies: a name several files use is left to the link-order
+    /// scan. The caller verifies the answer (the DIE must be located at the symbol's address).
+    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, u64, u64)> {
+        let file = self.vmlinux.object();
+        let mut group = 0usize;
+        let mut group_text: Vec<Option<u64>> = vec![None];
+        let mut found = None;
+        for s in file.symbols() {
+            let kind = s.kind();
+            if kind == SymbolKind::File {
+                group += 1;
+                group_text.push(None);
+                continue;
+            }
+            if kind == SymbolKind::Text
+                && s.is_local()
+                && s.size() > 0
+                && let Some(t @ None) = group_text.last_mut()
+            {
+                *t = Some(s.address());
+            }
+            if s.name_bytes().ok() == Some(name.as_bytes()) {
+                if found.is_some() || kind != SymbolKind::Data {
+                    return None;
+                }
+                found = Some((
+                    s.address(),
+                    s.section_index(),
+                    s.is_local().then_some(group),
+                ));
+            }
+        }
+        let (addr, section, local_group) = found?;
+        let (low, high) = match local_group {
+            Some(g) => (g, g),
+            None => {
+                // (address, group) of the nearest local data symbols below and above.
+                let mut below: Option<(u64, usize)> = None;
+                let mut above: Option<(u64, usize)> = None;
+                let mut group = 0usize;
+                for s in file.symbols() {
+                    if s.kind() == SymbolKind::File {
+                        group += 1;
+                        continue;
+                    }
+                    if group == 0
+                        || !s.is_local()
+                        || s.kind() != SymbolKind::Data
+                        || s.section_index() != section
+                    {
+                        continue;
+                    }
+                    let a = s.address();
+                    if a <= addr && below.is_none_or(|(b, _)| a > b) {
+                        below = Some((a, group));
+                    } else if a > addr && above.is_none_or(|(b, _)| a < b) {
+                        above = Some((a, group));
+                    }
+                }
+                (below?.1, above?.1)
+            }
+        };
+        if low == 0 || low > high {
+            return None;
+        }
+        let lo = group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
+        let hi = group_text.get(high..)?.iter().find_map(|t| *t)?;
+        Some((addr, lo, hi))
+    }
+
+    /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
+    /// link-time address `addr` by a plain `DW_OP_addr`: proof that it is the DIE of that symbol.
+    fn located_at(&self, offset: u64, addr: u64) -> bool {
+        let Ok((_, unit)) = self.unit_of(offset) else {
+            return false;
+        };
+        let Ok(e) = self.entry_in(&unit, offset) else {
+            return false;
+        };
+        let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location) else {
+            return false;
+        };
+        let mut r = expr.0;
+        matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
+            && r.read_address(unit.header.address_size()).ok() == Some(addr)
+            && r.is_empty()
+    }
+
+    /// The offset of the unit whose code covers `addr`, from `.debug_aranges` (a few hundred KB,
+    /// read once; it lists code ranges only, which is why a variable goes through a function).
+    fn unit_for_address(&self, addr: u64) -> Option<u64> {
+        let ranges = self.aranges.get_or_init(|| {
+            let mut v = Vec::new();
+            let mut headers = self.dwarf.debug_aranges.headers();
+            while let Ok(Some(h)) = headers.next() {
+                let unit = h.debug_info_offset().0 as u64;
+                let mut entries = h.entries();
+                while let Ok(Some(e)) = entries.next() {
+                    if e.length() > 0 {
+                        v.push((e.address(), e.address().saturating_add(e.length()), unit));
+                    }
+                }
+            }
+            v.sort_unstable();
+            v
+        });
+        let i = ranges.partition_point(|r| r.0 <= addr).checked_sub(1)?;
+        let r = ranges.get(i)?;
+        (addr < r.1).then_some(r.2)
+    }
+
+    /// The definition of the variable `name` in the unit the symbol table and `.debug_aranges`
+    /// point to, without scanning the units before it (a static or a global defined late in
+    /// link order otherwise costs a scan of most of `.debug_info`). Accepted only when the DIE's
+    /// location is the symbol's address. `None` when the name does not qualify or the guess is
+    /// wrong; the caller then scans in link order as before. Memoized.
+    fn placed_variable(&self, name: &str) -> Option<Entry> {
+        if let Some(e) = self
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return *e;
+        }
+        let key = (NameKind::Variable, name.to_string());
+        let found = (|| {
+            let (addr, lo, hi) = self.data_symbol_bounds(name)?;
+            let (first, _) = self.unit_of(self.unit_for_address(lo)?).ok()?;
+            let (last, _) = self.unit_of(self.unit_for_address(hi)?).ok()?;
+            if last < first || last - first > PLACED_MAX_UNITS {
+                return None;
+            }
+            (first..=last).find_map(|idx| {
+                let mut local = Index::default();
+                self.scan_unit(idx, &mut local).ok()?;
+                local
+                    .names
+                    .get(&key)
+                    .copied()
+                    .filter(|e| !e.declaration && self.located_at(e.offset, addr))
+            })
+        })();
+        self.placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), found);
+        found
+    }
 
     fn name_of(&self, unit: &Unit<R>, e: &DebuggingInformationEntry<R>) -> Option<String> {
         let v = e.attr_value(gimli::DW_AT_name)?;
@@ -858,6 +1037,11 @@ impl TypeSource for DwarfTypes {
         // type; the scan goes on to the definition only when the declared type is incomplete
         // (`extern char linux_banner[];`, a struct only declared in that unit).
         let key = (NameKind::Variable, name.to_string());
+        let known = self.lock_index().names.get(&key).copied();
+        let settled = known.filter(|e| !e.declaration || self.complete_variable_type(e.offset));
+        if let Some(e) = settled.or_else(|| self.placed_variable(name)) {
+            return self.variable_die_type(e.offset);
+        }
         self.scan_until(|idx| match idx.names.get(&key) {
             Some(e) if !e.declaration => true,
             Some(e) => self.complete_variable_type(e.offset),
