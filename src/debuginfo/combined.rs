@@ -197,7 +197,13 @@ impl TypeSource for CombinedTypes {
         let dwarf = self.dwarf()?;
         let t0 = std::time::Instant::now();
         let found = dwarf.variable_type(name)?;
-        tracing::debug!(name, found = found.is_some(), elapsed = ?t0.elapsed(), "DWARF variable lookup");
+        tracing::debug!(
+            name,
+            found = found.is_some(),
+            elapsed = ?t0.elapsed(),
+            units_scanned = dwarf.units_scanned(),
+            "DWARF variable lookup"
+        );
         let Some(id) = found else {
             return Ok(None);
         };
