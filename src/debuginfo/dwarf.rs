@@ -31,7 +31,7 @@
 //! 2/3 gave `DW_AT_bit_offset`, counted from the most significant bit of a storage unit of
 //! `DW_AT_byte_size` bytes at `DW_AT_data_member_location`. Both become one absolute bit offset.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Unit, UnitHeader};
@@ -101,11 +101,32 @@ impl Index {
     }
 }
 
+/// `.debug_aranges` in the two shapes the lookups need.
+#[derive(Default)]
+struct Aranges {
+    /// `(start, end, unit offset)`, sorted.
+    ranges: Vec<(u64, u64, u64)>,
+    /// Every unit offset named, sorted and unique: known unit starts.
+    units: Vec<u64>,
+}
+
 struct UnitSlot {
     offset: u64,
     end: u64,
     header: UnitHeader<R>,
     unit: OnceLock<Result<Arc<Unit<R>>, String>>,
+}
+
+impl UnitSlot {
+    fn new(header: UnitHeader<R>) -> UnitSlot {
+        let offset = header.offset().0 as u64;
+        UnitSlot {
+            offset,
+            end: offset.saturating_add(header.length_including_self() as u64),
+            header,
+            unit: OnceLock::new(),
+        }
+    }
 }
 
 /// DWARF types of a vmlinux behind [`TypeSource`].
@@ -115,10 +136,12 @@ pub struct DwarfTypes {
     /// header touches a page per unit across the whole 160 MB section.
     units: RwLock<Vec<Arc<UnitSlot>>>,
     headers: Mutex<Option<gimli::DebugInfoUnitHeadersIter<R>>>,
+    /// Units reached by offset beyond the listed ones, keyed by offset (see [`Self::slot_at`]).
+    known: RwLock<BTreeMap<u64, Arc<UnitSlot>>>,
     index: Mutex<Index>,
     layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
-    /// `.debug_aranges` as sorted `(start, end, unit offset)`, read on first need.
-    aranges: OnceLock<Vec<(u64, u64, u64)>>,
+    /// `.debug_aranges`, read on first need.
+    aranges: OnceLock<Aranges>,
     /// Per variable name: the definition found in the unit the symbol table points to.
     placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
@@ -158,6 +181,7 @@ impl DwarfTypes {
             dwarf,
             units: RwLock::new(Vec::new()),
             headers: Mutex::new(Some(headers)),
+            known: RwLock::new(BTreeMap::new()),
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
             aranges: OnceLock::new(),
@@ -209,13 +233,14 @@ impl DwarfTypes {
                 }
             };
             let offset = h.offset().0 as u64;
-            let end = offset.saturating_add(h.length_including_self() as u64);
-            units.push(Arc::new(UnitSlot {
-                offset,
-                end,
-                header: h,
-                unit: OnceLock::new(),
-            }));
+            // A unit already reached by offset keeps its parsed state.
+            let known = self
+                .known
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&offset)
+                .cloned();
+            units.push(known.unwrap_or_else(|| Arc::new(UnitSlot::new(h))));
         }
     }
 
@@ -224,10 +249,7 @@ impl DwarfTypes {
         self.read_units().get(idx).cloned()
     }
 
-    fn unit(&self, idx: usize) -> Result<Arc<Unit<R>>, DebugInfoError> {
-        let slot = self
-            .slot(idx)
-            .ok_or_else(|| derr(0, "unit index out of range"))?;
+    fn parsed(&self, slot: &UnitSlot) -> Result<Arc<Unit<R>>, DebugInfoError> {
         slot.unit
             .get_or_init(|| {
                 Unit::new(&self.dwarf, slot.header)
@@ -238,16 +260,80 @@ impl DwarfTypes {
             .map_err(|e| derr(slot.offset, e))
     }
 
-    fn unit_of(&self, offset: u64) -> Result<(usize, Arc<Unit<R>>), DebugInfoError> {
-        self.list_units(|u| u.last().is_some_and(|l| l.end > offset));
-        let idx = {
+    /// The unit holding `offset`.
+    ///
+    /// Listing headers from the start to reach a unit deep in the section would touch (and, with
+    /// the kernel's fault-around, map) most of the section before it. So when the listed units
+    /// do not reach `offset`, the walk starts at the nearest known unit start below it instead:
+    /// a unit `.debug_aranges` names, the end of a unit already reached, or the end of the
+    /// listing; it goes from header to header until the unit containing `offset`. If that fails
+    /// (a corrupt aranges entry), the plain listing decides.
+    fn slot_at(&self, offset: u64) -> Result<Arc<UnitSlot>, DebugInfoError> {
+        let listed_end = {
             let units = self.read_units();
             let i = units.partition_point(|u| u.offset <= offset);
-            i.checked_sub(1)
-                .filter(|&i| units.get(i).is_some_and(|u| offset < u.end))
-                .ok_or_else(|| derr(offset, "offset outside every unit"))?
+            if let Some(u) = i.checked_sub(1).and_then(|i| units.get(i))
+                && offset < u.end
+            {
+                return Ok(u.clone());
+            }
+            units.last().map_or(0, |u| u.end)
         };
-        Ok((idx, self.unit(idx)?))
+        let below = {
+            let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+            match known.range(..=offset).next_back() {
+                Some((_, u)) if offset < u.end => return Ok(u.clone()),
+                Some((_, u)) => Some(u.end),
+                None => None,
+            }
+        };
+        let aranges = &self.aranges().units;
+        let from_aranges = aranges
+            .partition_point(|&u| u <= offset)
+            .checked_sub(1)
+            .and_then(|i| aranges.get(i).copied());
+        let mut start = [Some(listed_end), below, from_aranges]
+            .into_iter()
+            .flatten()
+            .filter(|&s| s <= offset)
+            .max()
+            .unwrap_or(0);
+        if start > listed_end {
+            while let Ok(h) = self
+                .dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(start as usize))
+            {
+                let slot = Arc::new(UnitSlot::new(h));
+                if slot.end <= start {
+                    break;
+                }
+                let slot = self
+                    .known
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(slot.offset)
+                    .or_insert(slot)
+                    .clone();
+                if offset < slot.end {
+                    return Ok(slot);
+                }
+                start = slot.end;
+            }
+        }
+        self.list_units(|u| u.last().is_some_and(|l| l.end > offset));
+        let units = self.read_units();
+        let i = units.partition_point(|u| u.offset <= offset);
+        i.checked_sub(1)
+            .and_then(|i| units.get(i))
+            .filter(|u| offset < u.end)
+            .cloned()
+            .ok_or_else(|| derr(offset, "offset outside every unit"))
+    }
+
+    fn unit_of(&self, offset: u64) -> Result<Arc<Unit<R>>, DebugInfoError> {
+        let slot = self.slot_at(offset)?;
+        self.parsed(&slot)
     }
 
     // ---- name index -------------------------------------------------------------------------
@@ -256,6 +342,10 @@ impl DwarfTypes {
         let slot = self
             .slot(idx)
             .ok_or_else(|| derr(0, "unit index out of range"))?;
+        self.scan_slot(&slot, out)
+    }
+
+    fn scan_slot(&self, slot: &UnitSlot, out: &mut Index) -> Result<(), DebugInfoError> {
         // A temporary unit: the scan must not pin every unit's abbreviations in memory.
         let unit = match slot.unit.get() {
             Some(Ok(u)) => u.clone(),
@@ -290,7 +380,7 @@ impl DwarfTypes {
                     // DW_AT_specification; its name is the declaration's.
                     if let Some(spec) = e.attr_value(gimli::DW_AT_specification)
                         && let Some(t) = self.ref_offset(&unit, spec)
-                        && let Ok((_, u2)) = self.unit_of(t)
+                        && let Ok(u2) = self.unit_of(t)
                         && let Some(d) = self.entry_in(&u2, t).ok()
                     {
                         name = self.name_of(&u2, &d);
@@ -504,7 +594,7 @@ impl DwarfTypes {
     /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
     /// link-time address `addr` by a plain `DW_OP_addr`: proof that it is the DIE of that symbol.
     fn located_at(&self, offset: u64, addr: u64) -> bool {
-        let Ok((_, unit)) = self.unit_of(offset) else {
+        let Ok(unit) = self.unit_of(offset) else {
             return false;
         };
         let Ok(e) = self.entry_in(&unit, offset) else {
@@ -519,24 +609,33 @@ impl DwarfTypes {
             && r.is_empty()
     }
 
-    /// The offset of the unit whose code covers `addr`, from `.debug_aranges` (a few hundred KB,
-    /// read once; it lists code ranges only, which is why a variable goes through a function).
-    fn unit_for_address(&self, addr: u64) -> Option<u64> {
-        let ranges = self.aranges.get_or_init(|| {
-            let mut v = Vec::new();
+    fn aranges(&self) -> &Aranges {
+        self.aranges.get_or_init(|| {
+            let mut a = Aranges::default();
             let mut headers = self.dwarf.debug_aranges.headers();
             while let Ok(Some(h)) = headers.next() {
                 let unit = h.debug_info_offset().0 as u64;
+                a.units.push(unit);
                 let mut entries = h.entries();
                 while let Ok(Some(e)) = entries.next() {
                     if e.length() > 0 {
-                        v.push((e.address(), e.address().saturating_add(e.length()), unit));
+                        let start = e.address();
+                        a.ranges
+                            .push((start, start.saturating_add(e.length()), unit));
                     }
                 }
             }
-            v.sort_unstable();
-            v
-        });
+            a.ranges.sort_unstable();
+            a.units.sort_unstable();
+            a.units.dedup();
+            a
+        })
+    }
+
+    /// The offset of the unit whose code covers `addr`, from `.debug_aranges` (a few hundred KB,
+    /// read once; it lists code ranges only, which is why a variable goes through a function).
+    fn unit_for_address(&self, addr: u64) -> Option<u64> {
+        let ranges = &self.aranges().ranges;
         let i = ranges.partition_point(|r| r.0 <= addr).checked_sub(1)?;
         let r = ranges.get(i)?;
         (addr < r.1).then_some(r.2)
@@ -559,20 +658,24 @@ impl DwarfTypes {
         let key = (NameKind::Variable, name.to_string());
         let found = (|| {
             let (addr, lo, hi) = self.data_symbol_bounds(name)?;
-            let (first, _) = self.unit_of(self.unit_for_address(lo)?).ok()?;
-            let (last, _) = self.unit_of(self.unit_for_address(hi)?).ok()?;
-            if last < first || last - first > PLACED_MAX_UNITS {
-                return None;
-            }
-            (first..=last).find_map(|idx| {
+            let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
+            let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+            let mut slot = first;
+            for _ in 0..=PLACED_MAX_UNITS {
                 let mut local = Index::default();
-                self.scan_unit(idx, &mut local).ok()?;
-                local
-                    .names
-                    .get(&key)
-                    .copied()
-                    .filter(|e| !e.declaration && self.located_at(e.offset, addr))
-            })
+                self.scan_slot(&slot, &mut local).ok()?;
+                if let Some(e) = local.names.get(&key)
+                    && !e.declaration
+                    && self.located_at(e.offset, addr)
+                {
+                    return Some(*e);
+                }
+                if slot.offset >= last.offset {
+                    return None;
+                }
+                slot = self.slot_at(slot.end).ok()?;
+            }
+            None
         })();
         self.placed
             .lock()
@@ -651,7 +754,7 @@ impl DwarfTypes {
     fn parse(&self, id: TypeId, depth: u32) -> Result<Type, DebugInfoError> {
         let offset = id.0 & OFFSET_MASK;
         let dim = id.0 >> DIM_SHIFT;
-        let (_, unit) = self.unit_of(offset)?;
+        let unit = self.unit_of(offset)?;
         let e = self.entry_in(&unit, offset)?;
         let name = self.name_of(&unit, &e);
         let byte_size = e
@@ -933,7 +1036,7 @@ impl DwarfTypes {
     fn variable_die_type(&self, offset: u64) -> Result<Option<TypeId>, DebugInfoError> {
         let mut off = offset;
         for _ in 0..4 {
-            let (_, unit) = self.unit_of(off)?;
+            let unit = self.unit_of(off)?;
             let e = self.entry_in(&unit, off)?;
             if let Some(t) = self.type_ref(&unit, &e) {
                 return Ok(Some(t));
