@@ -566,14 +566,18 @@ impl DwarfTypes {
                         group += 1;
                         continue;
                     }
-                    if group == 0
-                        || !s.is_local()
-                        || s.kind() != SymbolKind::Data
-                        || s.section_index() != section
-                    {
+                    if s.kind() != SymbolKind::Data || s.section_index() != section {
                         continue;
                     }
                     let a = s.address();
+                    if a == addr && s.size() > 0 && s.name_bytes().ok() != Some(name.as_bytes()) {
+                        // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines
+                        // the object under the other name, so only the scan can answer.
+                        return None;
+                    }
+                    if group == 0 || !s.is_local() {
+                        continue;
+                    }
                     if a <= addr && below.is_none_or(|(b, _)| a > b) {
                         below = Some((a, group));
                     } else if a > addr && above.is_none_or(|(b, _)| a < b) {
