@@ -101,6 +101,86 @@ impl Index {
     }
 }
 
+/// A data symbol of the ELF symbol table.
+#[derive(Clone, Copy)]
+struct DataSym {
+    section: u32,
+    addr: u64,
+    size: u64,
+    /// The `STT_FILE` group (1-based) of a local symbol, 0 for a global.
+    group: u32,
+}
+
+/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table, read in one pass.
+struct Placement {
+    /// Data symbols, sorted by section and address.
+    data: Vec<DataSym>,
+    /// Index into `data` of each data symbol whose name no other symbol has.
+    by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
+    /// Per `STT_FILE` group (index 0: before the first), its first static function's address.
+    group_text: Vec<Option<u64>>,
+}
+
+impl Placement {
+    fn new(file: &object::File<'static, &'static [u8]>) -> Placement {
+        let mut group = 0u32;
+        let mut group_text: Vec<Option<u64>> = vec![None];
+        let mut data: Vec<(DataSym, &'static [u8])> = Vec::new();
+        let mut other: Vec<&'static [u8]> = Vec::new();
+        for s in file.symbols() {
+            let kind = s.kind();
+            let name = s.name_bytes().unwrap_or_default();
+            match kind {
+                SymbolKind::File => {
+                    group = group.saturating_add(1);
+                    group_text.push(None);
+                }
+                SymbolKind::Data => data.push((
+                    DataSym {
+                        section: s.section_index().map_or(0, |i| i.0 as u32),
+                        addr: s.address(),
+                        size: s.size(),
+                        group: if s.is_local() { group } else { 0 },
+                    },
+                    name,
+                )),
+                _ => {
+                    if kind == SymbolKind::Text
+                        && s.is_local()
+                        && s.size() > 0
+                        && let Some(t @ None) = group_text.last_mut()
+                    {
+                        *t = Some(s.address());
+                    }
+                    if !name.is_empty() {
+                        other.push(name);
+                    }
+                }
+            }
+        }
+        data.sort_unstable_by_key(|(d, _)| (d.section, d.addr));
+        let mut by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(data.len(), Default::default());
+        for (i, (_, name)) in data.iter().enumerate() {
+            by_name
+                .entry(name)
+                .and_modify(|j| *j = u32::MAX)
+                .or_insert(i as u32);
+        }
+        for name in other {
+            if let Some(j) = by_name.get_mut(name) {
+                *j = u32::MAX;
+            }
+        }
+        by_name.retain(|_, j| *j != u32::MAX);
+        Placement {
+            data: data.into_iter().map(|(d, _)| d).collect(),
+            by_name,
+            group_text,
+        }
+    }
+}
+
 /// `.debug_aranges` in the two shapes the lookups need.
 #[derive(Default)]
 struct Aranges {
@@ -142,6 +222,8 @@ pub struct DwarfTypes {
     layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
     /// `.debug_aranges`, read on first need.
     aranges: OnceLock<Aranges>,
+    /// The symbol table's data symbols, read on the first variable the scan has not answered.
+    placement: OnceLock<Placement>,
     /// Per variable name: the definition found in the unit the symbol table points to.
     placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
@@ -185,6 +267,7 @@ impl DwarfTypes {
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
             aranges: OnceLock::new(),
+            placement: OnceLock::new(),
             placed: Mutex::new(HashMap::new()),
             threads,
             vmlinux,
@@ -524,75 +607,41 @@ impl DwarfTypes {
     /// one symbol in the table qualifies: a name several files use is left to the link-order
     /// scan. The caller verifies the answer (the DIE must be located at the symbol's address).
     fn data_symbol_bounds(&self, name: &str) -> Option<(u64, u64, u64)> {
-        let file = self.vmlinux.object();
-        let mut group = 0usize;
-        let mut group_text: Vec<Option<u64>> = vec![None];
-        let mut found = None;
-        for s in file.symbols() {
-            let kind = s.kind();
-            if kind == SymbolKind::File {
-                group += 1;
-                group_text.push(None);
-                continue;
-            }
-            if kind == SymbolKind::Text
-                && s.is_local()
-                && s.size() > 0
-                && let Some(t @ None) = group_text.last_mut()
-            {
-                *t = Some(s.address());
-            }
-            if s.name_bytes().ok() == Some(name.as_bytes()) {
-                if found.is_some() || kind != SymbolKind::Data {
-                    return None;
-                }
-                found = Some((
-                    s.address(),
-                    s.section_index(),
-                    s.is_local().then_some(group),
-                ));
-            }
+        let p = self
+            .placement
+            .get_or_init(|| Placement::new(self.vmlinux.object()));
+        let i = *p.by_name.get(name.as_bytes())?;
+        let i = usize::try_from(i).ok()?;
+        let t = *p.data.get(i)?;
+        let same_place = |d: &DataSym| d.section == t.section && d.addr == t.addr;
+        // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines the object
+        // under the other name, so only the scan can answer.
+        let before = p.data.get(..i)?.iter().rev().take_while(|d| same_place(d));
+        let after = p.data.get(i + 1..)?.iter().take_while(|d| same_place(d));
+        if before.chain(after).any(|d| d.size > 0) {
+            return None;
         }
-        let (addr, section, local_group) = found?;
-        let (low, high) = match local_group {
-            Some(g) => (g, g),
-            None => {
-                // (address, group) of the nearest local data symbols below and above.
-                let mut below: Option<(u64, usize)> = None;
-                let mut above: Option<(u64, usize)> = None;
-                let mut group = 0usize;
-                for s in file.symbols() {
-                    if s.kind() == SymbolKind::File {
-                        group += 1;
-                        continue;
-                    }
-                    if s.kind() != SymbolKind::Data || s.section_index() != section {
-                        continue;
-                    }
-                    let a = s.address();
-                    if a == addr && s.size() > 0 && s.name_bytes().ok() != Some(name.as_bytes()) {
-                        // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines
-                        // the object under the other name, so only the scan can answer.
-                        return None;
-                    }
-                    if group == 0 || !s.is_local() {
-                        continue;
-                    }
-                    if a <= addr && below.is_none_or(|(b, _)| a > b) {
-                        below = Some((a, group));
-                    } else if a > addr && above.is_none_or(|(b, _)| a < b) {
-                        above = Some((a, group));
-                    }
-                }
-                (below?.1, above?.1)
-            }
+        let (low, high) = if t.group > 0 {
+            (t.group, t.group)
+        } else {
+            // The files of the nearest local data symbols below and above, same section.
+            let local = |d: &&DataSym| d.section == t.section && d.group > 0;
+            let below = p.data.get(..i)?.iter().rev().find(local)?;
+            let above = p
+                .data
+                .get(i + 1..)?
+                .iter()
+                .filter(local)
+                .find(|d| d.addr > t.addr)?;
+            (below.group, above.group)
         };
+        let (low, high) = (low as usize, high as usize);
         if low == 0 || low > high {
             return None;
         }
-        let lo = group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
-        let hi = group_text.get(high..)?.iter().find_map(|t| *t)?;
-        Some((addr, lo, hi))
+        let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
+        let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
+        Some((t.addr, lo, hi))
     }
 
     /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
