@@ -44,9 +44,13 @@ impl CombinedTypes {
     }
 
     fn btf(&self) -> Option<&BtfTypes> {
+        let t0 = std::time::Instant::now();
         self.btf
             .get_or_init(|| match BtfTypes::from_vmlinux(self.vmlinux.clone()) {
-                Ok(b) => b,
+                Ok(b) => {
+                    tracing::debug!(elapsed = ?t0.elapsed(), found = b.is_some(), "BTF parsed");
+                    b
+                }
                 Err(e) => {
                     tracing::warn!("ignoring unusable .BTF: {e}");
                     None
