@@ -117,7 +117,8 @@ struct Placement {
     data: Vec<DataSym>,
     /// Index into `data` of each data symbol whose name no other symbol has.
     by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
-    /// Per `STT_FILE` group (index 0: before the first), its first static function's address.
+    /// Per `STT_FILE` group (index 0: before the first), an address inside its first static
+    /// function.
     group_text: Vec<Option<u64>>,
 }
 
@@ -150,7 +151,10 @@ impl Placement {
                         && s.size() > 0
                         && let Some(t @ None) = group_text.last_mut()
                     {
-                        *t = Some(s.address());
+                        // The middle of the function, not its symbol: on arm64 with
+                        // patchable function entries the symbol sits on NOPs before the
+                        // DW_AT_low_pc that .debug_aranges records.
+                        *t = Some(s.address().saturating_add(s.size() / 2));
                     }
                     if !name.is_empty() {
                         other.push(name);
@@ -710,7 +714,8 @@ impl DwarfTypes {
         }
         let key = (NameKind::Variable, name.to_string());
         let found = (|| {
-            let (addr, lo, hi) = self.data_symbol_bounds(name)?;
+            let b = self.data_symbol_bounds(name);
+            let (addr, lo, hi) = b?;
             let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
             let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
             let mut slot = first;
