@@ -446,6 +446,31 @@ fn dump_record(config: &Config, info: &DumpInfo) -> Result<DumpRecord, AppError>
     })
 }
 
+/// Logs (at debug level) this process's resident memory so far: the peak, and how much of the
+/// current resident set is heap (anonymous) versus mapped file pages (the vmlinux's debug
+/// sections, the dump), from `/proc/self/status` where it exists.
+fn log_memory() {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    tracing::debug!(
+        peak = field("VmHWM:"),
+        anon = field("RssAnon:"),
+        file = field("RssFile:"),
+        "resident memory after the plugins"
+    );
+}
+
 /// Runs the selected plugins on a built kernel view and writes the archive. This is everything
 /// after the kernel view exists, so tests drive it with a kernel made from parts.
 pub fn produce_report(
@@ -617,6 +642,7 @@ pub fn produce_report(
     };
     build.write_file("sos_reports/manifest.json", manifest.to_json().as_bytes())?;
     tracing::info!("manifest written");
+    log_memory();
 
     // the logs go in last so they hold everything up to packing
     let write_logs = |b: &BuildDir| -> Result<(), AppError> {

@@ -251,3 +251,43 @@ fn another_architectures_vmlinux_is_a_mismatch() {
     let p = locate::verify(&vmlinux(&arm), &id, true).unwrap();
     assert!(matches!(p, MatchProof::Forced(_)));
 }
+
+/// Variables defined late in link order (statics and globals the early units do not declare)
+/// are found through the symbol table's file grouping without scanning the units before them,
+/// and the type found has the size the ELF symbol table (the linker's record) gives the object.
+#[test]
+fn late_variables_are_placed_by_the_symbol_table() {
+    // aarch64: the symbols of patchable function entries sit before DW_AT_low_pc.
+    for set in [SET, "aarch64-6.1"] {
+        if let Some(dir) = fixtures::set(set) {
+            late_variables_placed(&dir);
+        }
+    }
+}
+
+fn late_variables_placed(dir: &Path) {
+    let v = vmlinux(dir);
+    let dwarf = DwarfTypes::new(v.clone()).unwrap();
+    for var in [
+        "tainted_mask",
+        "tk_core",
+        "task_state_array",
+        "__cpu_active_mask",
+        "runqueues",
+        "taint_flags",
+        "sysctl_sched_features",
+    ] {
+        let elf_size = v
+            .object()
+            .symbols()
+            .find(|s| s.name() == Ok(var))
+            .unwrap_or_else(|| panic!("{var} not in .symtab"))
+            .size();
+        let id = dwarf
+            .variable_type(var)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{var}"));
+        assert_eq!(dwarf.get(id).unwrap().size, Some(elf_size), "{var}");
+    }
+    assert_eq!(dwarf.units_scanned(), 0, "no link-order scan was needed");
+}

@@ -44,9 +44,13 @@ impl CombinedTypes {
     }
 
     fn btf(&self) -> Option<&BtfTypes> {
+        let t0 = std::time::Instant::now();
         self.btf
             .get_or_init(|| match BtfTypes::from_vmlinux(self.vmlinux.clone()) {
-                Ok(b) => b,
+                Ok(b) => {
+                    tracing::debug!(elapsed = ?t0.elapsed(), found = b.is_some(), "BTF parsed");
+                    b
+                }
                 Err(e) => {
                     tracing::warn!("ignoring unusable .BTF: {e}");
                     None
@@ -197,7 +201,13 @@ impl TypeSource for CombinedTypes {
         let dwarf = self.dwarf()?;
         let t0 = std::time::Instant::now();
         let found = dwarf.variable_type(name)?;
-        tracing::debug!(name, found = found.is_some(), elapsed = ?t0.elapsed(), "DWARF variable lookup");
+        tracing::debug!(
+            name,
+            found = found.is_some(),
+            elapsed = ?t0.elapsed(),
+            units_scanned = dwarf.units_scanned(),
+            "DWARF variable lookup"
+        );
         let Some(id) = found else {
             return Ok(None);
         };

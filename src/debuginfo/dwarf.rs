@@ -15,6 +15,14 @@
 //! at the round that answers. A complete definition always wins over a declaration (`struct
 //! foo;`); for a variable, an `extern` declaration with a complete type is enough.
 //!
+//! A variable the early units do not declare (a `static` such as `tainted_mask`, or a global
+//! only its own subsystem declares) would cost a scan of most of the section. Before scanning,
+//! the ELF symbol table places it: a static sits in its object file's group of local symbols
+//! (after the `STT_FILE` symbol), whose static functions `.debug_aranges` maps to the unit; a
+//! global lies, in link order, between the files of its nearest local data neighbours in its
+//! section. Those few units are scanned alone, and the answer is kept only if the DIE is located
+//! (`DW_OP_addr`) at the symbol's address; otherwise the link-order scan decides, as before.
+//!
 //! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
 //! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
 //! multi-dimensional array are the array DIE's offset with the dimension in bits 48..56.
@@ -23,10 +31,11 @@
 //! 2/3 gave `DW_AT_bit_offset`, counted from the most significant bit of a storage unit of
 //! `DW_AT_byte_size` bytes at `DW_AT_data_member_location`. Both become one absolute bit offset.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use gimli::{AttributeValue, DebuggingInformationEntry, Reader, RunTimeEndian, Unit, UnitHeader};
+use object::{Object, ObjectSymbol, SymbolKind};
 
 use crate::addr::Endian;
 use crate::debuginfo::elf::Vmlinux;
@@ -41,6 +50,9 @@ const SEQUENTIAL_UNITS: usize = 96;
 const BATCH: usize = 8;
 /// Units per thread in each parallel round after the sequential start.
 const PARALLEL_BATCH: usize = 48;
+/// Most units scanned between the link-order bounds the symbol table gives for a variable
+/// (a wider gap means the bounds say little; the ordinary scan takes over).
+const PLACED_MAX_UNITS: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum NameKind {
@@ -89,11 +101,116 @@ impl Index {
     }
 }
 
+/// A data symbol of the ELF symbol table.
+#[derive(Clone, Copy)]
+struct DataSym {
+    section: u32,
+    addr: u64,
+    size: u64,
+    /// The `STT_FILE` group (1-based) of a local symbol, 0 for a global.
+    group: u32,
+}
+
+/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table, read in one pass.
+struct Placement {
+    /// Data symbols, sorted by section and address.
+    data: Vec<DataSym>,
+    /// Index into `data` of each data symbol whose name no other symbol has.
+    by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
+    /// Per `STT_FILE` group (index 0: before the first), an address inside its first static
+    /// function.
+    group_text: Vec<Option<u64>>,
+}
+
+impl Placement {
+    fn new(file: &object::File<'static, &'static [u8]>) -> Placement {
+        let mut group = 0u32;
+        let mut group_text: Vec<Option<u64>> = vec![None];
+        let mut data: Vec<(DataSym, &'static [u8])> = Vec::new();
+        let mut other: Vec<&'static [u8]> = Vec::new();
+        for s in file.symbols() {
+            let kind = s.kind();
+            let name = s.name_bytes().unwrap_or_default();
+            match kind {
+                SymbolKind::File => {
+                    group = group.saturating_add(1);
+                    group_text.push(None);
+                }
+                SymbolKind::Data => data.push((
+                    DataSym {
+                        section: s.section_index().map_or(0, |i| i.0 as u32),
+                        addr: s.address(),
+                        size: s.size(),
+                        group: if s.is_local() { group } else { 0 },
+                    },
+                    name,
+                )),
+                _ => {
+                    if kind == SymbolKind::Text
+                        && s.is_local()
+                        && s.size() > 0
+                        && let Some(t @ None) = group_text.last_mut()
+                    {
+                        // The middle of the function, not its symbol: on arm64 with
+                        // patchable function entries the symbol sits on NOPs before the
+                        // DW_AT_low_pc that .debug_aranges records.
+                        *t = Some(s.address().saturating_add(s.size() / 2));
+                    }
+                    if !name.is_empty() {
+                        other.push(name);
+                    }
+                }
+            }
+        }
+        data.sort_unstable_by_key(|(d, _)| (d.section, d.addr));
+        let mut by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(data.len(), Default::default());
+        for (i, (_, name)) in data.iter().enumerate() {
+            by_name
+                .entry(name)
+                .and_modify(|j| *j = u32::MAX)
+                .or_insert(i as u32);
+        }
+        for name in other {
+            if let Some(j) = by_name.get_mut(name) {
+                *j = u32::MAX;
+            }
+        }
+        by_name.retain(|_, j| *j != u32::MAX);
+        Placement {
+            data: data.into_iter().map(|(d, _)| d).collect(),
+            by_name,
+            group_text,
+        }
+    }
+}
+
+/// `.debug_aranges` in the two shapes the lookups need.
+#[derive(Default)]
+struct Aranges {
+    /// `(start, end, unit offset)`, sorted.
+    ranges: Vec<(u64, u64, u64)>,
+    /// Every unit offset named, sorted and unique: known unit starts.
+    units: Vec<u64>,
+}
+
 struct UnitSlot {
     offset: u64,
     end: u64,
     header: UnitHeader<R>,
     unit: OnceLock<Result<Arc<Unit<R>>, String>>,
+}
+
+impl UnitSlot {
+    fn new(header: UnitHeader<R>) -> UnitSlot {
+        let offset = header.offset().0 as u64;
+        UnitSlot {
+            offset,
+            end: offset.saturating_add(header.length_including_self() as u64),
+            header,
+            unit: OnceLock::new(),
+        }
+    }
 }
 
 /// DWARF types of a vmlinux behind [`TypeSource`].
@@ -103,8 +220,16 @@ pub struct DwarfTypes {
     /// header touches a page per unit across the whole 160 MB section.
     units: RwLock<Vec<Arc<UnitSlot>>>,
     headers: Mutex<Option<gimli::DebugInfoUnitHeadersIter<R>>>,
+    /// Units reached by offset beyond the listed ones, keyed by offset (see [`Self::slot_at`]).
+    known: RwLock<BTreeMap<u64, Arc<UnitSlot>>>,
     index: Mutex<Index>,
     layouts: Mutex<HashMap<u64, Result<Arc<Type>, String>>>,
+    /// `.debug_aranges`, read on first need.
+    aranges: OnceLock<Aranges>,
+    /// The symbol table's data symbols, read on the first variable the scan has not answered.
+    placement: OnceLock<Placement>,
+    /// Per variable name: the definition found in the unit the symbol table points to.
+    placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
     // Keeps the mapped (or decompressed) sections `dwarf` borrows alive.
     vmlinux: Arc<Vmlinux>,
@@ -142,8 +267,12 @@ impl DwarfTypes {
             dwarf,
             units: RwLock::new(Vec::new()),
             headers: Mutex::new(Some(headers)),
+            known: RwLock::new(BTreeMap::new()),
             index: Mutex::new(Index::default()),
             layouts: Mutex::new(HashMap::new()),
+            aranges: OnceLock::new(),
+            placement: OnceLock::new(),
+            placed: Mutex::new(HashMap::new()),
             threads,
             vmlinux,
         })
@@ -191,13 +320,14 @@ impl DwarfTypes {
                 }
             };
             let offset = h.offset().0 as u64;
-            let end = offset.saturating_add(h.length_including_self() as u64);
-            units.push(Arc::new(UnitSlot {
-                offset,
-                end,
-                header: h,
-                unit: OnceLock::new(),
-            }));
+            // A unit already reached by offset keeps its parsed state.
+            let known = self
+                .known
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&offset)
+                .cloned();
+            units.push(known.unwrap_or_else(|| Arc::new(UnitSlot::new(h))));
         }
     }
 
@@ -206,10 +336,7 @@ impl DwarfTypes {
         self.read_units().get(idx).cloned()
     }
 
-    fn unit(&self, idx: usize) -> Result<Arc<Unit<R>>, DebugInfoError> {
-        let slot = self
-            .slot(idx)
-            .ok_or_else(|| derr(0, "unit index out of range"))?;
+    fn parsed(&self, slot: &UnitSlot) -> Result<Arc<Unit<R>>, DebugInfoError> {
         slot.unit
             .get_or_init(|| {
                 Unit::new(&self.dwarf, slot.header)
@@ -220,16 +347,80 @@ impl DwarfTypes {
             .map_err(|e| derr(slot.offset, e))
     }
 
-    fn unit_of(&self, offset: u64) -> Result<(usize, Arc<Unit<R>>), DebugInfoError> {
-        self.list_units(|u| u.last().is_some_and(|l| l.end > offset));
-        let idx = {
+    /// The unit holding `offset`.
+    ///
+    /// Listing headers from the start to reach a unit deep in the section would touch (and, with
+    /// the kernel's fault-around, map) most of the section before it. So when the listed units
+    /// do not reach `offset`, the walk starts at the nearest known unit start below it instead:
+    /// a unit `.debug_aranges` names, the end of a unit already reached, or the end of the
+    /// listing; it goes from header to header until the unit containing `offset`. If that fails
+    /// (a corrupt aranges entry), the plain listing decides.
+    fn slot_at(&self, offset: u64) -> Result<Arc<UnitSlot>, DebugInfoError> {
+        let listed_end = {
             let units = self.read_units();
             let i = units.partition_point(|u| u.offset <= offset);
-            i.checked_sub(1)
-                .filter(|&i| units.get(i).is_some_and(|u| offset < u.end))
-                .ok_or_else(|| derr(offset, "offset outside every unit"))?
+            if let Some(u) = i.checked_sub(1).and_then(|i| units.get(i))
+                && offset < u.end
+            {
+                return Ok(u.clone());
+            }
+            units.last().map_or(0, |u| u.end)
         };
-        Ok((idx, self.unit(idx)?))
+        let below = {
+            let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+            match known.range(..=offset).next_back() {
+                Some((_, u)) if offset < u.end => return Ok(u.clone()),
+                Some((_, u)) => Some(u.end),
+                None => None,
+            }
+        };
+        let aranges = &self.aranges().units;
+        let from_aranges = aranges
+            .partition_point(|&u| u <= offset)
+            .checked_sub(1)
+            .and_then(|i| aranges.get(i).copied());
+        let mut start = [Some(listed_end), below, from_aranges]
+            .into_iter()
+            .flatten()
+            .filter(|&s| s <= offset)
+            .max()
+            .unwrap_or(0);
+        if start > listed_end {
+            while let Ok(h) = self
+                .dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(start as usize))
+            {
+                let slot = Arc::new(UnitSlot::new(h));
+                if slot.end <= start {
+                    break;
+                }
+                let slot = self
+                    .known
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(slot.offset)
+                    .or_insert(slot)
+                    .clone();
+                if offset < slot.end {
+                    return Ok(slot);
+                }
+                start = slot.end;
+            }
+        }
+        self.list_units(|u| u.last().is_some_and(|l| l.end > offset));
+        let units = self.read_units();
+        let i = units.partition_point(|u| u.offset <= offset);
+        i.checked_sub(1)
+            .and_then(|i| units.get(i))
+            .filter(|u| offset < u.end)
+            .cloned()
+            .ok_or_else(|| derr(offset, "offset outside every unit"))
+    }
+
+    fn unit_of(&self, offset: u64) -> Result<Arc<Unit<R>>, DebugInfoError> {
+        let slot = self.slot_at(offset)?;
+        self.parsed(&slot)
     }
 
     // ---- name index -------------------------------------------------------------------------
@@ -238,6 +429,10 @@ impl DwarfTypes {
         let slot = self
             .slot(idx)
             .ok_or_else(|| derr(0, "unit index out of range"))?;
+        self.scan_slot(&slot, out)
+    }
+
+    fn scan_slot(&self, slot: &UnitSlot, out: &mut Index) -> Result<(), DebugInfoError> {
         // A temporary unit: the scan must not pin every unit's abbreviations in memory.
         let unit = match slot.unit.get() {
             Some(Ok(u)) => u.clone(),
@@ -272,7 +467,7 @@ impl DwarfTypes {
                     // DW_AT_specification; its name is the declaration's.
                     if let Some(spec) = e.attr_value(gimli::DW_AT_specification)
                         && let Some(t) = self.ref_offset(&unit, spec)
-                        && let Ok((_, u2)) = self.unit_of(t)
+                        && let Ok(u2) = self.unit_of(t)
                         && let Some(d) = self.entry_in(&u2, t).ok()
                     {
                         name = self.name_of(&u2, &d);
@@ -402,6 +597,151 @@ impl DwarfTypes {
 
     // ---- DIE helpers ------------------------------------------------------------------------
 
+    /// Where in link order the data symbol `name` must be defined: its link-time address and two
+    /// code addresses whose units bound, inclusively, the unit that defines it.
+    ///
+    /// The ELF symbol table lists each object file's local symbols after an `STT_FILE` symbol
+    /// naming the file, in link order, so a `static` variable's neighbours up to the next
+    /// `STT_FILE` are the same file's static functions, whose addresses `.debug_aranges` maps to
+    /// the unit (it lists code ranges only). A global has no file in the table (globals follow
+    /// all locals), but the linker concatenates each output section from the object files in
+    /// link order, so the object holding a global lies, in link order, between the files of the
+    /// nearest local data symbols below and above it in its section. A file without a static
+    /// function widens the bound to the nearest file that has one. Only a name that is exactly
+    /// one symbol in the table qualifies: a name several files use is left to the link-order
+    /// scan. The caller verifies the answer (the DIE must be located at the symbol's address).
+    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, u64, u64)> {
+        let p = self
+            .placement
+            .get_or_init(|| Placement::new(self.vmlinux.object()));
+        let i = *p.by_name.get(name.as_bytes())?;
+        let i = usize::try_from(i).ok()?;
+        let t = *p.data.get(i)?;
+        let same_place = |d: &DataSym| d.section == t.section && d.addr == t.addr;
+        // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines the object
+        // under the other name, so only the scan can answer.
+        let before = p.data.get(..i)?.iter().rev().take_while(|d| same_place(d));
+        let after = p.data.get(i + 1..)?.iter().take_while(|d| same_place(d));
+        if before.chain(after).any(|d| d.size > 0) {
+            return None;
+        }
+        let (low, high) = if t.group > 0 {
+            (t.group, t.group)
+        } else {
+            // The files of the nearest local data symbols below and above, same section.
+            let local = |d: &&DataSym| d.section == t.section && d.group > 0;
+            let below = p.data.get(..i)?.iter().rev().find(local)?;
+            let above = p
+                .data
+                .get(i + 1..)?
+                .iter()
+                .filter(local)
+                .find(|d| d.addr > t.addr)?;
+            (below.group, above.group)
+        };
+        let (low, high) = (low as usize, high as usize);
+        if low == 0 || low > high {
+            return None;
+        }
+        let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
+        let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
+        Some((t.addr, lo, hi))
+    }
+
+    /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
+    /// link-time address `addr` by a plain `DW_OP_addr`: proof that it is the DIE of that symbol.
+    fn located_at(&self, offset: u64, addr: u64) -> bool {
+        let Ok(unit) = self.unit_of(offset) else {
+            return false;
+        };
+        let Ok(e) = self.entry_in(&unit, offset) else {
+            return false;
+        };
+        let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location) else {
+            return false;
+        };
+        let mut r = expr.0;
+        matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
+            && r.read_address(unit.header.address_size()).ok() == Some(addr)
+            && r.is_empty()
+    }
+
+    fn aranges(&self) -> &Aranges {
+        self.aranges.get_or_init(|| {
+            let mut a = Aranges::default();
+            let mut headers = self.dwarf.debug_aranges.headers();
+            while let Ok(Some(h)) = headers.next() {
+                let unit = h.debug_info_offset().0 as u64;
+                a.units.push(unit);
+                let mut entries = h.entries();
+                while let Ok(Some(e)) = entries.next() {
+                    if e.length() > 0 {
+                        let start = e.address();
+                        a.ranges
+                            .push((start, start.saturating_add(e.length()), unit));
+                    }
+                }
+            }
+            a.ranges.sort_unstable();
+            a.units.sort_unstable();
+            a.units.dedup();
+            a
+        })
+    }
+
+    /// The offset of the unit whose code covers `addr`, from `.debug_aranges` (a few hundred KB,
+    /// read once; it lists code ranges only, which is why a variable goes through a function).
+    fn unit_for_address(&self, addr: u64) -> Option<u64> {
+        let ranges = &self.aranges().ranges;
+        let i = ranges.partition_point(|r| r.0 <= addr).checked_sub(1)?;
+        let r = ranges.get(i)?;
+        (addr < r.1).then_some(r.2)
+    }
+
+    /// The definition of the variable `name` in the unit the symbol table and `.debug_aranges`
+    /// point to, without scanning the units before it (a static or a global defined late in
+    /// link order otherwise costs a scan of most of `.debug_info`). Accepted only when the DIE's
+    /// location is the symbol's address. `None` when the name does not qualify or the guess is
+    /// wrong; the caller then scans in link order as before. Memoized.
+    fn placed_variable(&self, name: &str) -> Option<Entry> {
+        if let Some(e) = self
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return *e;
+        }
+        let key = (NameKind::Variable, name.to_string());
+        let found = (|| {
+            let b = self.data_symbol_bounds(name);
+            let (addr, lo, hi) = b?;
+            let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
+            let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+            let mut slot = first;
+            for _ in 0..=PLACED_MAX_UNITS {
+                let mut local = Index::default();
+                self.scan_slot(&slot, &mut local).ok()?;
+                if let Some(e) = local.names.get(&key)
+                    && !e.declaration
+                    && self.located_at(e.offset, addr)
+                {
+                    return Some(*e);
+                }
+                if slot.offset >= last.offset {
+                    return None;
+                }
+                slot = self.slot_at(slot.end).ok()?;
+            }
+            None
+        })();
+        self.placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), found);
+        found
+    }
+
     fn name_of(&self, unit: &Unit<R>, e: &DebuggingInformationEntry<R>) -> Option<String> {
         let v = e.attr_value(gimli::DW_AT_name)?;
         let s = self.dwarf.attr_string(unit, v).ok()?;
@@ -472,7 +812,7 @@ impl DwarfTypes {
     fn parse(&self, id: TypeId, depth: u32) -> Result<Type, DebugInfoError> {
         let offset = id.0 & OFFSET_MASK;
         let dim = id.0 >> DIM_SHIFT;
-        let (_, unit) = self.unit_of(offset)?;
+        let unit = self.unit_of(offset)?;
         let e = self.entry_in(&unit, offset)?;
         let name = self.name_of(&unit, &e);
         let byte_size = e
@@ -754,7 +1094,7 @@ impl DwarfTypes {
     fn variable_die_type(&self, offset: u64) -> Result<Option<TypeId>, DebugInfoError> {
         let mut off = offset;
         for _ in 0..4 {
-            let (_, unit) = self.unit_of(off)?;
+            let unit = self.unit_of(off)?;
             let e = self.entry_in(&unit, off)?;
             if let Some(t) = self.type_ref(&unit, &e) {
                 return Ok(Some(t));
@@ -858,6 +1198,11 @@ impl TypeSource for DwarfTypes {
         // type; the scan goes on to the definition only when the declared type is incomplete
         // (`extern char linux_banner[];`, a struct only declared in that unit).
         let key = (NameKind::Variable, name.to_string());
+        let known = self.lock_index().names.get(&key).copied();
+        let settled = known.filter(|e| !e.declaration || self.complete_variable_type(e.offset));
+        if let Some(e) = settled.or_else(|| self.placed_variable(name)) {
+            return self.variable_die_type(e.offset);
+        }
         self.scan_until(|idx| match idx.names.get(&key) {
             Some(e) if !e.declaration => true,
             Some(e) => self.complete_variable_type(e.offset),

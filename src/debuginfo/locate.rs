@@ -148,8 +148,10 @@ fn is_safe_component(s: &str) -> bool {
 /// Checks that a vmlinux belongs to the dump.
 pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof, DebugInfoError> {
     let vm_build_id = vm.build_id();
-    let vm_banner = vm.linux_banner();
-    let vm_release = vm_banner.as_deref().and_then(banner_release);
+    // Finding `linux_banner` walks the symbol table: only when the build-ids do not decide.
+    let banner_cell = std::cell::OnceCell::new();
+    let vm_banner = || banner_cell.get_or_init(|| vm.linux_banner()).as_deref();
+    let vm_release = || vm_banner().and_then(banner_release);
     let describe = |release: Option<&str>, bid: Option<&str>| {
         format!(
             "{} (build-id {})",
@@ -161,7 +163,7 @@ pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof
         let msg = format!(
             "{} is {} but the dump is {}: {why}",
             vm.path().display(),
-            describe(vm_release.as_deref(), vm_build_id.as_deref()),
+            describe(vm_release().as_deref(), vm_build_id.as_deref()),
             describe(id.release.as_deref(), id.build_id.as_deref()),
         );
         if force {
@@ -185,6 +187,7 @@ pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof
             mismatch("the build-ids differ")
         };
     }
+    let vm_release = vm_release();
     match (&vm_release, &id.release) {
         (Some(v), Some(d)) if v == d => {}
         (Some(_), Some(_)) => return mismatch("the releases differ"),
@@ -204,7 +207,7 @@ pub fn verify(vm: &Vmlinux, id: &DumpIdentity, force: bool) -> Result<MatchProof
         }
     }
     let release = vm_release.clone().unwrap_or_default();
-    match (&id.banner, &vm_banner) {
+    match (&id.banner, vm_banner()) {
         (Some(d), Some(v)) if trim_banner(d) == trim_banner(v) => {
             Ok(MatchProof::ReleaseAndBanner(release))
         }

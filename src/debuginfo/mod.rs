@@ -230,7 +230,9 @@ pub fn load(
     vmlinux: Arc<elf::Vmlinux>,
     kaslr_offset: u64,
 ) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
+    let t0 = std::time::Instant::now();
     let syms = symbols::SymbolTable::from_vmlinux(&vmlinux, kaslr_offset);
+    tracing::debug!(symbols = syms.len(), elapsed = ?t0.elapsed(), "symbol table read");
     let types = combined::CombinedTypes::new(vmlinux)?;
     Ok((Arc::new(syms), Arc::new(types)))
 }

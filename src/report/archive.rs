@@ -271,7 +271,10 @@ impl BuildDir {
             .tempfile_in(out_dir)
             .map_err(io_err("cannot create", out_dir))?;
         let file = part.reopen().map_err(io_err("cannot open", part.path()))?;
-        let mut enc = Encoder::new(file, compression);
+        let tar_bound =
+            tar_size_bound(&self.dir, &self.name).map_err(io_err("cannot read", &self.dir))?;
+        let mut enc = Encoder::new(file, compression, tar_bound)
+            .map_err(io_err("cannot start the compressor for", part.path()))?;
         write_tar(&mut enc, &self.dir, &self.name, epoch)
             .map_err(io_err("cannot write", part.path()))?;
         let file = enc.finish().map_err(io_err("cannot write", part.path()))?;
@@ -304,15 +307,19 @@ enum Encoder {
 }
 
 impl Encoder {
-    fn new(file: File, c: Compression) -> Encoder {
-        match c {
-            Compression::Xz => Encoder::Xz(xz2::write::XzEncoder::new(file, 3)),
+    /// `tar_bound`: an upper bound of the bytes the tar stream will have.
+    fn new(file: File, c: Compression, tar_bound: u64) -> io::Result<Encoder> {
+        Ok(match c {
+            Compression::Xz => Encoder::Xz(xz2::write::XzEncoder::new_stream(
+                file,
+                xz_stream(tar_bound)?,
+            )),
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 file,
                 flate2::Compression::new(6),
             )),
             Compression::None => Encoder::Plain(file),
-        }
+        })
     }
     fn finish(self) -> io::Result<File> {
         match self {
@@ -397,6 +404,54 @@ pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
     // a stable sort keeps the walk's order (parents first, names sorted) within each rank
     all.sort_by_key(|(p, _)| rank(p));
     Ok(all)
+}
+
+/// The xz stream sos writes (`xz -3`: LZMA2 preset 3, CRC64 check), with the dictionary bounded
+/// by the data.
+///
+/// Preset 3's 4 MiB dictionary makes liblzma's match finder allocate about 30 MB (the window,
+/// the hash table and the hash chains all scale with the dictionary) and touch a good part of
+/// it, while a report's tar stream is usually a few hundred kilobytes. A dictionary at least as
+/// large as the whole input loses no match (no match can reach farther back than the input's
+/// start), so it is cut to the next power of two at or above `tar_bound`, between liblzma's 4 KiB
+/// minimum and the preset's 4 MiB. Every other parameter is preset 3's. The result is an
+/// ordinary `.xz` file (the dictionary size is in its LZMA2 filter properties) that `xz -d`,
+/// `tar -xJf` and sos read, and it needs less memory to decompress, not more.
+fn xz_stream(tar_bound: u64) -> io::Result<xz2::stream::Stream> {
+    const PRESET_DICT: u64 = 4 << 20;
+    const MIN_DICT: u64 = 4 << 10;
+    let dict = tar_bound
+        .checked_next_power_of_two()
+        .unwrap_or(PRESET_DICT)
+        .clamp(MIN_DICT, PRESET_DICT);
+    let mut opts = xz2::stream::LzmaOptions::new_preset(3).map_err(io::Error::other)?;
+    opts.dict_size(dict as u32);
+    let mut filters = xz2::stream::Filters::new();
+    filters.lzma2(&opts);
+    xz2::stream::Stream::new_stream_encoder(&filters, xz2::stream::Check::Crc64)
+        .map_err(io::Error::other)
+}
+
+/// An upper bound of the size of the tar stream [`write_tar`] writes for `root`: per entry a
+/// header block, a GNU long-name header and its name blocks when the path is long, and the
+/// contents rounded up to 512-byte blocks; then the two zero blocks that end the archive.
+fn tar_size_bound(root: &Path, name: &str) -> io::Result<u64> {
+    let block = |n: u64| n.div_ceil(512).saturating_mul(512);
+    let entry = |path_len: usize, size: u64| {
+        1024u64
+            .saturating_add(block(path_len as u64 + 1))
+            .saturating_add(block(size))
+    };
+    let mut total = entry(name.len() + 1, 0).saturating_add(1024);
+    for (rel, is_dir) in archive_order(root)? {
+        let size = if is_dir {
+            0
+        } else {
+            fs::symlink_metadata(root.join(&rel))?.len()
+        };
+        total = total.saturating_add(entry(name.len() + 1 + rel.len() + 1, size));
+    }
+    Ok(total)
 }
 
 fn write_tar(w: &mut dyn Write, root: &Path, name: &str, epoch: Option<u64>) -> io::Result<()> {
@@ -575,6 +630,42 @@ pub fn fs_type(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bound holds for the tar `write_tar` really writes (long names included), and the
+    /// bounded-dictionary xz stream round-trips through liblzma's decoder with a dictionary
+    /// (read back from the stream) no larger than needed.
+    #[test]
+    fn tar_bound_and_bounded_xz_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("sos_commands/kernel")).unwrap();
+        fs::write(root.join("sos_commands/kernel/uname_-a"), b"Linux h 6.1\n").unwrap();
+        let long = "x".repeat(150);
+        fs::write(root.join(&long), vec![7u8; 70_000]).unwrap();
+        let mut tar = Vec::new();
+        write_tar(&mut tar, root, "sosvmcore-h-2026-01-01-abcdefg", Some(0)).unwrap();
+        let bound = tar_size_bound(root, "sosvmcore-h-2026-01-01-abcdefg").unwrap();
+        assert!(bound >= tar.len() as u64, "{bound} < {}", tar.len());
+
+        let mut enc = xz2::write::XzEncoder::new_stream(Vec::new(), xz_stream(bound).unwrap());
+        enc.write_all(&tar).unwrap();
+        let xz = enc.finish().unwrap();
+        let mut back = Vec::new();
+        io::Read::read_to_end(&mut xz2::read::XzDecoder::new(&xz[..]), &mut back).unwrap();
+        assert_eq!(back, tar);
+        // Block header (after the 12-byte stream header): size byte, flags (one filter), filter
+        // id 0x21 (LZMA2), property size 1, then the dictionary-size byte: 2^(n/2+12) rounded.
+        let b = &xz[12..];
+        assert_eq!(b[1] & 3, 0, "one filter");
+        let (id, prop) = if b[1] & 0xC0 == 0 {
+            (b[2], b[4])
+        } else {
+            (0, 0)
+        };
+        assert_eq!(id, 0x21, "LZMA2");
+        let dict = (2 | u64::from(prop & 1)) << (prop / 2 + 11);
+        assert!(dict >= tar.len() as u64 && dict <= 4 << 20, "dict {dict}");
+    }
 
     #[test]
     fn names_are_sanitized_like_sos() {
