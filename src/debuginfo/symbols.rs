@@ -154,10 +154,12 @@ impl SymbolTable {
         owner: Option<Arc<Vmlinux>>,
     ) -> SymbolTable {
         by_addr.sort_unstable_by(|a, b| {
+            // `then_with`: the names are compared only on a tie (an eager `then` would
+            // compare two names in `.strtab` on every one of the ~2 million comparisons).
             a.address
                 .cmp(&b.address)
-                .then(b.size.cmp(&a.size))
-                .then(a.name.cmp(b.name))
+                .then_with(|| b.size.cmp(&a.size))
+                .then_with(|| a.name.cmp(b.name))
         });
         let mut by_name: HashMap<&'static str, u32, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(by_addr.len(), Default::default());
