@@ -1,9 +1,12 @@
 //! The vmlinux ELF symbol table, shifted by the dump's KASLR offset.
 //!
-//! Read eagerly: a 6.1 vmlinux has about 120 000 symbols, a few milliseconds of work. Symbols are
-//! kept sorted by address for address → `symbol+offset` lookups, and hashed by name. Where a name
-//! occurs more than once (static functions in several files), name lookup prefers a global symbol,
-//! then the first data/text symbol with a size.
+//! A 6.1 vmlinux has about 120 000 symbols. They are read once, in `.symtab` order, with names
+//! borrowed from the mapped `.strtab`, and hashed by name at once: every report looks globals up
+//! by name. The address-sorted order that address → `symbol+offset` lookups need is built only on
+//! the first such lookup (sorting 120 000 symbols costs several milliseconds and most reports
+//! never symbolize an address). Where a name occurs more than once (static functions in several
+//! files), name lookup prefers a global symbol, then one with a size, then the lowest address
+//! (and of those the largest size): the first of the best in address order.
 //!
 //! KASLR: every kernel-image symbol (text, data, bss, per-CPU section *offsets* excepted) moves by
 //! the same offset, VMCOREINFO `KERNELOFFSET`. Absolute symbols (`SHN_ABS`, e.g. the per-CPU
@@ -11,7 +14,7 @@
 //! move: a symbol whose link-time address is below the kernel image is left unshifted.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
@@ -60,8 +63,13 @@ impl Entry {
 
 /// Name ↔ address lookups over the vmlinux symbols.
 pub struct SymbolTable {
-    by_addr: Vec<Entry>,
+    /// In `.symtab` order.
+    entries: Vec<Entry>,
+    /// Index into `entries` of the preferred symbol of each name.
     by_name: HashMap<&'static str, u32, foldhash::fast::RandomState>,
+    /// Indices into `entries` sorted by address, then size (largest first), then name; built on
+    /// the first address lookup.
+    by_addr: OnceLock<Vec<u32>>,
     kaslr_offset: u64,
     // Declared last: the names above borrow from these.
     _arena: Vec<Box<str>>,
@@ -71,9 +79,22 @@ pub struct SymbolTable {
 impl std::fmt::Debug for SymbolTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SymbolTable")
-            .field("symbols", &self.by_addr.len())
+            .field("symbols", &self.entries.len())
             .field("kaslr_offset", &self.kaslr_offset)
             .finish()
+    }
+}
+
+/// Whether `new` is preferred over `old`, a symbol of the same name: a global one, then one with
+/// a size, then the lower address, then the larger size (the first in address order).
+fn preferred(new: &Entry, old: &Entry) -> bool {
+    let rank = |e: &Entry| (e.global, e.size > 0);
+    match rank(new).cmp(&rank(old)) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            (new.address, std::cmp::Reverse(new.size)) < (old.address, std::cmp::Reverse(old.size))
+        }
     }
 }
 
@@ -148,42 +169,62 @@ impl SymbolTable {
     }
 
     fn index(
-        mut by_addr: Vec<Entry>,
+        entries: Vec<Entry>,
         kaslr_offset: u64,
         arena: Vec<Box<str>>,
         owner: Option<Arc<Vmlinux>>,
     ) -> SymbolTable {
-        by_addr.sort_unstable_by(|a, b| {
-            // `then_with`: the names are compared only on a tie (an eager `then` would
-            // compare two names in `.strtab` on every one of the ~2 million comparisons).
-            a.address
-                .cmp(&b.address)
-                .then_with(|| b.size.cmp(&a.size))
-                .then_with(|| a.name.cmp(b.name))
-        });
+        // Indices are u32: more than 4 billion symbols is not a vmlinux; keep the first ones.
+        let entries = {
+            let mut entries = entries;
+            entries.truncate(u32::MAX as usize);
+            entries
+        };
         let mut by_name: HashMap<&'static str, u32, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(by_addr.len(), Default::default());
-        for (i, s) in by_addr.iter().enumerate() {
+            HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+        for (i, s) in entries.iter().enumerate() {
             let i = i as u32;
             by_name
                 .entry(s.name)
                 .and_modify(|j| {
-                    let old = &by_addr[*j as usize];
-                    let better = (s.global && !old.global)
-                        || (s.global == old.global && old.size == 0 && s.size > 0);
-                    if better {
+                    if let Some(old) = entries.get(*j as usize)
+                        && preferred(s, old)
+                    {
                         *j = i;
                     }
                 })
                 .or_insert(i);
         }
         SymbolTable {
-            by_addr,
+            entries,
             by_name,
+            by_addr: OnceLock::new(),
             kaslr_offset,
             _arena: arena,
             _owner: owner,
         }
+    }
+
+    /// The entries in address order (see `by_addr`), sorted on first use.
+    fn by_addr(&self) -> &[u32] {
+        self.by_addr.get_or_init(|| {
+            let e = &self.entries;
+            let mut order: Vec<u32> = (0..e.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&e[a as usize], &e[b as usize]);
+                // `then_with`: the names are compared only on a tie.
+                a.address
+                    .cmp(&b.address)
+                    .then_with(|| b.size.cmp(&a.size))
+                    .then_with(|| a.name.cmp(b.name))
+            });
+            order
+        })
+    }
+
+    fn sorted(&self, i: u32) -> &Entry {
+        // Every index in `by_addr` comes from `0..entries.len()`.
+        &self.entries[i as usize]
     }
 
     pub fn kaslr_offset(&self) -> u64 {
@@ -191,17 +232,17 @@ impl SymbolTable {
     }
 
     pub fn len(&self) -> usize {
-        self.by_addr.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_addr.is_empty()
+        self.entries.is_empty()
     }
 
     fn entry(&self, name: &str) -> Option<&Entry> {
         self.by_name
             .get(name)
-            .and_then(|&i| self.by_addr.get(i as usize))
+            .and_then(|&i| self.entries.get(i as usize))
     }
 
     /// The symbol of that name (KASLR-shifted).
@@ -218,12 +259,14 @@ impl SymbolTable {
     /// address, accepted if the address is inside its size (or, when every symbol there has no
     /// size, the nearest one).
     pub fn symbolize(&self, addr: VirtAddr) -> Option<(Symbol, u64)> {
-        let idx = self.by_addr.partition_point(|s| s.address <= addr.0);
-        let candidates = self.by_addr.get(..idx)?;
-        let last = candidates.last()?;
+        let by_addr = self.by_addr();
+        let idx = by_addr.partition_point(|&i| self.sorted(i).address <= addr.0);
+        let candidates = by_addr.get(..idx)?;
+        let last = self.sorted(*candidates.last()?);
         let same = candidates
             .iter()
             .rev()
+            .map(|&i| self.sorted(i))
             .take_while(|s| s.address == last.address);
         let off = addr.0 - last.address;
         let covering = same
@@ -250,6 +293,6 @@ impl SymbolTable {
 
     /// Every symbol, sorted by address.
     pub fn iter(&self) -> impl Iterator<Item = Symbol> + '_ {
-        self.by_addr.iter().map(|e| e.to_symbol())
+        self.by_addr().iter().map(|&i| self.sorted(i).to_symbol())
     }
 }
