@@ -278,6 +278,15 @@ impl DwarfTypes {
         })
     }
 
+    /// Builds what the first variable lookup needs whatever the name: the data-symbol
+    /// placement index and `.debug_aranges` (see `placed_variable`). Lets a caller do this work
+    /// while something else runs (the symbol table is read on another thread meanwhile).
+    pub fn prepare_variable_lookups(&self) {
+        self.placement
+            .get_or_init(|| Placement::new(self.vmlinux.object()));
+        self.aranges();
+    }
+
     /// Number of compilation (and type) units (lists every unit header).
     pub fn unit_count(&self) -> usize {
         self.list_units(|_| false);

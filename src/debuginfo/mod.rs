@@ -230,9 +230,30 @@ pub fn load(
     vmlinux: Arc<elf::Vmlinux>,
     kaslr_offset: u64,
 ) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
-    let t0 = std::time::Instant::now();
-    let syms = symbols::SymbolTable::from_vmlinux(&vmlinux, kaslr_offset);
-    tracing::debug!(symbols = syms.len(), elapsed = ?t0.elapsed(), "symbol table read");
-    let types = combined::CombinedTypes::new(vmlinux)?;
+    let types = combined::CombinedTypes::new(Arc::clone(&vmlinux))?;
+    // Two independent reads of the vmlinux, both needed before the first global can be read:
+    // the symbol table (name -> address) on a second thread, and what the first DWARF variable
+    // lookup builds (the data-symbol placement index and `.debug_aranges`) on this one.
+    let syms = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let t0 = std::time::Instant::now();
+            let syms = symbols::SymbolTable::from_vmlinux(&vmlinux, kaslr_offset);
+            tracing::debug!(symbols = syms.len(), elapsed = ?t0.elapsed(), "symbol table read");
+            syms
+        });
+        let t0 = std::time::Instant::now();
+        // Without DWARF (a BTF-only vmlinux) there is nothing to prepare; the error stays
+        // cached and is reported where a variable is first asked, as before.
+        if let Ok(dwarf) = types.dwarf() {
+            dwarf.prepare_variable_lookups();
+            tracing::debug!(elapsed = ?t0.elapsed(), "DWARF variable placement prepared");
+        }
+        reader.join()
+    });
+    let syms = match syms {
+        Ok(s) => s,
+        // The reader does not panic on any input; should it, fail like a panic here would.
+        Err(p) => std::panic::resume_unwind(p),
+    };
     Ok((Arc::new(syms), Arc::new(types)))
 }
