@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::dwarf::{VmlinuxBuilder, field};
+use common::dwarf::{ContainerTypes, VmlinuxBuilder, field};
 use common::kernel::{OffsetTranslator, SparseMem};
 use vmcore_report::addr::{Arch, Endian};
 use vmcore_report::arch::AddressSpace;
@@ -108,30 +108,12 @@ fn vmlinux() -> VmlinuxBuilder {
     let ch = b.char_type();
     let charp = b.pointer(Some(ch));
 
-    let list_head = b.forward("list_head");
-    let lhp = b.pointer(Some(list_head));
-    b.define(
+    let ContainerTypes {
         list_head,
-        16,
-        vec![field("next", lhp, 0), field("prev", lhp, 8)],
-    );
-    let rb_node = b.forward("rb_node");
-    let rbp = b.pointer(Some(rb_node));
-    b.define(
         rb_node,
-        24,
-        vec![
-            field("__rb_parent_color", ulong, 0),
-            field("rb_right", rbp, 8),
-            field("rb_left", rbp, 16),
-        ],
-    );
-    let rb_root = b.structure(Some("rb_root"), 8, vec![field("rb_node", rbp, 0)]);
-    let rb_cached = b.structure(
-        Some("rb_root_cached"),
-        16,
-        vec![field("rb_root", rb_root, 0), field("rb_leftmost", rbp, 8)],
-    );
+        rb_root_cached: rb_cached,
+        ..
+    } = b.container_types(ulong);
     let lw = b.structure(
         Some("load_weight"),
         16,

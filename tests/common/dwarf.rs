@@ -790,6 +790,67 @@ pub struct SampleLayout {
     pub utsname_release_offset: u64,
 }
 
+/// Handles of the kernel's generic containers, from [`VmlinuxBuilder::container_types`].
+#[derive(Clone, Copy, Debug)]
+pub struct ContainerTypes {
+    pub list_head: Ty,
+    pub hlist_node: Ty,
+    pub hlist_head: Ty,
+    pub rb_node: Ty,
+    pub rb_root: Ty,
+    pub rb_root_cached: Ty,
+}
+
+impl VmlinuxBuilder {
+    /// Declares the kernel's generic containers, whose layout has not changed since 2.6 on
+    /// 64-bit machines (include/linux/types.h, include/linux/rbtree_types.h): `list_head`,
+    /// `hlist_node`/`hlist_head`, `rb_node`, `rb_root`, `rb_root_cached`. `ulong` is the
+    /// builder's `long unsigned int`.
+    pub fn container_types(&mut self, ulong: Ty) -> ContainerTypes {
+        let list_head = self.forward("list_head");
+        let lhp = self.pointer(Some(list_head));
+        self.define(
+            list_head,
+            16,
+            vec![field("next", lhp, 0), field("prev", lhp, 8)],
+        );
+        let hlist_node = self.forward("hlist_node");
+        let hnp = self.pointer(Some(hlist_node));
+        let hnpp = self.pointer(Some(hnp));
+        self.define(
+            hlist_node,
+            16,
+            vec![field("next", hnp, 0), field("pprev", hnpp, 8)],
+        );
+        let hlist_head = self.structure(Some("hlist_head"), 8, vec![field("first", hnp, 0)]);
+        let rb_node = self.forward("rb_node");
+        let rbp = self.pointer(Some(rb_node));
+        self.define(
+            rb_node,
+            24,
+            vec![
+                field("__rb_parent_color", ulong, 0),
+                field("rb_right", rbp, 8),
+                field("rb_left", rbp, 16),
+            ],
+        );
+        let rb_root = self.structure(Some("rb_root"), 8, vec![field("rb_node", rbp, 0)]);
+        let rb_root_cached = self.structure(
+            Some("rb_root_cached"),
+            16,
+            vec![field("rb_root", rb_root, 0), field("rb_leftmost", rbp, 8)],
+        );
+        ContainerTypes {
+            list_head,
+            hlist_node,
+            hlist_head,
+            rb_node,
+            rb_root,
+            rb_root_cached,
+        }
+    }
+}
+
 /// A small kernel's types and globals: list_head, rb_node/rb_root(_cached), cpumask,
 /// new_utsname/uts_namespace, sched_entity, task_struct (old or new layout), cfs_rq, rq, an enum
 /// `pid_type`, and the globals init_uts_ns, init_task, nr_cpu_ids, the three cpumasks,
@@ -805,31 +866,12 @@ pub fn sample_kernel(version: KernelVersion) -> (VmlinuxBuilder, SampleLayout) {
     let chr = b.char_type();
     let pid_t = b.typedef("pid_t", int);
 
-    let lh = b.forward("list_head");
-    let lhp = b.pointer(Some(lh));
-    b.define(lh, 16, vec![field("next", lhp, 0), field("prev", lhp, 8)]);
-    let hn = b.forward("hlist_node");
-    let hnp = b.pointer(Some(hn));
-    let hnpp = b.pointer(Some(hnp));
-    b.define(hn, 16, vec![field("next", hnp, 0), field("pprev", hnpp, 8)]);
-    b.structure(Some("hlist_head"), 8, vec![field("first", hnp, 0)]);
-    let rbn = b.forward("rb_node");
-    let rbnp = b.pointer(Some(rbn));
-    b.define(
-        rbn,
-        24,
-        vec![
-            field("__rb_parent_color", ulong, 0),
-            field("rb_right", rbnp, 8),
-            field("rb_left", rbnp, 16),
-        ],
-    );
-    let rbr = b.structure(Some("rb_root"), 8, vec![field("rb_node", rbnp, 0)]);
-    let rbrc = b.structure(
-        Some("rb_root_cached"),
-        16,
-        vec![field("rb_root", rbr, 0), field("rb_leftmost", rbnp, 8)],
-    );
+    let ContainerTypes {
+        list_head: lh,
+        rb_node: rbn,
+        rb_root_cached: rbrc,
+        ..
+    } = b.container_types(ulong);
     let bits = b.array(ulong, Some(1));
     let cpumask = b.structure(Some("cpumask"), 8, vec![field("bits", bits, 0)]);
     b.typedef("cpumask_t", cpumask);
