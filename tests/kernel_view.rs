@@ -389,6 +389,24 @@ fn error_kinds_are_distinct() {
         init.member("pid").unwrap().deref().unwrap_err().code(),
         "wrong-type"
     );
+    // a path through a scalar is a member this kernel does not have (the kernel changed a
+    // struct into an integer); through a pointer it is the caller's mistake; and asking an
+    // integer object itself for a member is the caller's mistake too
+    let e = init.member("pid.level").unwrap_err();
+    assert!(matches!(e, KernelError::NoMember { .. }), "{e}");
+    assert!(!init.has_member("pid.level").unwrap());
+    assert_eq!(
+        init.member("tasks.next.next").unwrap_err().code(),
+        "wrong-type"
+    );
+    assert_eq!(
+        init.member("pid")
+            .unwrap()
+            .member("level")
+            .unwrap_err()
+            .code(),
+        "wrong-type"
+    );
     assert_eq!(
         k.find_type("struct nope").unwrap_err().code(),
         "no-such-type"

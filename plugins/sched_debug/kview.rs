@@ -5,7 +5,6 @@
 //! this version prints), everything else (memory not in the dump, corrupt lists, timeouts) an
 //! [`AccessError`] carrying the kernel view's stable code.
 
-use crate::addr::VirtAddr;
 use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
 
 use super::access::{AResult, AccessError, KernelAccess};
@@ -41,15 +40,10 @@ impl<'k> KernelAccess for KView<'k> {
         opt(self.kernel.variable(name))
     }
 
-    /// A path that runs into a non-aggregate (`avg.util_est.enqueued` where 6.9 made `util_est`
-    /// a plain `unsigned int`) does not exist in this kernel either: `Ok(None)`, like a missing
-    /// name.
+    /// A path this kernel does not have (the kernel view also counts `avg.util_est.enqueued`
+    /// there, where 6.9 made `util_est` a plain `unsigned int`) is `Ok(None)`.
     fn member(&self, obj: &Object<'k>, path: &str) -> AResult<Option<Object<'k>>> {
-        match obj.member(path) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.is_missing() || matches!(e, KernelError::WrongType(_)) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+        opt(obj.member(path))
     }
 
     fn int(&self, obj: &Object<'k>) -> AResult<i64> {
@@ -90,18 +84,8 @@ impl<'k> KernelAccess for KView<'k> {
             .map_err(err)
     }
 
-    /// `per_cpu_ptr(&var, cpu)`: the variable's address plus `__per_cpu_offset[cpu]`. The
-    /// offset is read at the symbol's address plus `cpu * sizeof(long)` rather than through the
-    /// array's DWARF type, because on arm64 6.1 the variable is typed by its `extern` declaration
-    /// (`unsigned long[0]`), whose bound would refuse every CPU.
     fn per_cpu(&self, var: &Object<'k>, cpu: u32) -> AResult<Object<'k>> {
-        let base = self
-            .kernel
-            .symbol_address("__per_cpu_offset")
-            .map_err(err)?;
-        let slot = VirtAddr(base.0.wrapping_add(u64::from(cpu) * 8));
-        let off = self.kernel.read_u64(slot).map_err(err)?;
-        let a = VirtAddr(var.address().0.wrapping_add(off));
+        let a = self.kernel.per_cpu_ptr(var.address(), cpu).map_err(err)?;
         Ok(self.kernel.object(a, var.type_id()))
     }
 

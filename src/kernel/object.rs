@@ -105,10 +105,10 @@ impl<'k> Object<'k> {
     /// use [`Object::deref`] or [`Object::member_ptr`].
     pub fn member(&self, path: &str) -> Result<Object<'k>, KernelError> {
         let mut cur = *self;
-        for part in path.split('.') {
+        for (depth, part) in path.split('.').enumerate() {
             let (name, indices) = split_indices(part)?;
             if !name.is_empty() {
-                cur = cur.one_member(name)?;
+                cur = cur.one_member(name, depth > 0)?;
             }
             for i in indices {
                 cur = cur.index(i)?;
@@ -117,8 +117,19 @@ impl<'k> Object<'k> {
         Ok(cur)
     }
 
-    fn one_member(&self, name: &str) -> Result<Object<'k>, KernelError> {
+    /// `nested`: the member is looked up inside another member of the path. There, a plain
+    /// scalar where this kernel version has no aggregate is a version difference ("no such
+    /// member in this kernel": 6.9 turned `sched_avg.util_est` from a struct into an `unsigned
+    /// int`, so `avg.util_est.enqueued` is gone), while a pointer stays a caller error: pointers
+    /// are never followed implicitly.
+    fn one_member(&self, name: &str, nested: bool) -> Result<Object<'k>, KernelError> {
         let (id, t) = self.kernel.resolve(self.ty)?;
+        if nested && matches!(t.kind, TypeKind::Base { .. } | TypeKind::Enum { .. }) {
+            return Err(KernelError::NoMember {
+                ty: self.type_name(),
+                member: name.to_string(),
+            });
+        }
         if !matches!(t.kind, TypeKind::Struct { .. } | TypeKind::Union { .. }) {
             return Err(KernelError::WrongType(format!(
                 "member {name:?} of {}, which is not a struct or union",
