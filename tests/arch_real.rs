@@ -35,14 +35,16 @@ fn cstr(aspace: &AddressSpace, va: u64) -> String {
     String::from_utf8(b).unwrap()
 }
 
-/// The translation config of a dump; a dump without VMCOREINFO (none here today) would need the
-/// vmlinux symbols, which this layer-level test does not load.
+/// The translation config of a dump; a dump without VMCOREINFO's `SYMBOL(init_uts_ns)` (none
+/// here today) would need the vmlinux symbols, which this layer-level test does not load.
 fn config(dump: &Dump, name: &str) -> Option<TranslationConfig> {
     let cfg = arch::config_from_dump(dump);
     if cfg.symbols.contains_key("init_uts_ns") {
         Some(cfg)
     } else {
-        eprintln!("{name}: no VMCOREINFO SYMBOL(init_uts_ns); skipped");
+        fixtures::skip(format_args!(
+            "{name}: no VMCOREINFO SYMBOL(init_uts_ns) to translate"
+        ));
         None
     }
 }

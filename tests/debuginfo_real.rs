@@ -1,7 +1,8 @@
-//! The debuginfo layer on the real Debian 6.1 fixtures (skipped, with one line, when absent).
+//! The debuginfo layer on the real fixtures (skipped, with one line, when absent).
 //!
-//! Expected layouts come from drgn (an independent DWARF reader): tests/data/layouts-drgn.py
-//! produced tests/data/layouts-x86_64-6.1.txt with the command written at its top.
+//! Expected layouts come from drgn (an independent DWARF reader): `fixtures/peer-drgn.py` writes
+//! `<set>/drgn/layouts.txt` from each build's own vmlinux, so they follow the Debian kernel the
+//! set was built from.
 
 mod common;
 
@@ -17,16 +18,15 @@ use vmcore_report::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchP
 use vmcore_report::debuginfo::{CombinedTypes, TypeId, TypeSource, find_member, strip_typedefs};
 
 const SET: &str = "x86_64-6.1-l5";
-const EXPECTED: &str = include_str!("data/layouts-x86_64-6.1.txt");
+/// One set per distinct vmlinux: Debian 12's x86_64 and arm64 6.1, Debian 13's 6.12.
+const LAYOUT_SETS: &[&str] = &[SET, "aarch64-6.1", "x86_64-6.12"];
 
-/// Offset (bytes) and size of a dotted member path.
-fn member_layout(src: &dyn TypeSource, ty: TypeId, path: &str) -> (u64, u64) {
+/// Offset (bytes) and size of a dotted member path, `None` when a member on it is absent.
+fn member_layout(src: &dyn TypeSource, ty: TypeId, path: &str) -> Option<(u64, u64)> {
     let mut cur = ty;
     let mut off = 0;
     for part in path.split('.') {
-        let m = find_member(src, cur, part)
-            .unwrap()
-            .unwrap_or_else(|| panic!("{path}: no member {part}"));
+        let m = find_member(src, cur, part).unwrap()?;
         off += m.bit_offset / 8;
         cur = m.ty;
     }
@@ -36,12 +36,14 @@ fn member_layout(src: &dyn TypeSource, ty: TypeId, path: &str) -> (u64, u64) {
         .1
         .size
         .unwrap_or(0);
-    (off, size)
+    Some((off, size))
 }
 
-fn check_against_drgn(src: &dyn TypeSource, label: &str) {
+/// Every line of drgn's `layouts.txt`: `TYPE|size|SIZE`, `TYPE|MEMBER|OFFSET|SIZE`,
+/// `TYPE|MEMBER|absent`.
+fn check_against_drgn(src: &dyn TypeSource, expected: &str, label: &str) {
     let mut checked = 0;
-    for line in EXPECTED.lines() {
+    for line in expected.lines() {
         let f: Vec<&str> = line.split('|').collect();
         let ty = src
             .find_type(f[0])
@@ -53,13 +55,33 @@ fn check_against_drgn(src: &dyn TypeSource, label: &str) {
                 Some(f[2].parse().unwrap()),
                 "{label} {line}"
             );
+        } else if f[2] == "absent" {
+            assert_eq!(member_layout(src, ty, f[1]), None, "{label}: {line}");
         } else {
             let expect = (f[2].parse::<u64>().unwrap(), f[3].parse::<u64>().unwrap());
-            assert_eq!(member_layout(src, ty, f[1]), expect, "{label}: {line}");
+            assert_eq!(
+                member_layout(src, ty, f[1]),
+                Some(expect),
+                "{label}: {line}"
+            );
         }
         checked += 1;
     }
-    assert!(checked >= 50, "only {checked} expectations");
+    assert!(checked >= 50, "{label}: only {checked} expectations");
+}
+
+/// Each layout set with drgn's `layouts.txt` for its vmlinux.
+fn layout_sets() -> Vec<(&'static str, std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for set in LAYOUT_SETS {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        if let Some(expected) = fixtures::drgn_oracle(&dir, "layouts.txt") {
+            out.push((*set, dir, expected));
+        }
+    }
+    out
 }
 
 fn vmlinux(dir: &Path) -> Arc<Vmlinux> {
@@ -68,24 +90,22 @@ fn vmlinux(dir: &Path) -> Arc<Vmlinux> {
 
 #[test]
 fn dwarf_layouts_match_drgn() {
-    let Some(dir) = fixtures::set(SET) else {
-        return;
-    };
-    let t = DwarfTypes::new(vmlinux(&dir)).unwrap();
-    check_against_drgn(&t, "dwarf");
+    for (set, dir, expected) in layout_sets() {
+        let t = DwarfTypes::new(vmlinux(&dir)).unwrap();
+        check_against_drgn(&t, &expected, &format!("{set} dwarf"));
+    }
 }
 
 #[test]
 fn btf_layouts_match_drgn() {
-    let Some(dir) = fixtures::set(SET) else {
-        return;
-    };
-    let t = BtfTypes::from_vmlinux(vmlinux(&dir))
-        .unwrap()
-        .expect(".BTF");
-    check_against_drgn(&t, "btf");
-    let c = CombinedTypes::new(vmlinux(&dir)).unwrap();
-    check_against_drgn(&c, "combined");
+    for (set, dir, expected) in layout_sets() {
+        let t = BtfTypes::from_vmlinux(vmlinux(&dir))
+            .unwrap()
+            .expect(".BTF");
+        check_against_drgn(&t, &expected, &format!("{set} btf"));
+        let c = CombinedTypes::new(vmlinux(&dir)).unwrap();
+        check_against_drgn(&c, &expected, &format!("{set} combined"));
+    }
 }
 
 /// Every member of the structs (and of their struct-typed members) agrees between BTF and

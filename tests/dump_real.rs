@@ -28,14 +28,15 @@ fn truth_release(dir: &Path) -> String {
         .to_string()
 }
 
-fn truth_nproc(dir: &Path) -> Option<u32> {
-    let truth = std::fs::read_to_string(dir.join("truth.txt")).ok()?;
+fn truth_nproc(dir: &Path) -> u32 {
+    let truth = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
     truth
         .lines()
-        .find_map(|l| l.strip_prefix("nproc: "))?
+        .find_map(|l| l.strip_prefix("nproc: "))
+        .expect("truth.txt has an nproc line")
         .trim()
         .parse()
-        .ok()
+        .unwrap()
 }
 
 /// A deterministic spread of page addresses over the reference dump's ranges.
@@ -74,12 +75,12 @@ fn check_set(set: &str, arch: Arch) {
     let reference = dump::open(&[dir.join("vmcore.elf")]).expect("vmcore.elf opens");
     let pages = sample_pages(&*reference.mem);
     // A page a filtered dump excluded may hold zeros in makedumpfile's ELF output (short excluded
-    // runs are written as zero pages), so which pages are "present" in mdf.elf-d31 is taken from
+    // runs are written as zero pages), so which pages are "present" in mdf.elf-dN is taken from
     // the kdump file makedumpfile wrote at the same dump level.
-    let d31 = dir.join("mdf.zlib-d31");
-    let d31 = d31
-        .exists()
-        .then(|| dump::open(&[d31]).expect("mdf.zlib-d31 opens"));
+    let mdf_zlib = common::fixtures::mdf_level(set).map(|l| dir.join(format!("mdf.zlib-d{l}")));
+    let mdf_kdump = mdf_zlib
+        .filter(|p| p.exists())
+        .map(|p| dump::open(&[p]).expect("mdf.zlib opens"));
 
     for path in common::fixtures::dumps(&dir) {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -104,9 +105,8 @@ fn check_set(set: &str, arch: Arch) {
             "{set}/{name}: dump page size {}",
             d.info.page_size
         );
-        if let Some(n) = truth_nproc(&dir) {
-            assert_eq!(d.info.cpus.len() as u32, n, "{set}/{name}: PRSTATUS notes");
-        }
+        let n = truth_nproc(&dir);
+        assert_eq!(d.info.cpus.len() as u32, n, "{set}/{name}: PRSTATUS notes");
         for cpu in &d.info.cpus {
             let pc = cpu.pc.unwrap_or(0);
             assert!(
@@ -136,9 +136,9 @@ fn check_set(set: &str, arch: Arch) {
             }
             DumpFormat::Elf { .. } => assert!(name.contains("elf")),
         }
-        let filtered = name.contains("d31");
-        let presence: &dyn PhysMem = if name == "mdf.elf-d31" {
-            match &d31 {
+        let filtered = name.starts_with("mdf.");
+        let presence: &dyn PhysMem = if name.starts_with("mdf.elf-") {
+            match &mdf_kdump {
                 Some(k) => &*k.mem,
                 None => &*d.mem,
             }
@@ -155,7 +155,7 @@ fn check_set(set: &str, arch: Arch) {
             }
             if !presence.is_dumped(addr) || !d.mem.is_dumped(addr) {
                 excluded += 1;
-                if d.mem.is_dumped(addr) || name == "mdf.elf-d31" {
+                if d.mem.is_dumped(addr) || name.starts_with("mdf.elf-") {
                     continue;
                 }
                 // Excluded pages must say so, distinctly from corruption.

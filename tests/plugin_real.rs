@@ -4,6 +4,8 @@
 //! Run with `cargo test --release --test plugin_real`.
 //! The truth is printed one or two seconds before the crash: counters move, the structure
 //! (sections, field names, CPUs, tasks and pids) and the tunables do not, so those are compared.
+//! The values read from the dump (tunables, jiffies, every runqueue counter) are compared with
+//! drgn's reading of the same dump (`<set>/drgn/sched.txt`, written by `fixtures/peer-drgn.py`).
 
 mod common;
 
@@ -142,6 +144,123 @@ fn shape(text: &str) -> (Vec<String>, BTreeMap<String, String>, Vec<CpuShape>) {
     (header, sysctls, cpus)
 }
 
+/// sched_debug's values keyed as drgn's `sched.txt` names them: `header NAME` before the first
+/// CPU, then `cpuN NAME` (the `cpu#N` block), `cpuN cfs.NAME` (the root `cfs_rq[N]:/` only),
+/// `cpuN rt.NAME`, `cpuN dl.NAME`. Values are the first word of the field.
+fn rendered_values(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut scope = Some("header ".to_string());
+    let mut in_cpus = false;
+    for l in text.lines() {
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        // a block title; before the first CPU, the header's own `name : value` lines
+        if !l.starts_with(' ') {
+            let cpu_of = |prefix: &str, end: &str| {
+                let n = l.strip_prefix(prefix)?.strip_suffix(end)?;
+                n.parse::<u32>().ok()
+            };
+            if let Some(cpu) = l
+                .strip_prefix("cpu#")
+                .and_then(|r| r.split(',').next()?.parse::<u32>().ok())
+            {
+                in_cpus = true;
+                scope = Some(format!("cpu{cpu} "));
+                continue;
+            }
+            if in_cpus {
+                scope = [
+                    ("cfs_rq[", "]:/", "cfs."),
+                    ("rt_rq[", "]:", "rt."),
+                    ("dl_rq[", "]:", "dl."),
+                ]
+                .iter()
+                .find_map(|(p, e, k)| cpu_of(p, e).map(|cpu| format!("cpu{cpu} {k}")));
+                continue;
+            }
+        }
+        let Some(prefix) = &scope else {
+            continue;
+        };
+        if let Some((name, value)) = l.trim_start().split_once(':') {
+            let name = name.trim().trim_start_matches('.');
+            if let Some(v) = value.split_whitespace().next() {
+                out.insert(format!("{prefix}{name}"), v.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A value as the kernel holds it, modulo 2^64: an integer, or milliseconds printed as
+/// `%Ld.%06ld` (sched_debug's SPLIT_NS, the sign before the whole) back to nanoseconds.
+fn raw_value(v: &str) -> Option<u64> {
+    let (neg, digits) = match v.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, v),
+    };
+    let n: i128 = match digits.split_once('.') {
+        Some((ms, frac)) if frac.len() == 6 => {
+            ms.parse::<i128>().ok()? * 1_000_000 + frac.parse::<i128>().ok()?
+        }
+        Some(_) => return None,
+        None => digits.parse().ok()?,
+    };
+    Some((if neg { -n } else { n }) as u64)
+}
+
+/// Every value sched_debug printed that drgn's `sched.txt` also holds is the same; the runqueue
+/// counters every CPU must have, and the sched features, are among them.
+fn check_against_drgn(text: &str, oracle: &str, what: &str) {
+    let ours = rendered_values(text);
+    let drgn: BTreeMap<&str, &str> = oracle.lines().filter_map(|l| l.rsplit_once(' ')).collect();
+    let mut compared = 0;
+    for (key, v) in &ours {
+        let Some(want) = drgn.get(key.as_str()) else {
+            continue;
+        };
+        assert_eq!(
+            raw_value(v),
+            raw_value(want),
+            "{what}: {key} is {v}, drgn reads {want}"
+        );
+        compared += 1;
+    }
+    let cpus: Vec<&str> = ours
+        .keys()
+        .filter_map(|k| k.strip_suffix(" nr_switches"))
+        .collect();
+    assert!(!cpus.is_empty(), "{what}: no CPU block");
+    for cpu in cpus {
+        for f in [
+            "nr_running",
+            "nr_switches",
+            "nr_uninterruptible",
+            "curr->pid",
+            "clock",
+            "clock_task",
+            "cfs.load",
+            "rt.rt_nr_running",
+            "dl.dl_nr_running",
+        ] {
+            let key = format!("{cpu} {f}");
+            assert!(
+                ours.contains_key(&key) && drgn.contains_key(key.as_str()),
+                "{what}: {key} not compared (ours {:?}, drgn {:?})",
+                ours.get(&key),
+                drgn.get(key.as_str())
+            );
+        }
+    }
+    assert!(
+        ours.contains_key("header sysctl_sched_features")
+            && drgn.contains_key("header sysctl_sched_features"),
+        "{what}: sysctl_sched_features not compared"
+    );
+    eprintln!("{what}: {compared} values equal to drgn's");
+}
+
 fn per_cpu_kthread(comm: &str) -> Option<u32> {
     for p in ["migration/", "ksoftirqd/", "cpuhp/"] {
         if let Some(n) = comm.strip_prefix(p) {
@@ -162,6 +281,7 @@ fn check_set(set: &str) {
     let console = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
     let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
     let (live_header, live_sysctls, live_cpus) = shape(&truth.sched);
+    let oracle = common::fixtures::drgn_oracle(&dir, "sched.txt");
     for path in common::fixtures::dumps(&dir) {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let t0 = std::time::Instant::now();
@@ -230,6 +350,9 @@ fn check_set(set: &str) {
             errors.is_empty() || (filtered && errors.iter().all(|e| e.starts_with("not-dumped"))),
             "{set}/{name}: sched_debug errors {errors:?}"
         );
+        if let Some(oracle) = &oracle {
+            check_against_drgn(&text, oracle, &format!("{set}/{name}"));
+        }
         let (header, sysctls, cpus) = shape(&text);
         assert_eq!(header, live_header, "{set}/{name}: header lines");
         assert_eq!(sysctls, live_sysctls, "{set}/{name}: sysctl_sched values");
@@ -425,7 +548,14 @@ fn real_dump_without_runqueues_debuginfo() {
     let live_header = &truth.sched[..truth.sched.find("cpu#0").unwrap()];
     let header = &text[..text.find("cpu#0").unwrap()];
     assert_eq!(header.lines().count(), live_header.lines().count());
-    assert!(header.contains("  .sysctl_sched_features                   : 125703739\n"));
+    if let Some(oracle) = common::fixtures::drgn_oracle(&dir, "sched.txt") {
+        let features = oracle
+            .lines()
+            .find_map(|l| l.strip_prefix("header sysctl_sched_features "))
+            .expect("drgn read sysctl_sched_features");
+        let line = format!("  .sysctl_sched_features                   : {features}\n");
+        assert!(header.contains(&line), "{line:?} not in {header}");
+    }
     let blocks = cpu_blocks(&text);
     assert_eq!(blocks.len(), 2);
     for b in blocks {

@@ -3,22 +3,23 @@
 //! The cache lives outside the repository: `$VMCORE_FIXTURES`, else
 //! `~/.cache/vmcore-report/fixtures`. Each set is a directory (`x86_64-6.1-l5`, …) holding
 //! `vmlinux`, the dumps (`vmcore.elf`, `vmcore.kdump-zlib`, `qemu.kdump-zlib`, `mdf.*`),
-//! `truth.txt` and `console.log`. Tests that need a set call [`set`] and return early when it is
+//! `truth.txt`, `console.log` and `drgn/` (drgn's reading of `vmcore.elf`, the independent oracle
+//! for values: [`drgn_oracle`]). Tests that need a set call [`set`] and return early when it is
 //! absent; the skip is printed as one clear line.
+//!
+//! With `VMCORE_REQUIRE_FIXTURES=1` (set by `.ci/run`) nothing a real-fixture or tool-dependent
+//! test needs may be missing: an absent set, a dump format the set's recipe produces, a drgn
+//! output file, gpg, Python's jsonschema, a VMCOREINFO entry. Each such case goes through
+//! [`skip`], which fails the test there instead of printing and passing.
 
-use std::path::PathBuf;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 
-/// Every dump file name a set may hold, in the order tests visit them.
-pub const DUMP_FILES: &[&str] = &[
-    "vmcore.elf",
-    "vmcore.kdump-zlib",
-    "qemu.kdump-zlib",
-    "mdf.zlib-d31",
-    "mdf.lzo-d31",
-    "mdf.raw-d31",
-    "mdf.elf-d31",
-    "mdf.flat-zlib-d31",
-];
+/// QEMU's dumps, in every set.
+pub const QEMU_DUMPS: &[&str] = &["vmcore.elf", "vmcore.kdump-zlib", "qemu.kdump-zlib"];
+
+/// makedumpfile's output formats: a set holds `mdf.<format>-d<level>` for each.
+pub const MDF_FORMATS: &[&str] = &["zlib", "lzo", "raw", "elf", "flat-zlib"];
 
 /// The fixture sets `fixtures/build.sh` builds: Debian 12's 6.1 on x86_64 with 5- and 4-level
 /// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops), and
@@ -31,6 +32,42 @@ pub const SETS: &[&str] = &[
     "x86_64-6.1-oops",
     "x86_64-6.12",
 ];
+
+/// makedumpfile's dump level in a set's recipe (`mdf_level` in `set_params` of
+/// `fixtures/build.sh`), `None` for a set without makedumpfile variants (`mdf=none`).
+pub fn mdf_level(set: &str) -> Option<u32> {
+    match set {
+        "aarch64-6.1" => None,
+        "x86_64-6.12" => Some(23),
+        _ => Some(31),
+    }
+}
+
+/// The dump files `fixtures/build.sh` writes for a set, in the order tests visit them: QEMU's
+/// three, then the five makedumpfile variants where its recipe asks for them (`mdf=required` or
+/// `optional`).
+pub fn expected_dumps(set: &str) -> Vec<String> {
+    let mut out: Vec<String> = QEMU_DUMPS.iter().map(|s| s.to_string()).collect();
+    if let Some(level) = mdf_level(set) {
+        out.extend(MDF_FORMATS.iter().map(|f| format!("mdf.{f}-d{level}")));
+    }
+    out
+}
+
+/// Whether every real fixture and test tool is required (`VMCORE_REQUIRE_FIXTURES=1`).
+pub fn required() -> bool {
+    std::env::var("VMCORE_REQUIRE_FIXTURES").as_deref() == Ok("1")
+}
+
+/// A check that cannot run here for want of `why`: prints `SKIP: why` and returns, so the caller
+/// goes on without it, or, under `VMCORE_REQUIRE_FIXTURES=1`, fails the test with `why`.
+#[track_caller]
+pub fn skip(why: impl Display) {
+    if required() {
+        panic!("VMCORE_REQUIRE_FIXTURES=1 and {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
 
 pub fn root() -> PathBuf {
     if let Some(p) = std::env::var_os("VMCORE_FIXTURES") {
@@ -49,24 +86,44 @@ pub fn set(name: &str) -> Option<PathBuf> {
     if dir.join("vmlinux").exists() && dir.join("truth.txt").exists() {
         return Some(dir);
     }
-    if std::env::var("VMCORE_REQUIRE_FIXTURES").as_deref() == Ok("1") {
-        panic!(
-            "fixture set {name} is required but absent from {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIP: real fixture set {name} not found under {} (build it with fixtures/build.sh)",
+    skip(format_args!(
+        "real fixture set {name} not found under {} (build it with fixtures/build.sh)",
         root().display()
-    );
+    ));
     None
 }
 
-/// The dumps of a set that exist (sets differ: aarch64 has no makedumpfile variants).
-pub fn dumps(dir: &std::path::Path) -> Vec<PathBuf> {
-    DUMP_FILES
-        .iter()
-        .map(|f| dir.join(f))
-        .filter(|p| p.exists())
-        .collect()
+/// The dumps of a set its recipe produces ([`expected_dumps`]); one that is missing goes
+/// through [`skip`].
+pub fn dumps(dir: &Path) -> Vec<PathBuf> {
+    let set = dir.file_name().unwrap_or_default().to_string_lossy();
+    let mut out = Vec::new();
+    for f in expected_dumps(&set) {
+        let p = dir.join(&f);
+        if p.exists() {
+            out.push(p);
+        } else {
+            skip(format_args!(
+                "{set} lacks its dump {f} (see its set.info and build.log)"
+            ));
+        }
+    }
+    out
+}
+
+/// drgn's reading of a set's `vmcore.elf`: `<set>/drgn/<file>`, written by `fixtures/peer-drgn.py`
+/// at build time (`layouts.txt`, `sched.txt`, ...), or `None` through [`skip`] when absent (drgn
+/// not installed, or output of an older peer-drgn.py: `fixtures/build.sh` reruns it).
+pub fn drgn_oracle(dir: &Path, file: &str) -> Option<String> {
+    let p = dir.join("drgn").join(file);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            skip(format_args!(
+                "no drgn oracle {}: {e} (run fixtures/build.sh with drgn installed)",
+                p.display()
+            ));
+            None
+        }
+    }
 }
