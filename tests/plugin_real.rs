@@ -220,9 +220,10 @@ fn check_against_drgn(text: &str, oracle: &str, what: &str) {
         let Some(want) = drgn.get(key.as_str()) else {
             continue;
         };
+        let want = raw_value(want).unwrap_or_else(|| panic!("drgn's {key}: {want}"));
         assert_eq!(
             raw_value(v),
-            raw_value(want),
+            Some(want),
             "{what}: {key} is {v}, drgn reads {want}"
         );
         compared += 1;
