@@ -20,7 +20,7 @@ pub mod vmcoreinfo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::addr::{Arch, Endian, Pfn, PhysAddr};
+use crate::addr::{Arch, Endian, Pfn, PhysAddr, VirtAddr};
 pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -86,6 +86,23 @@ pub trait PhysMem: Send + Sync {
     fn ranges(&self) -> &[PhysRange];
     /// Whether the page holding `addr` is stored in the dump.
     fn is_dumped(&self, addr: PhysAddr) -> bool;
+    /// The virtual-to-physical mappings the dump's own headers state (ELF `p_vaddr`), for
+    /// cross-checking the page tables; empty for formats that carry none.
+    fn header_mappings(&self) -> &[HeaderMapping] {
+        &[]
+    }
+}
+
+/// A mapping a dump's headers claim: `[vaddr, vaddr + len)` holds `[paddr, paddr + len)`. The
+/// page tables stay the authority; this is evidence to check them against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderMapping {
+    pub vaddr: VirtAddr,
+    pub paddr: PhysAddr,
+    pub len: u64,
+    /// The segment belongs to the direct map (the most common `vaddr - paddr`), not to the
+    /// kernel image or another mapping.
+    pub direct_map: bool,
 }
 
 /// The container format of a dump, as detected from its content.
