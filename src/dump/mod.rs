@@ -332,7 +332,8 @@ fn kdump_to_dump(
     file_size: u64,
     flattened: bool,
 ) -> Dump {
-    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    // By (start, end): an empty piece sorts before the piece starting where it does.
+    pieces.sort_by_key(|p| p.mem.pfn_range());
     // Metadata is the same in every piece; take it from the first that has notes.
     let meta_idx = pieces
         .iter()
@@ -424,9 +425,17 @@ fn open_split(sources: Vec<ByteSource>) -> Result<Dump, DumpError> {
         }
         pieces.push(k);
     }
-    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    pieces.sort_by_key(|p| p.mem.pfn_range());
     for w in pieces.windows(2) {
         let (a, b) = (&w[0], &w[1]);
+        if a.mem.pfn_range().1 < b.mem.pfn_range().0 {
+            // Pages of the gap read as out of range; say which piece seems to be missing.
+            tracing::warn!(
+                "split pieces leave PFNs {:#x}..{:#x} uncovered (a piece not given?)",
+                a.mem.pfn_range().1,
+                b.mem.pfn_range().0
+            );
+        }
         if a.mem.pfn_range().1 > b.mem.pfn_range().0 {
             return Err(DumpError::Corrupt {
                 offset: 0,
