@@ -331,6 +331,65 @@ fn split_dump_pieces_merge_in_any_order() {
     assert_eq!(e.code(), "unsupported", "{e}");
 }
 
+/// An empty split piece starting where another piece starts (given after it) is not an overlap;
+/// the PFNs no piece covers read as out of range.
+#[test]
+fn split_dump_with_an_empty_piece_and_a_gap() {
+    let b = machine(SynthArch::X86_64);
+    let dir = tempfile::tempdir().unwrap();
+    let pieces = b.build_split(&KdumpOpts::default(), 3); // PFNs 0..100, 100..200, 200..300
+    let mut paths = Vec::new();
+    for i in [2usize, 1, 0] {
+        let mut bytes = pieces[i].to_vec();
+        if i == 1 {
+            // start_pfn = end_pfn = 200, in the v2 and the v6 fields of the sub-header
+            for off in [16, 24, 80, 88] {
+                let at = PS as usize + off;
+                bytes[at..at + 8].copy_from_slice(&200u64.to_le_bytes());
+            }
+        }
+        let path = dir.path().join(format!("piece{i}"));
+        std::fs::write(&path, bytes).unwrap();
+        paths.push(path);
+    }
+    let d = dump::open(&paths).unwrap_or_else(|e| panic!("empty piece: {e}"));
+    let mut buf = vec![0u8; PS as usize];
+    for (&pfn, page) in b.pages() {
+        let got = d.mem.read_phys(PhysAddr(pfn * PS), &mut buf);
+        if (100..200).contains(&pfn) {
+            assert_eq!(got.unwrap_err().code(), "out-of-range", "pfn {pfn}");
+        } else {
+            got.unwrap_or_else(|e| panic!("pfn {pfn}: {e}"));
+            assert_eq!(&buf, page, "pfn {pfn}");
+        }
+    }
+}
+
+/// A page set in bitmap 2 (dumped) but not in bitmap 1 (RAM) reads, and `ranges()` holds it.
+#[test]
+fn kdump_page_dumped_but_not_marked_ram() {
+    let b = machine(SynthArch::X86_64);
+    let img = b.build_kdump(&KdumpOpts::default());
+    let pfn = 102u64; // dumped, alone in its bitmap byte's run: 100..110 are RAM
+    let mut bytes = img.to_vec();
+    let at = (img.bitmap1 + pfn / 8) as usize;
+    bytes[at] &= !(1 << (pfn % 8));
+    let d = dump::open_bytes(bytes).unwrap();
+    let addr = PhysAddr(pfn * PS);
+    assert!(
+        d.mem
+            .ranges()
+            .iter()
+            .any(|r| r.start <= addr && addr < r.end),
+        "{:?}",
+        d.mem.ranges()
+    );
+    assert!(d.mem.is_dumped(addr));
+    let mut buf = vec![0u8; PS as usize];
+    d.mem.read_phys(addr, &mut buf).unwrap();
+    assert_eq!(&buf, &b.pages()[&pfn]);
+}
+
 #[test]
 fn incomplete_dump_reports_missing_pages_as_not_dumped() {
     let b = machine(SynthArch::X86_64);

@@ -241,6 +241,27 @@ pub fn config_from_dump(dump: &Dump) -> TranslationConfig {
 /// Builds the address space of the dumped kernel.
 pub fn address_space(dump: &Dump, cfg: &TranslationConfig) -> Result<AddressSpace, TranslateError> {
     let translator = translator(&*dump.mem, cfg)?;
+    let check = cross_check_header_mappings(&*dump.mem, &*translator);
+    if let Some((va, claimed, walked)) = check.first_disagreement {
+        tracing::warn!(
+            checked = check.checked,
+            disagreeing = check.disagreeing,
+            "the page tables map {va} to {walked} but the dump's program headers say {claimed}; \
+             the page tables are used"
+        );
+    } else if check.checked > check.unmapped {
+        tracing::debug!(
+            checked = check.checked,
+            unmapped = check.unmapped,
+            "the dump's program headers agree with the page tables"
+        );
+    } else if check.checked > 0 {
+        tracing::debug!(
+            checked = check.checked,
+            "no virtual address of the dump's program headers is mapped by the kernel page \
+             tables (QEMU writes physical addresses there): nothing to cross-check"
+        );
+    }
     let endian = translator.arch().endian();
     Ok(AddressSpace::new(
         Arc::clone(&dump.mem),
@@ -248,6 +269,57 @@ pub fn address_space(dump: &Dump, cfg: &TranslationConfig) -> Result<AddressSpac
         endian,
         cfg.kaslr_offset,
     ))
+}
+
+/// How the mappings a dump's headers claim ([`PhysMem::header_mappings`]) compare with the page
+/// tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderCheck {
+    /// Addresses translated.
+    pub checked: usize,
+    /// Addresses the tables do not map (user or stale mappings, or pages the dump lacks).
+    pub unmapped: usize,
+    pub disagreeing: usize,
+    /// `(va, header's pa, tables' pa)` of the first disagreement.
+    pub first_disagreement: Option<(VirtAddr, PhysAddr, PhysAddr)>,
+}
+
+/// Mappings of each kind (direct map, other) whose first and last pages are checked.
+const HEADER_MAPPINGS_CHECKED: usize = 8;
+
+/// Translates the first and last page of a few header-claimed mappings of each kind through the
+/// page tables: evidence that the translator (or the dump) is wrong, never a substitute for the
+/// walk. Bounded: at most `4 * HEADER_MAPPINGS_CHECKED` walks.
+pub fn cross_check_header_mappings(mem: &dyn PhysMem, t: &dyn Translator) -> HeaderCheck {
+    let maps = mem.header_mappings();
+    let direct = maps
+        .iter()
+        .filter(|m| m.direct_map)
+        .take(HEADER_MAPPINGS_CHECKED);
+    let other = maps
+        .iter()
+        .filter(|m| !m.direct_map)
+        .take(HEADER_MAPPINGS_CHECKED);
+    let mut check = HeaderCheck::default();
+    for m in other.chain(direct).filter(|m| m.len > 0) {
+        let last = (m.len - 1) & !4095;
+        let offsets: &[u64] = if last == 0 { &[0] } else { &[0, last] };
+        for &off in offsets {
+            let (va, claimed) = (m.vaddr.add(off), m.paddr.add(off));
+            check.checked += 1;
+            match t.translate(mem, va) {
+                Ok(tr) if tr.phys == claimed => {}
+                Ok(tr) => {
+                    check.disagreeing += 1;
+                    check
+                        .first_disagreement
+                        .get_or_insert((va, claimed, tr.phys));
+                }
+                Err(_) => check.unmapped += 1,
+            }
+        }
+    }
+    check
 }
 
 /// Builds the translator `cfg.arch` calls for over `mem` (some set-up reads page tables).

@@ -6,43 +6,98 @@
 //!   `e_shentsize` u16 @58. Program headers sit wherever `e_phoff` says: QEMU writes them after
 //!   two section headers, so nothing may assume they follow the ELF header.
 //! - `e_phnum == PN_XNUM (0xffff)`: the real count is `sh_info` (u32 @44) of section header 0,
-//!   which large QEMU dumps (more than 65534 RAM ranges) need.
-//! - Program header (56 bytes): `p_type` u32 @0, `p_offset` @8, `p_paddr` @24, `p_filesz` @32,
-//!   `p_memsz` @40. `PT_LOAD` maps `[p_paddr, p_paddr + p_memsz)`; only the first `p_filesz`
-//!   bytes are in the file, the rest reads as zeros but is not "dumped" (makedumpfile -E shortens
-//!   `p_filesz` for excluded pages at the end of a range).
+//!   which large QEMU dumps (more than 65534 RAM ranges) need. The count is only trusted once the
+//!   whole table it implies lies inside the file, so it can never size an allocation by itself.
+//! - Program header (56 bytes): `p_type` u32 @0, `p_offset` @8, `p_vaddr` @16, `p_paddr` @24,
+//!   `p_filesz` @32, `p_memsz` @40. `PT_LOAD` maps `[p_paddr, p_paddr + p_memsz)`; only the first
+//!   `p_filesz` bytes are in the file, the rest reads as zeros but is not "dumped" (makedumpfile
+//!   -E shortens `p_filesz` for excluded pages at the end of a range).
 //! - `PT_NOTE` segments hold the notes (see [`super::notes`]).
+//!
+//! # Overlapping `PT_LOAD` segments are normal
+//!
+//! The crash ELF header a kernel prepares for its capture kernel (`crash_prepare_elf64_headers`,
+//! kernel/kexec_file.c up to 6.6, kernel/crash_core.c since) starts with the `PT_NOTE`s, then,
+//! when the architecture asks for it (`need_kernel_map`: x86_64 in arch/x86/kernel/crash.c
+//! `prepare_elf_headers`, arm64, riscv), one `PT_LOAD` for the kernel image: `p_vaddr = _text`,
+//! `p_paddr = __pa_symbol(_text)`, `p_memsz = _end - _text`. Then comes one `PT_LOAD` per RAM
+//! range with `p_vaddr = __va(start)`. The image lies inside RAM, so its bytes are described
+//! twice; the capture kernel's `/proc/vmcore` gives each segment its own file copy, and
+//! `makedumpfile -E` keeps the pairs (splitting both at excluded pages). A reader that keeps
+//! only one segment per address loses whatever the other described.
+//!
+//! So the segments are flattened at open into a sorted, disjoint list of pieces, each read from
+//! the one segment that wins its bytes (a sweep over the segment boundaries with the candidate
+//! segments in an ordered set: O(n log n) to build, a binary search per read, no allocation).
+//! A byte's winner is, in order:
+//!
+//! 1. a segment that has the byte in the file over one that only covers it with its zero-filled
+//!    `p_memsz` tail (so the byte is dumped if any segment dumped it);
+//! 2. a *direct-map* segment over any other. Every RAM segment's `p_vaddr - p_paddr` is the same
+//!    number (the direct map's base), while the image segment's is `_text - __pa_symbol(_text)`;
+//!    the difference that covers the most bytes is taken as the direct map's (a tie goes to the
+//!    lower difference: the direct map lies below the kernel image on x86_64 and arm64). This
+//!    needs no per-architecture address layout and survives makedumpfile's splitting. (QEMU writes
+//!    `p_vaddr = 0` without paging; its segments never overlap, so the rule never decides there.)
+//! 3. the larger segment, then the earlier program header (a deterministic tie-break only).
+//!
+//! The copies should hold the same bytes. At open, the first page of up to [`SAMPLED_OVERLAPS`]
+//! overlaps where two segments both have file bytes is compared; a difference is logged once at
+//! debug level, naming the address and that the direct-map copy is read. Nothing else of the
+//! dump is read at open.
+//!
+//! The segments' virtual addresses are exported ([`PhysMem::header_mappings`]) only as a
+//! cross-check for the page tables (see `arch::address_space`), never in their place.
 //!
 //! ELF32 vmcores (i386, arm32) are refused: vmcore-report targets 64-bit kernels only.
 
-use crate::addr::{Arch, Endian, PhysAddr};
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+
+use crate::addr::{Arch, Endian, PhysAddr, VirtAddr};
 
 use super::notes::NoteInfo;
 use super::source::ByteSource;
-use super::{DumpError, PhysMem, PhysRange};
+use super::{DumpError, HeaderMapping, PhysMem, PhysRange};
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
 const PN_XNUM: u64 = 0xffff;
 const ET_CORE: u64 = 4;
 const PHDR_SIZE: u64 = 56;
+/// Overlaps whose copies are compared at open (one page each, at most).
+pub const SAMPLED_OVERLAPS: usize = 64;
+const SAMPLE_BYTES: u64 = 4096;
 
-/// One `PT_LOAD` segment.
+/// One `PT_LOAD` segment, as its program header says.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
+    /// Position among the program headers.
+    index: usize,
+    vaddr: u64,
     paddr: u64,
     filesz: u64,
     memsz: u64,
     offset: u64,
 }
 
+/// A piece of the flattened physical map: `[start, end)` read from one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: u64,
+    end: u64,
+    /// File offset of `start`; `None` for a zero-filled `p_memsz` tail (not dumped).
+    file: Option<u64>,
+}
+
 /// Physical memory of an ELF vmcore.
 #[derive(Debug)]
 pub struct ElfMem {
     src: ByteSource,
-    /// Sorted by `paddr`, non-overlapping (later overlapping segments are dropped).
-    segments: Vec<Segment>,
+    /// Sorted, disjoint, non-empty; adjacent pieces from one contiguous file range are merged.
+    pieces: Vec<Piece>,
     ranges: Vec<PhysRange>,
+    mappings: Vec<HeaderMapping>,
 }
 
 /// The parse result: memory plus what the headers and notes said.
@@ -125,6 +180,8 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
     let table_len = e_phnum
         .checked_mul(e_phentsize)
         .ok_or_else(|| bad(56, "program header table size overflows"))?;
+    // The table must lie in the file: this bounds e_phnum (up to 2^32 - 1 with PN_XNUM) by the
+    // file size before anything is allocated per program header.
     let table = src.slice(e_phoff, table_len, "program header table")?;
 
     let mut segments = Vec::new();
@@ -137,7 +194,9 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
         match f(0, 4) as u32 {
             PT_LOAD => {
                 let seg = Segment {
+                    index: i as usize,
                     offset: f(8, 8),
+                    vaddr: f(16, 8),
                     paddr: f(24, 8),
                     filesz: f(32, 8),
                     memsz: f(40, 8),
@@ -161,37 +220,34 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
             _ => {}
         }
     }
-    segments.sort_by_key(|s| s.paddr);
-    // Drop segments overlapping an earlier one: a well-formed vmcore has none, and keeping the
-    // table disjoint makes the binary search exact.
-    let mut disjoint: Vec<Segment> = Vec::with_capacity(segments.len());
-    for s in segments {
-        match disjoint.last() {
-            Some(prev) if s.paddr < prev.paddr + prev.memsz => {
-                tracing::warn!(
-                    paddr = s.paddr,
-                    "ignoring PT_LOAD overlapping an earlier one"
-                );
-            }
-            _ => disjoint.push(s),
-        }
-    }
+    let direct = direct_map_delta(&segments);
+    let pieces = flatten(&src, &segments, direct);
     let mut ranges: Vec<PhysRange> = Vec::new();
-    for s in &disjoint {
-        let end = s.paddr + s.memsz;
+    for p in &pieces {
         match ranges.last_mut() {
-            Some(r) if r.end.0 == s.paddr => r.end = PhysAddr(end),
+            Some(r) if r.end.0 == p.start => r.end = PhysAddr(p.end),
             _ => ranges.push(PhysRange {
-                start: PhysAddr(s.paddr),
-                end: PhysAddr(end),
+                start: PhysAddr(p.start),
+                end: PhysAddr(p.end),
             }),
         }
     }
+    let mappings = segments
+        .iter()
+        .filter(|s| s.vaddr != 0)
+        .map(|s| HeaderMapping {
+            vaddr: VirtAddr(s.vaddr),
+            paddr: PhysAddr(s.paddr),
+            len: s.memsz,
+            direct_map: Some(s.vaddr.wrapping_sub(s.paddr)) == direct,
+        })
+        .collect();
     Ok(ElfDump {
         mem: ElfMem {
             src,
-            segments: disjoint,
+            pieces,
             ranges,
+            mappings,
         },
         endian,
         machine_arch,
@@ -199,40 +255,216 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
     })
 }
 
+/// The `p_vaddr - p_paddr` difference shared by the most bytes: the direct map's.
+fn direct_map_delta(segments: &[Segment]) -> Option<u64> {
+    let mut deltas: Vec<(u64, u64)> = segments
+        .iter()
+        .map(|s| (s.vaddr.wrapping_sub(s.paddr), s.memsz))
+        .collect();
+    deltas.sort_unstable();
+    let mut best: Option<(u128, u64)> = None;
+    for group in deltas.chunk_by(|a, b| a.0 == b.0) {
+        let total: u128 = group.iter().map(|&(_, n)| n as u128).sum();
+        if best.is_none_or(|(t, _)| total > t) {
+            best = Some((total, group[0].0));
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
+/// Which of several segments covering a byte wins it: smaller is better (see the module doc).
+type Rank = (bool, bool, Reverse<u64>, usize);
+
+/// Flattens the segments into sorted, disjoint pieces, each read from the segment that wins it.
+fn flatten(src: &ByteSource, segments: &[Segment], direct: Option<u64>) -> Vec<Piece> {
+    // Each segment is a file part and a zero-fill tail, ranked separately.
+    struct Part {
+        start: u64,
+        file: Option<u64>,
+        rank: Rank,
+    }
+    let mut parts: Vec<Part> = Vec::with_capacity(2 * segments.len());
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(4 * segments.len());
+    for s in segments {
+        let indirect = Some(s.vaddr.wrapping_sub(s.paddr)) != direct;
+        let file_end = s.paddr + s.filesz;
+        let end = s.paddr + s.memsz;
+        for (start, stop, file) in [(s.paddr, file_end, Some(s.offset)), (file_end, end, None)] {
+            if start < stop {
+                events.push((start, true, parts.len()));
+                events.push((stop, false, parts.len()));
+                parts.push(Part {
+                    start,
+                    file,
+                    rank: (file.is_none(), indirect, Reverse(s.memsz), s.index),
+                });
+            }
+        }
+    }
+    events.sort_unstable_by_key(|&(at, _, _)| at);
+
+    let mut active: BTreeSet<(Rank, usize)> = BTreeSet::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut overlaps = Overlaps::default();
+    let mut i = 0;
+    while let Some(&(at, _, _)) = events.get(i) {
+        while let Some(&(x, starts, id)) = events.get(i)
+            && x == at
+        {
+            if starts {
+                active.insert((parts[id].rank, id));
+            } else {
+                active.remove(&(parts[id].rank, id));
+            }
+            i += 1;
+        }
+        let Some(&(next, _, _)) = events.get(i) else {
+            break;
+        };
+        let mut candidates = active.iter();
+        let Some(&(_, won)) = candidates.next() else {
+            continue;
+        };
+        let file = parts[won].file.map(|o| o + (at - parts[won].start));
+        push_piece(
+            &mut pieces,
+            Piece {
+                start: at,
+                end: next,
+                file,
+            },
+        );
+        if let (Some(f), Some(&(rank, lost))) = (file, candidates.next())
+            && let Some(g) = parts[lost].file
+        {
+            overlaps.check(src, at, next, f, g + (at - parts[lost].start), !rank.1);
+        }
+    }
+    overlaps.report();
+    pieces
+}
+
+/// Appends `p`, merging it into the last piece when it continues it (in memory and in the file).
+fn push_piece(pieces: &mut Vec<Piece>, p: Piece) {
+    if let Some(last) = pieces.last_mut()
+        && last.end == p.start
+    {
+        let len = last.end - last.start;
+        let continues = match (last.file, p.file) {
+            (Some(a), Some(b)) => a.checked_add(len) == Some(b),
+            (None, None) => true,
+            _ => false,
+        };
+        if continues {
+            last.end = p.end;
+            return;
+        }
+    }
+    pieces.push(p);
+}
+
+/// The comparison of doubly described bytes, bounded by [`SAMPLED_OVERLAPS`] pages.
+#[derive(Default)]
+struct Overlaps {
+    count: u64,
+    bytes: u64,
+    sampled: usize,
+    differing: u64,
+    first_difference: Option<(u64, bool)>,
+}
+
+impl Overlaps {
+    /// `[start, end)` is read from file offset `won` and also stored at `lost`.
+    fn check(
+        &mut self,
+        src: &ByteSource,
+        start: u64,
+        end: u64,
+        won: u64,
+        lost: u64,
+        loser_direct: bool,
+    ) {
+        self.count += 1;
+        self.bytes += end - start;
+        if self.sampled >= SAMPLED_OVERLAPS {
+            return;
+        }
+        self.sampled += 1;
+        let n = (end - start).min(SAMPLE_BYTES);
+        let (Ok(a), Ok(b)) = (
+            src.slice(won, n, "overlapping PT_LOAD"),
+            src.slice(lost, n, "overlapping PT_LOAD"),
+        ) else {
+            return;
+        };
+        if let Some(k) = a.iter().zip(b).position(|(x, y)| x != y) {
+            self.differing += 1;
+            self.first_difference
+                .get_or_insert((start + k as u64, loser_direct));
+        }
+    }
+
+    fn report(&self) {
+        if self.count == 0 {
+            return;
+        }
+        tracing::debug!(
+            overlaps = self.count,
+            bytes = self.bytes,
+            sampled = self.sampled,
+            "PT_LOAD segments describe some memory twice (the kernel image and its RAM range); \
+             each byte is read from one copy, the direct-map segment's"
+        );
+        if let Some((addr, loser_direct)) = self.first_difference {
+            tracing::debug!(
+                differing = self.differing,
+                sampled = self.sampled,
+                "overlapping PT_LOAD copies disagree, first at phys {addr:#x}; reading the \
+                 direct-map (RAM) segment's copy{}",
+                if loser_direct {
+                    " (both copies are direct-map segments: the larger one wins)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
 impl ElfMem {
-    fn segment(&self, addr: u64) -> Option<&Segment> {
-        let i = self.segments.partition_point(|s| s.paddr <= addr);
-        let s = self.segments.get(i.checked_sub(1)?)?;
-        (addr - s.paddr < s.memsz).then_some(s)
+    /// Index of the piece holding `addr`.
+    fn piece(&self, addr: u64) -> Option<usize> {
+        let i = self
+            .pieces
+            .partition_point(|p| p.start <= addr)
+            .checked_sub(1)?;
+        (addr < self.pieces[i].end).then_some(i)
     }
 }
 
 impl PhysMem for ElfMem {
     fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
         let mut done = 0usize;
+        let mut i = self.piece(addr.0).ok_or(DumpError::OutOfRange { addr })?;
         while done < buf.len() {
-            let at = addr
-                .0
-                .checked_add(done as u64)
-                .ok_or(DumpError::OutOfRange { addr })?;
-            let seg = self
-                .segment(at)
-                .ok_or(DumpError::OutOfRange { addr: PhysAddr(at) })?;
-            let rel = at - seg.paddr;
-            let want = (buf.len() - done) as u64;
-            let n = want.min(seg.memsz - rel);
+            let at = addr.0 + done as u64;
+            // Pieces are sorted and disjoint: the next byte is in piece i or in none.
+            let p = match self.pieces.get(i) {
+                Some(p) if p.start <= at && at < p.end => *p,
+                _ => return Err(DumpError::OutOfRange { addr: PhysAddr(at) }),
+            };
+            let rel = at - p.start;
+            let n = ((buf.len() - done) as u64).min(p.end - at);
             let out = &mut buf[done..done + n as usize];
-            if rel < seg.filesz {
-                let from_file = n.min(seg.filesz - rel);
-                let bytes = self
-                    .src
-                    .slice(seg.offset + rel, from_file, "PT_LOAD page")?;
-                out[..from_file as usize].copy_from_slice(bytes);
-                out[from_file as usize..].fill(0);
-            } else {
-                out.fill(0);
+            match p.file {
+                Some(off) => out.copy_from_slice(self.src.slice(off + rel, n, "PT_LOAD page")?),
+                None => out.fill(0),
             }
             done += n as usize;
+            i += 1;
         }
         Ok(())
     }
@@ -242,7 +474,11 @@ impl PhysMem for ElfMem {
     }
 
     fn is_dumped(&self, addr: PhysAddr) -> bool {
-        self.segment(addr.0)
-            .is_some_and(|s| addr.0 - s.paddr < s.filesz)
+        self.piece(addr.0)
+            .is_some_and(|i| self.pieces[i].file.is_some())
+    }
+
+    fn header_mappings(&self) -> &[HeaderMapping] {
+        &self.mappings
     }
 }

@@ -356,12 +356,25 @@ pub fn open(file: Box<dyn KdumpFile>) -> Result<KdumpDump, DumpError> {
     if half > MAX_META * 8 {
         return Err(corrupt(436, format!("bitmaps of {half:#x} bytes each")));
     }
-    let ram_bytes = file.read(bitmap_off, half, "first (RAM) bitmap")?;
-    let ram = Bitmap::new(&ram_bytes, nbits, false);
-    drop(ram_bytes);
     let dumped_bytes = file.read(bitmap_off + half, half, "second (dumped) bitmap")?;
     let dumped = Bitmap::new(&dumped_bytes, nbits, true);
     drop(dumped_bytes);
+    let ram_bytes = file.read(bitmap_off, half, "first (RAM) bitmap")?;
+    let mut ram = Bitmap::new(&ram_bytes, nbits, false);
+    drop(ram_bytes);
+    // A dumped page is RAM even if bitmap 1 forgot it: otherwise it would read but lie outside
+    // `ranges()`.
+    let mut only_dumped = 0u64;
+    for (r, d) in ram.words.iter_mut().zip(&dumped.words) {
+        only_dumped += (d & !*r).count_ones() as u64;
+        *r |= d;
+    }
+    if only_dumped > 0 {
+        tracing::warn!(
+            only_dumped,
+            "pages marked dumped in bitmap 2 but not RAM in bitmap 1; counted as RAM"
+        );
+    }
     let desc_base = bitmap_off + 2 * half;
 
     let (pfn_lo, pfn_hi) = match &sub {

@@ -20,7 +20,7 @@ pub mod vmcoreinfo;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::addr::{Arch, Endian, Pfn, PhysAddr};
+use crate::addr::{Arch, Endian, Pfn, PhysAddr, VirtAddr};
 pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -86,6 +86,23 @@ pub trait PhysMem: Send + Sync {
     fn ranges(&self) -> &[PhysRange];
     /// Whether the page holding `addr` is stored in the dump.
     fn is_dumped(&self, addr: PhysAddr) -> bool;
+    /// The virtual-to-physical mappings the dump's own headers state (ELF `p_vaddr`), for
+    /// cross-checking the page tables; empty for formats that carry none.
+    fn header_mappings(&self) -> &[HeaderMapping] {
+        &[]
+    }
+}
+
+/// A mapping a dump's headers claim: `[vaddr, vaddr + len)` holds `[paddr, paddr + len)`. The
+/// page tables stay the authority; this is evidence to check them against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderMapping {
+    pub vaddr: VirtAddr,
+    pub paddr: PhysAddr,
+    pub len: u64,
+    /// The segment belongs to the direct map (the most common `vaddr - paddr`), not to the
+    /// kernel image or another mapping.
+    pub direct_map: bool,
 }
 
 /// The container format of a dump, as detected from its content.
@@ -315,7 +332,8 @@ fn kdump_to_dump(
     file_size: u64,
     flattened: bool,
 ) -> Dump {
-    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    // By (start, end): an empty piece sorts before the piece starting where it does.
+    pieces.sort_by_key(|p| p.mem.pfn_range());
     // Metadata is the same in every piece; take it from the first that has notes.
     let meta_idx = pieces
         .iter()
@@ -407,9 +425,17 @@ fn open_split(sources: Vec<ByteSource>) -> Result<Dump, DumpError> {
         }
         pieces.push(k);
     }
-    pieces.sort_by_key(|p| p.mem.pfn_range().0);
+    pieces.sort_by_key(|p| p.mem.pfn_range());
     for w in pieces.windows(2) {
         let (a, b) = (&w[0], &w[1]);
+        if a.mem.pfn_range().1 < b.mem.pfn_range().0 {
+            // Pages of the gap read as out of range; say which piece seems to be missing.
+            tracing::warn!(
+                "split pieces leave PFNs {:#x}..{:#x} uncovered (a piece not given?)",
+                a.mem.pfn_range().1,
+                b.mem.pfn_range().0
+            );
+        }
         if a.mem.pfn_range().1 > b.mem.pfn_range().0 {
             return Err(DumpError::Corrupt {
                 offset: 0,

@@ -135,6 +135,19 @@ impl Default for ElfOpts {
     }
 }
 
+/// One `PT_LOAD` of [`VmcoreBuilder::build_elf_loads`].
+#[derive(Clone, Debug, Default)]
+pub struct SynthLoad {
+    pub paddr: u64,
+    pub vaddr: u64,
+    pub memsz: u64,
+    /// Bytes in the file (`<= memsz`); the rest of the segment is its zero-filled tail.
+    pub filesz: u64,
+    /// `(offset in the segment, bytes)` written over this segment's file copy only: a copy that
+    /// disagrees with the builder's memory.
+    pub patches: Vec<(u64, Vec<u8>)>,
+}
+
 #[derive(Clone, Debug)]
 pub struct KdumpOpts {
     pub codec: SynthCodec,
@@ -488,7 +501,6 @@ impl VmcoreBuilder {
 
     /// An ELF64 core file. Excluded pages become `PT_LOAD`s with `p_filesz = 0`.
     pub fn build_elf(&self, opts: &ElfOpts) -> Vec<u8> {
-        let be = self.arch.big_endian();
         let ps = self.page_size;
         // Runs of consecutive dumped pages, and of consecutive excluded pages.
         let mut runs: Vec<(u64, u64, bool)> = Vec::new();
@@ -504,8 +516,45 @@ impl VmcoreBuilder {
                 _ => runs.push((pfn, 1, dumped)),
             }
         }
+        // Emit PT_LOADs in reverse physical order: a reader must sort them.
+        let loads: Vec<SynthLoad> = runs
+            .iter()
+            .rev()
+            .map(|&(start, n, dumped)| SynthLoad {
+                paddr: start * ps,
+                vaddr: 0xffff_8880_0000_0000 + start * ps,
+                memsz: n * ps,
+                filesz: if dumped { n * ps } else { 0 },
+                patches: Vec::new(),
+            })
+            .collect();
+        self.build_elf_loads(&loads, opts)
+    }
+
+    /// The builder's memory at `[addr, addr + len)`, zeros where no page was written.
+    pub fn mem(&self, addr: u64, len: u64) -> Vec<u8> {
+        let ps = self.page_size;
+        let mut out = Vec::with_capacity(len as usize);
+        while (out.len() as u64) < len {
+            let a = addr + out.len() as u64;
+            let off = (a % ps) as usize;
+            let n = (len - out.len() as u64).min(ps - off as u64) as usize;
+            match self.pages.get(&(a / ps)) {
+                Some(p) => out.extend_from_slice(&p[off..off + n]),
+                None => out.resize(out.len() + n, 0),
+            }
+        }
+        out
+    }
+
+    /// An ELF64 core file with exactly the `PT_LOAD`s given, in the order given (they may
+    /// overlap, as the kernel-image and RAM segments of a `/proc/vmcore` do). Each segment's
+    /// file copy is the builder's memory over its first `filesz` bytes, then its patches.
+    pub fn build_elf_loads(&self, loads: &[SynthLoad], opts: &ElfOpts) -> Vec<u8> {
+        let be = self.arch.big_endian();
+        let ps = self.page_size;
         let (notes, _) = self.notes();
-        let nph = runs.len() + 1;
+        let nph = loads.len() + 1;
         let shnum = if opts.phdrs_after_shdrs || opts.pn_xnum {
             2
         } else {
@@ -538,22 +587,21 @@ impl VmcoreBuilder {
         w.u64(phoff + 40, notes.len() as u64);
         w.put(notes_off, &notes);
         let mut data = Vec::new();
-        // Emit PT_LOADs in reverse physical order: a reader must sort them.
-        for (i, &(start, n, dumped)) in runs.iter().rev().enumerate() {
+        for (i, l) in loads.iter().enumerate() {
             let ph = phoff + 56 * (i + 1);
             let off = data_off + data.len();
             w.u32(ph, 1);
             w.u32(ph + 4, 7);
             w.u64(ph + 8, off as u64);
-            w.u64(ph + 16, 0xffff_8880_0000_0000 + start * ps);
-            w.u64(ph + 24, start * ps);
-            w.u64(ph + 32, if dumped { n * ps } else { 0 });
-            w.u64(ph + 40, n * ps);
-            if dumped {
-                for pfn in start..start + n {
-                    data.extend_from_slice(&self.pages[&pfn]);
-                }
+            w.u64(ph + 16, l.vaddr);
+            w.u64(ph + 24, l.paddr);
+            w.u64(ph + 32, l.filesz);
+            w.u64(ph + 40, l.memsz);
+            let mut copy = self.mem(l.paddr, l.filesz);
+            for (at, bytes) in &l.patches {
+                copy[*at as usize..*at as usize + bytes.len()].copy_from_slice(bytes);
             }
+            data.extend_from_slice(&copy);
         }
         let mut out = w.buf;
         out.extend_from_slice(&data);
