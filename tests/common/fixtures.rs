@@ -2,8 +2,9 @@
 //!
 //! The cache lives outside the repository: `$VMCORE_FIXTURES`, else
 //! `~/.cache/vmcore-report/fixtures`. Each set is a directory (`x86_64-6.1-l5`, …) holding
-//! `vmlinux`, the dumps (`vmcore.elf`, `vmcore.kdump-zlib`, `qemu.kdump-zlib`, `mdf.*`),
-//! `truth.txt` and `console.log`. Tests that need a set call [`set`] and return early when it is
+//! `vmlinux`, the dumps (`vmcore.elf`, `vmcore.kdump-zlib`, `qemu.kdump-zlib`, `mdf.*`; the kdump
+//! sets `vmcore.raw`, a copy of a capture kernel's /proc/vmcore, and `mdf.E-d31`), `truth.txt`
+//! and `console.log`. Tests that need a set call [`set`] and return early when it is
 //! absent; the skip is printed as one clear line.
 
 use std::path::PathBuf;
@@ -18,11 +19,15 @@ pub const DUMP_FILES: &[&str] = &[
     "mdf.raw-d31",
     "mdf.elf-d31",
     "mdf.flat-zlib-d31",
+    "vmcore.raw",
+    "mdf.E-d31",
 ];
 
 /// The fixture sets `fixtures/build.sh` builds: Debian 12's 6.1 on x86_64 with 5- and 4-level
-/// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops), and
-/// Debian 13's 6.12 (EEVDF).
+/// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops),
+/// Debian 13's 6.12 (EEVDF), and two 6.1 guests captured by kdump (a capture kernel's
+/// /proc/vmcore and makedumpfile's output): the kernel-text PT_LOAD sharing its start with a RAM
+/// PT_LOAD, and (nokaslr) lying inside one.
 pub const SETS: &[&str] = &[
     "x86_64-6.1-l5",
     "x86_64-6.1-l4",
@@ -30,6 +35,8 @@ pub const SETS: &[&str] = &[
     "x86_64-6.1-smp4-hung",
     "x86_64-6.1-oops",
     "x86_64-6.12",
+    "x86_64-6.1-kdump",
+    "x86_64-6.1-kdump-nokaslr",
 ];
 
 pub fn root() -> PathBuf {
