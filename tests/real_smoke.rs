@@ -76,6 +76,19 @@ fn truth(dir: &Path) -> Truth {
     Truth { keys, sections }
 }
 
+/// The program headers of an ELF64 little-endian file, one byte vector each (from `e_phoff`).
+fn program_headers(path: &Path) -> Vec<Vec<u8>> {
+    let eh = head(path, 64);
+    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
+    let mut ph = vec![0; usize::from(phentsize) * usize::from(phnum)];
+    let mut f = File::open(path).unwrap();
+    f.seek(SeekFrom::Start(phoff)).unwrap();
+    f.read_exact(&mut ph).unwrap();
+    ph.chunks(usize::from(phentsize))
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// The notes of an ELF64 little-endian core: (name, type, descriptor).
 fn elf_notes(path: &Path) -> (u16, Vec<(String, u32, Vec<u8>)>) {
     let mut f = File::open(path).unwrap();
@@ -89,16 +102,12 @@ fn elf_notes(path: &Path) -> (u16, Vec<(String, u32, Vec<u8>)>) {
         path.display()
     );
     let machine = u16_at(&eh, 0x12);
-    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
-    let mut ph = vec![0; usize::from(phentsize) * usize::from(phnum)];
-    f.seek(SeekFrom::Start(phoff)).unwrap();
-    f.read_exact(&mut ph).unwrap();
     let mut notes = Vec::new();
-    for p in ph.chunks(usize::from(phentsize)) {
-        if u32_at(p, 0) != PT_NOTE {
+    for p in program_headers(path) {
+        if u32_at(&p, 0) != PT_NOTE {
             continue;
         }
-        let (off, size) = (u64_at(p, 8), u64_at(p, 32));
+        let (off, size) = (u64_at(&p, 8), u64_at(&p, 32));
         let mut seg = vec![0; usize::try_from(size).unwrap()];
         f.seek(SeekFrom::Start(off)).unwrap();
         f.read_exact(&mut seg).unwrap();
@@ -291,13 +300,8 @@ fn oops_set_crashed_by_an_oops_in_its_module() {
 /// The PT_LOADs of an ELF64 little-endian core: (p_vaddr, p_paddr, p_memsz).
 fn elf_loads(path: &Path) -> Vec<(u64, u64, u64)> {
     const PT_LOAD: u32 = 1;
-    let eh = head(path, 64);
-    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
-    let mut ph = vec![0; usize::from(phentsize) * usize::from(phnum)];
-    let mut f = File::open(path).unwrap();
-    f.seek(SeekFrom::Start(phoff)).unwrap();
-    f.read_exact(&mut ph).unwrap();
-    ph.chunks(usize::from(phentsize))
+    program_headers(path)
+        .iter()
         .filter(|p| u32_at(p, 0) == PT_LOAD)
         .map(|p| (u64_at(p, 16), u64_at(p, 24), u64_at(p, 40)))
         .collect()
@@ -325,7 +329,8 @@ fn kdump_sets_have_their_pt_load_layout() {
                 .iter()
                 .find(|l| l.ends_with(&format!(" : {what}")))
                 .unwrap_or_else(|| panic!("{name}: no {what} in the truth's iomem"));
-            let (a, b) = line.trim().split(' ').next().unwrap().split_once('-').unwrap();
+            let span = line.split_whitespace().next().unwrap();
+            let (a, b) = span.split_once('-').unwrap();
             (
                 u64::from_str_radix(a, 16).unwrap(),
                 u64::from_str_radix(b, 16).unwrap(),
