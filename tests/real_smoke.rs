@@ -1,8 +1,8 @@
 //! Integrity of the real fixture sets built by `fixtures/build.sh`, checked with nothing but std:
-//! every dump starts with its format's signature, `vmcore.elf` is a core file for the right
-//! machine whose VMCOREINFO names the kernel the live guest reported, with one PRSTATUS note per
-//! CPU the guest saw, and (x86_64) whose KERNELOFFSET matches the `_text` address the guest read
-//! from /proc/kallsyms. These checks are independent of the crate's readers: when a reader test
+//! every dump starts with its format's signature, `vmcore.elf` (the kdump sets: `vmcore.raw`, the
+//! capture kernel's /proc/vmcore) is a core file for the right machine whose VMCOREINFO names the
+//! kernel the live guest reported, with one PRSTATUS note per CPU the guest saw, and (x86_64)
+//! whose KERNELOFFSET matches the `_text` address the guest read from /proc/kallsyms. These checks are independent of the crate's readers: when a reader test
 //! fails on a set that passes here, the reader is at fault, not the fixture.
 
 mod common;
@@ -76,6 +76,19 @@ fn truth(dir: &Path) -> Truth {
     Truth { keys, sections }
 }
 
+/// The program headers of an ELF64 little-endian file, one byte vector each (from `e_phoff`).
+fn program_headers(path: &Path) -> Vec<Vec<u8>> {
+    let eh = head(path, 64);
+    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
+    let mut ph = vec![0; usize::from(phentsize) * usize::from(phnum)];
+    let mut f = File::open(path).unwrap();
+    f.seek(SeekFrom::Start(phoff)).unwrap();
+    f.read_exact(&mut ph).unwrap();
+    ph.chunks(usize::from(phentsize))
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// The notes of an ELF64 little-endian core: (name, type, descriptor).
 fn elf_notes(path: &Path) -> (u16, Vec<(String, u32, Vec<u8>)>) {
     let mut f = File::open(path).unwrap();
@@ -89,16 +102,12 @@ fn elf_notes(path: &Path) -> (u16, Vec<(String, u32, Vec<u8>)>) {
         path.display()
     );
     let machine = u16_at(&eh, 0x12);
-    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
-    let mut ph = vec![0; usize::from(phentsize) * usize::from(phnum)];
-    f.seek(SeekFrom::Start(phoff)).unwrap();
-    f.read_exact(&mut ph).unwrap();
     let mut notes = Vec::new();
-    for p in ph.chunks(usize::from(phentsize)) {
-        if u32_at(p, 0) != PT_NOTE {
+    for p in program_headers(path) {
+        if u32_at(&p, 0) != PT_NOTE {
             continue;
         }
-        let (off, size) = (u64_at(p, 8), u64_at(p, 32));
+        let (off, size) = (u64_at(&p, 8), u64_at(&p, 32));
         let mut seg = vec![0; usize::try_from(size).unwrap()];
         f.seek(SeekFrom::Start(off)).unwrap();
         f.read_exact(&mut seg).unwrap();
@@ -137,7 +146,7 @@ fn every_dump_has_its_format_signature() {
             let file = dump.file_name().unwrap().to_str().unwrap();
             let h = head(&dump, 16);
             let want: &[u8] = match file {
-                "vmcore.elf" => b"\x7fELF",
+                "vmcore.elf" | "vmcore.raw" | "mdf.E-d31" => b"\x7fELF",
                 f if f.starts_with("mdf.elf-") => b"\x7fELF",
                 "vmcore.kdump-zlib" => FLAT_SIGNATURE,
                 f if f.starts_with("mdf.flat-zlib-") => FLAT_SIGNATURE,
@@ -164,7 +173,13 @@ fn vmcore_elf_matches_the_live_truth() {
             .split_whitespace()
             .nth(2)
             .expect("uname -a has a release");
-        let (machine, notes) = elf_notes(&dir.join("vmcore.elf"));
+        // the QMP sets' ELF dump, else the kdump sets' copy of /proc/vmcore
+        let elf = ["vmcore.elf", "vmcore.raw"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{name}: neither vmcore.elf nor vmcore.raw"));
+        let (machine, notes) = elf_notes(&elf);
         let want_machine = if name.starts_with("aarch64") {
             EM_AARCH64
         } else {
@@ -176,7 +191,7 @@ fn vmcore_elf_matches_the_live_truth() {
             .iter()
             .find(|(n, _, _)| n == "VMCOREINFO")
             .map(|(_, _, d)| String::from_utf8_lossy(d).to_string())
-            .unwrap_or_else(|| panic!("{name}: vmcore.elf has no VMCOREINFO note"));
+            .unwrap_or_else(|| panic!("{name}: {} has no VMCOREINFO note", elf.display()));
         let info: HashMap<&str, &str> = vmcoreinfo
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -207,7 +222,10 @@ fn vmcore_elf_matches_the_live_truth() {
                 })
                 .unwrap_or_else(|| panic!("{name}: no _text in the truth's kallsyms"));
             let offset = u64::from_str_radix(info["KERNELOFFSET"], 16).unwrap();
-            assert_ne!(offset, 0, "{name}: KASLR was on, the offset cannot be 0");
+            let nokaslr = t.keys["cmdline"].split_whitespace().any(|w| w == "nokaslr");
+            if !nokaslr {
+                assert_ne!(offset, 0, "{name}: KASLR was on, the offset cannot be 0");
+            }
             assert_eq!(
                 X86_64_DEFAULT_TEXT + offset,
                 text,
@@ -284,4 +302,85 @@ fn oops_set_crashed_by_an_oops_in_its_module() {
     let console = String::from_utf8_lossy(&console);
     assert!(console.contains("RIP: 0010:trigger_write+"));
     assert!(console.contains("Kernel panic - not syncing: Fatal exception"));
+}
+
+/// The PT_LOADs of an ELF64 little-endian core: (p_vaddr, p_paddr, p_memsz).
+fn elf_loads(path: &Path) -> Vec<(u64, u64, u64)> {
+    const PT_LOAD: u32 = 1;
+    program_headers(path)
+        .iter()
+        .filter(|p| u32_at(p, 0) == PT_LOAD)
+        .map(|p| (u64_at(p, 16), u64_at(p, 24), u64_at(p, 40)))
+        .collect()
+}
+
+/// The kdump sets exist for the layout of the capture kernel's /proc/vmcore: the kernel's crash
+/// headers add a kernel-text PT_LOAD over RAM that a RAM PT_LOAD also covers. In
+/// x86_64-6.1-kdump the crashkernel reservation ends where the kernel text starts, so the text
+/// PT_LOAD and a RAM PT_LOAD start at the same physical address; in -nokaslr the text lies
+/// strictly inside a RAM PT_LOAD. Both against the guest's own /proc/iomem; and a kdump capture
+/// carries CRASHTIME in VMCOREINFO (a QMP dump does not).
+#[test]
+fn kdump_sets_have_their_pt_load_layout() {
+    const KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+    for (name, shared) in [
+        ("x86_64-6.1-kdump", true),
+        ("x86_64-6.1-kdump-nokaslr", false),
+    ] {
+        let Some(dir) = common::fixtures::set(name) else {
+            continue;
+        };
+        let t = truth(&dir);
+        let range = |what: &str| {
+            let line = t.sections["iomem"]
+                .iter()
+                .find(|l| l.ends_with(&format!(" : {what}")))
+                .unwrap_or_else(|| panic!("{name}: no {what} in the truth's iomem"));
+            let span = line.split_whitespace().next().unwrap();
+            let (a, b) = span.split_once('-').unwrap();
+            (
+                u64::from_str_radix(a, 16).unwrap(),
+                u64::from_str_radix(b, 16).unwrap(),
+            )
+        };
+        let (crash_start, crash_end) = range("Crash kernel");
+        let (code_start, _) = range("Kernel code");
+        assert_eq!(crash_end + 1 == code_start, shared, "{name}: live iomem");
+
+        let raw = dir.join("vmcore.raw");
+        let loads = elf_loads(&raw);
+        let (text, ram): (Vec<(u64, u64, u64)>, Vec<_>) =
+            loads.into_iter().partition(|l| l.0 >= KERNEL_MAP);
+        assert_eq!(text.len(), 1, "{name}: one kernel-text PT_LOAD");
+        assert_eq!(text[0].1, code_start, "{name}: text PT_LOAD at Kernel code");
+        let starts_with_ram = ram.iter().any(|r| r.1 == code_start);
+        let inside_ram = ram
+            .iter()
+            .any(|r| r.1 < code_start && code_start < r.1 + r.2);
+        assert_eq!(starts_with_ram, shared, "{name}: text shares a RAM start");
+        assert_eq!(inside_ram, !shared, "{name}: text inside a RAM PT_LOAD");
+        assert!(
+            ram.iter()
+                .all(|r| r.1 + r.2 <= crash_start || r.1 > crash_end),
+            "{name}: the crashkernel reservation is not dumped"
+        );
+
+        let (_, notes) = elf_notes(&raw);
+        let info = notes
+            .iter()
+            .find(|(n, _, _)| n == "VMCOREINFO")
+            .map(|(_, _, d)| String::from_utf8_lossy(d).to_string())
+            .unwrap();
+        let crashtime: i64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("CRASHTIME="))
+            .unwrap_or_else(|| panic!("{name}: no CRASHTIME in VMCOREINFO"))
+            .parse()
+            .unwrap();
+        let live: i64 = t.keys["date_epoch"].parse().unwrap();
+        assert!(
+            (live..live + 120).contains(&crashtime),
+            "{name}: CRASHTIME {crashtime} vs the guest's date {live}"
+        );
+    }
 }

@@ -2,9 +2,11 @@
 //!
 //! The cache lives outside the repository: `$VMCORE_FIXTURES`, else
 //! `~/.cache/vmcore-report/fixtures`. Each set is a directory (`x86_64-6.1-l5`, …) holding
-//! `vmlinux`, the dumps (`vmcore.elf`, `vmcore.kdump-zlib`, `qemu.kdump-zlib`, `mdf.*`),
-//! `truth.txt`, `console.log` and `drgn/` (drgn's reading of `vmcore.elf`, the independent oracle
-//! for values: [`drgn_oracle`]). Tests that need a set call [`set`] and return early when it is
+//! `vmlinux`, the dumps (`vmcore.elf`, `vmcore.kdump-zlib`, `qemu.kdump-zlib`, `mdf.*`; the kdump
+//! sets `vmcore.raw`, a copy of a capture kernel's /proc/vmcore, and makedumpfile's output made in
+//! the capture kernel), `truth.txt`, `console.log` and `drgn/` (drgn's reading of `vmcore.elf`, or
+//! of `vmcore.raw` in a kdump set: the independent oracle for values, [`drgn_oracle`]). Tests that
+//! need a set call [`set`] and return early when it is
 //! absent; the skip is printed as one clear line.
 //!
 //! With `VMCORE_REQUIRE_FIXTURES=1` (set by `.ci/run`) nothing a real-fixture or tool-dependent
@@ -15,15 +17,26 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-/// QEMU's dumps, in every set.
+/// QEMU's dumps, in every set QEMU dumped.
 pub const QEMU_DUMPS: &[&str] = &["vmcore.elf", "vmcore.kdump-zlib", "qemu.kdump-zlib"];
 
 /// makedumpfile's output formats: a set holds `mdf.<format>-d<level>` for each.
 pub const MDF_FORMATS: &[&str] = &["zlib", "lzo", "raw", "elf", "flat-zlib"];
 
+/// What a kdump-captured set holds: the capture kernel's `/proc/vmcore` copied raw, and
+/// makedumpfile's `-E`, `-c` and `-l` output at dump level 31, all made in the capture kernel.
+pub const KDUMP_DUMPS: &[&str] = &["vmcore.raw", "mdf.E-d31", "mdf.zlib-d31", "mdf.lzo-d31"];
+
+/// Whether a set was captured by kdump (a capture kernel's /proc/vmcore) rather than by QEMU.
+pub fn is_kdump_set(set: &str) -> bool {
+    set.contains("-kdump")
+}
+
 /// The fixture sets `fixtures/build.sh` builds: Debian 12's 6.1 on x86_64 with 5- and 4-level
-/// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops), and
-/// Debian 13's 6.12 (EEVDF).
+/// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops),
+/// Debian 13's 6.12 (EEVDF), and two 6.1 guests captured by kdump (a capture kernel's
+/// /proc/vmcore and makedumpfile's output): the kernel-text PT_LOAD sharing its start with a RAM
+/// PT_LOAD, and (nokaslr) lying inside one.
 pub const SETS: &[&str] = &[
     "x86_64-6.1-l5",
     "x86_64-6.1-l4",
@@ -31,6 +44,8 @@ pub const SETS: &[&str] = &[
     "x86_64-6.1-smp4-hung",
     "x86_64-6.1-oops",
     "x86_64-6.12",
+    "x86_64-6.1-kdump",
+    "x86_64-6.1-kdump-nokaslr",
 ];
 
 /// makedumpfile's dump level in a set's recipe (`mdf_level` in `set_params` of
@@ -43,10 +58,13 @@ pub fn mdf_level(set: &str) -> Option<u32> {
     }
 }
 
-/// The dump files `fixtures/build.sh` writes for a set, in the order tests visit them: QEMU's
-/// three, then the five makedumpfile variants where its recipe asks for them (`mdf=required` or
+/// The dump files `fixtures/build.sh` writes for a set, in the order tests visit them: a kdump
+/// set's [`KDUMP_DUMPS`]; else QEMU's three, then the five makedumpfile variants where its recipe asks for them (`mdf=required` or
 /// `optional`).
 pub fn expected_dumps(set: &str) -> Vec<String> {
+    if is_kdump_set(set) {
+        return KDUMP_DUMPS.iter().map(|s| s.to_string()).collect();
+    }
     let mut out: Vec<String> = QEMU_DUMPS.iter().map(|s| s.to_string()).collect();
     if let Some(level) = mdf_level(set) {
         out.extend(MDF_FORMATS.iter().map(|f| format!("mdf.{f}-d{level}")));
