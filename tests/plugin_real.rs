@@ -581,3 +581,13 @@ fn x86_64_6_1_oops() {
 fn x86_64_6_1_smp4_hung() {
     check_set("x86_64-6.1-smp4-hung");
 }
+
+#[test]
+fn x86_64_6_1_kdump() {
+    check_set("x86_64-6.1-kdump");
+}
+
+#[test]
+fn x86_64_6_1_kdump_nokaslr() {
+    check_set("x86_64-6.1-kdump-nokaslr");
+}
