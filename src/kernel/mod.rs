@@ -24,7 +24,7 @@ use std::time::Instant;
 pub use error::KernelError;
 pub use object::Object;
 pub use tasks::{LostTask, TaskRef, TaskSources, TaskWalk, TaskWalkError};
-pub use walk::{DEFAULT_WALK_CAP, ListRing};
+pub use walk::{DEFAULT_WALK_CAP, ListRing, XArrayEntries};
 
 use crate::addr::VirtAddr;
 use crate::arch::{AddressSpace, TranslateError};
