@@ -186,7 +186,9 @@ fn the_task_enumeration_lists_what_each_dump_holds() {
         let ps_pids: HashSet<i32> = ps.iter().map(|(p, _)| *p).collect();
         let all: HashSet<(i32, i32, u64)> = drgn.iter().map(|d| (d.pid, d.tgid, d.addr)).collect();
         let mut missing_total = 0;
-        for dump in fixtures::dumps(&dir) {
+        let mut files = fixtures::dumps(&dir);
+        files.extend(fixtures::lossy_dumps(&dir));
+        for dump in files {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
             let k = kernel(&dump, &dir.join("vmlinux"));
             let t0 = std::time::Instant::now();
