@@ -1,6 +1,7 @@
 //! Test-only plugins, compiled only with the `test-plugins` cargo feature. They are optional
 //! (never run unless named with `-e`/`-o`) and exercise the runner's isolation from the binary:
-//! an error, a panic, an overrun, a partial result.
+//! an error, a panic, an overrun, a partial result, a plugin that computes without ever reading
+//! the dump.
 
 use crate::report::plugin::{OptionValue, Plugin, PluginContext, PluginError, PluginOption};
 
@@ -14,8 +15,17 @@ pub struct TestPanic;
 pub struct TestSleep;
 /// Records an error and finishes.
 pub struct TestPartial;
+/// Spins `test_spin.ms` milliseconds without reading the dump, then writes a file.
+pub struct TestSpin;
 
-pub static ALL: &[&dyn Plugin] = &[&TestOk, &TestFail, &TestPanic, &TestSleep, &TestPartial];
+pub static ALL: &[&dyn Plugin] = &[
+    &TestOk,
+    &TestFail,
+    &TestPanic,
+    &TestSleep,
+    &TestPartial,
+    &TestSpin,
+];
 
 impl Plugin for TestOk {
     fn name(&self) -> &'static str {
@@ -103,5 +113,36 @@ impl Plugin for TestPartial {
         ctx.write_text("partial.txt", "some\n")?;
         ctx.record_error(PluginError::new("not-dumped", "a page was filtered out"));
         Ok(())
+    }
+}
+
+impl Plugin for TestSpin {
+    fn name(&self) -> &'static str {
+        "test_spin"
+    }
+    fn description(&self) -> &'static str {
+        "test only: computes without reading the dump, then writes late.txt"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn options(&self) -> Vec<PluginOption> {
+        vec![PluginOption {
+            name: "ms",
+            description: "milliseconds to spin",
+            default: OptionValue::Int(60_000),
+        }]
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let ms = match ctx.option("ms") {
+            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        ctx.write_text("late.txt", &format!("{x}\n"))
     }
 }
