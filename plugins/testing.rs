@@ -13,7 +13,7 @@ pub struct TestFail;
 pub struct TestPanic;
 /// Sleeps `test_sleep.ms` milliseconds.
 pub struct TestSleep;
-/// Records an error and finishes.
+/// Records `test_partial.count` not-dumped errors and finishes.
 pub struct TestPartial;
 /// Spins `test_spin.ms` milliseconds without reading the dump, then writes a file.
 pub struct TestSpin;
@@ -109,9 +109,29 @@ impl Plugin for TestPartial {
     fn default_enabled(&self) -> bool {
         false
     }
+    fn options(&self) -> Vec<PluginOption> {
+        vec![PluginOption {
+            name: "count",
+            description: "how many filtered-out pages to record, one page apart",
+            default: OptionValue::Int(1),
+        }]
+    }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         ctx.write_text("partial.txt", "some\n")?;
-        ctx.record_error(PluginError::new("not-dumped", "a page was filtered out"));
+        let count = match ctx.option("count") {
+            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 1,
+        };
+        for i in 0..count {
+            let va = 0xffff_8880_0010_0000 + i * 0x1000;
+            ctx.record_error(
+                PluginError::new(
+                    "not-dumped",
+                    format!("the page at {va:#x} was filtered out"),
+                )
+                .at(va),
+            );
+        }
         Ok(())
     }
 }

@@ -179,8 +179,11 @@ pub struct ErrorRecord {
 pub struct ErrorCause {
     pub code: String,
     pub count: u64,
-    /// The address of the first and the last error that had one.
+    /// The address of the first and the last error that had one, written as `0x…` strings
+    /// (kernel addresses do not fit a JSON number's exact range).
+    #[serde(serialize_with = "hex_address")]
     pub first_address: Option<u64>,
+    #[serde(serialize_with = "hex_address")]
     pub last_address: Option<u64>,
     /// The first error's message.
     pub example: String,
@@ -190,6 +193,13 @@ impl ErrorCause {
     /// Whether the cause is only memory that a filtered dump leaves out (`makedumpfile -d`).
     pub fn is_filtering(&self) -> bool {
         matches!(self.code.as_str(), "not-dumped" | "page-table-not-dumped")
+    }
+}
+
+fn hex_address<S: serde::Serializer>(a: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => s.serialize_str(&format!("{a:#x}")),
+        None => s.serialize_none(),
     }
 }
 
