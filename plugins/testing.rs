@@ -18,6 +18,14 @@ pub struct TestPartial;
 /// Spins `test_spin.ms` milliseconds without reading the dump, then writes a file.
 pub struct TestSpin;
 
+/// A non-negative integer option (its default applies when not given; negative counts as 0).
+fn count_option(ctx: &PluginContext<'_>, name: &str) -> u64 {
+    match ctx.option(name) {
+        Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 pub static ALL: &[&dyn Plugin] = &[
     &TestOk,
     &TestFail,
@@ -90,10 +98,7 @@ impl Plugin for TestSleep {
         }]
     }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
-        let ms = match ctx.option("ms") {
-            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            _ => 0,
-        };
+        let ms = count_option(ctx, "ms");
         std::thread::sleep(std::time::Duration::from_millis(ms));
         Ok(())
     }
@@ -118,10 +123,7 @@ impl Plugin for TestPartial {
     }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         ctx.write_text("partial.txt", "some\n")?;
-        let count = match ctx.option("count") {
-            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            _ => 1,
-        };
+        let count = count_option(ctx, "count");
         for i in 0..count {
             let va = 0xffff_8880_0010_0000 + i * 0x1000;
             ctx.record_error(
@@ -154,10 +156,7 @@ impl Plugin for TestSpin {
         }]
     }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
-        let ms = match ctx.option("ms") {
-            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            _ => 0,
-        };
+        let ms = count_option(ctx, "ms");
         let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
         let mut x = 0u64;
         while std::time::Instant::now() < until {

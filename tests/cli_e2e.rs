@@ -305,20 +305,12 @@ fn gzip_build_and_dump_hash() {
     let s = setup();
     let o = run_complete(&s, &with_vmlinux(&s, &["--build"]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&s.out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "only the private build directory: {dirs:?}");
-    let inner: Vec<PathBuf> = std::fs::read_dir(&dirs[0])
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(inner.len(), 1);
-    let name = inner[0].file_name().unwrap().to_str().unwrap();
+    // only the private build directory, holding the tree
+    let root = build_root(&s.out);
+    let name = root.file_name().unwrap().to_str().unwrap();
     assert!(is_name(name, "synth-host7", None), "{name}");
-    assert!(text(&o.stdout).contains(inner[0].to_str().unwrap()));
-    let m = check_layout(&inner[0]);
+    assert!(text(&o.stdout).contains(root.to_str().unwrap()));
+    let m = check_layout(&root);
     assert_eq!(m["compression"], "none");
 }
 
