@@ -1,6 +1,7 @@
 //! Test-only plugins, compiled only with the `test-plugins` cargo feature. They are optional
 //! (never run unless named with `-e`/`-o`) and exercise the runner's isolation from the binary:
-//! an error, a panic, an overrun, a partial result.
+//! an error, a panic, an overrun, a partial result, a plugin that computes without ever reading
+//! the dump.
 
 use crate::report::plugin::{OptionValue, Plugin, PluginContext, PluginError, PluginOption};
 
@@ -12,10 +13,27 @@ pub struct TestFail;
 pub struct TestPanic;
 /// Sleeps `test_sleep.ms` milliseconds.
 pub struct TestSleep;
-/// Records an error and finishes.
+/// Records `test_partial.count` not-dumped errors and finishes.
 pub struct TestPartial;
+/// Spins `test_spin.ms` milliseconds without reading the dump, then writes a file.
+pub struct TestSpin;
 
-pub static ALL: &[&dyn Plugin] = &[&TestOk, &TestFail, &TestPanic, &TestSleep, &TestPartial];
+/// A non-negative integer option (its default applies when not given; negative counts as 0).
+fn count_option(ctx: &PluginContext<'_>, name: &str) -> u64 {
+    match ctx.option(name) {
+        Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+pub static ALL: &[&dyn Plugin] = &[
+    &TestOk,
+    &TestFail,
+    &TestPanic,
+    &TestSleep,
+    &TestPartial,
+    &TestSpin,
+];
 
 impl Plugin for TestOk {
     fn name(&self) -> &'static str {
@@ -80,10 +98,7 @@ impl Plugin for TestSleep {
         }]
     }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
-        let ms = match ctx.option("ms") {
-            Some(OptionValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            _ => 0,
-        };
+        let ms = count_option(ctx, "ms");
         std::thread::sleep(std::time::Duration::from_millis(ms));
         Ok(())
     }
@@ -99,9 +114,54 @@ impl Plugin for TestPartial {
     fn default_enabled(&self) -> bool {
         false
     }
+    fn options(&self) -> Vec<PluginOption> {
+        vec![PluginOption {
+            name: "count",
+            description: "how many filtered-out pages to record, one page apart",
+            default: OptionValue::Int(1),
+        }]
+    }
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         ctx.write_text("partial.txt", "some\n")?;
-        ctx.record_error(PluginError::new("not-dumped", "a page was filtered out"));
+        let count = count_option(ctx, "count");
+        for i in 0..count {
+            let va = 0xffff_8880_0010_0000 + i * 0x1000;
+            ctx.record_error(
+                PluginError::new(
+                    "not-dumped",
+                    format!("the page at {va:#x} was filtered out"),
+                )
+                .at(va),
+            );
+        }
         Ok(())
+    }
+}
+
+impl Plugin for TestSpin {
+    fn name(&self) -> &'static str {
+        "test_spin"
+    }
+    fn description(&self) -> &'static str {
+        "test only: computes without reading the dump, then writes late.txt"
+    }
+    fn default_enabled(&self) -> bool {
+        false
+    }
+    fn options(&self) -> Vec<PluginOption> {
+        vec![PluginOption {
+            name: "ms",
+            description: "milliseconds to spin",
+            default: OptionValue::Int(60_000),
+        }]
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let ms = count_option(ctx, "ms");
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        ctx.write_text("late.txt", &format!("{x}\n"))
     }
 }

@@ -22,6 +22,7 @@ use crate::debuginfo::{self, DebugInfoError};
 use crate::dump::{self, Dump, DumpError, DumpInfo};
 use crate::kernel::Kernel;
 use crate::report::archive::{self, ArchiveError, BuildDir};
+use crate::report::interrupt;
 use crate::report::log::{self, Captured};
 use crate::report::manifest::{
     self, Components, DumpRecord, MANIFEST_VERSION, Manifest, PluginRecord, PluginStatus,
@@ -33,9 +34,11 @@ use crate::report::select::{self, SelectError};
 use crate::ui;
 use std::sync::Arc;
 
-/// The process exit codes.
+/// The process exit codes. A pipeline reads them as: 0 complete; 7 usable, only what the dump's
+/// filtering left out is missing; 5 usable, some plugins' results are missing or incomplete; 8
+/// usable as far as it goes, the dump itself is damaged; anything else no (usable) archive.
 pub mod exit {
-    /// The archive was written and every plugin that ran finished (ok or partial).
+    /// The archive was written from a whole dump and every plugin that ran finished `ok`.
     pub const OK: u8 = 0;
     /// An unexpected internal error.
     pub const INTERNAL: u8 = 1;
@@ -45,10 +48,21 @@ pub mod exit {
     pub const DUMP: u8 = 3;
     /// No vmlinux was found, it does not match the dump, or it has no usable debug info.
     pub const DEBUGINFO: u8 = 4;
-    /// The archive was written but at least one plugin failed or timed out.
+    /// The archive was written but at least one plugin failed, timed out or came out empty, or
+    /// came out partial for a reason other than the dump's filtering.
     pub const PLUGINS_FAILED: u8 = 5;
     /// The archive could not be written (or could not be encrypted as asked).
     pub const ARCHIVE: u8 = 6;
+    /// The archive was written from a whole dump, every plugin finished, and the only errors are
+    /// reads of memory the dump's filtering (`makedumpfile -d`) left out.
+    pub const FILTERED: u8 = 7;
+    /// The archive was written from a damaged dump: truncated, or flagged incomplete by its
+    /// header. What the file holds was read; the rest is missing.
+    pub const DAMAGED_DUMP: u8 = 8;
+    /// Interrupted by SIGINT (128 + 2); the build tree and any partial archive were removed.
+    pub const INTERRUPTED: u8 = 130;
+    /// Ended by SIGTERM (128 + 15); the build tree and any partial archive were removed.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// Why a run stopped.
@@ -412,11 +426,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The exit code, from the manifest: the worst of what it records, most urgent first (an
+    /// archive not encrypted as asked, a damaged dump, failed plugins, filtered memory).
     pub fn exit_code(&self) -> u8 {
+        let plugins = self.manifest.components.report.plugins.values();
+        let ran: Vec<&PluginRecord> = plugins.filter(|r| r.enabled).collect();
         if self.encryption_error.is_some() {
             exit::ARCHIVE
-        } else if !self.failed_plugins.is_empty() {
+        } else if !self.manifest.dump.health.complete {
+            exit::DAMAGED_DUMP
+        } else if ran.iter().any(|r| {
+            r.status.is_failure()
+                || (r.status == PluginStatus::Partial
+                    && !r.error_causes.iter().all(|c| c.is_filtering()))
+        }) {
             exit::PLUGINS_FAILED
+        } else if ran.iter().any(|r| r.status == PluginStatus::Partial) {
+            exit::FILTERED
         } else {
             exit::OK
         }
@@ -443,6 +469,7 @@ fn dump_record(config: &Config, info: &DumpInfo) -> Result<DumpRecord, AppError>
         nr_cpus: info.nr_cpus,
         dump_level: info.dump_level,
         sha256,
+        health: (&info.health).into(),
     })
 }
 
@@ -475,9 +502,9 @@ fn log_memory() {
 /// after the kernel view exists, so tests drive it with a kernel made from parts.
 pub fn produce_report(
     config: &Config,
-    kernel: &Kernel,
+    kernel: &Arc<Kernel>,
     vmlinux: Option<VmlinuxRecord>,
-    plugins: &[&dyn Plugin],
+    plugins: &[&'static dyn Plugin],
     captured: &Captured,
     started: chrono::DateTime<Local>,
     started_at: Instant,
@@ -672,6 +699,9 @@ pub fn produce_report(
     ui!(" Creating compressed archive ...");
     write_logs(&build)?;
     let mut path = build.pack(&config.tmp_dir, config.compression)?;
+    // until the run ends, an interruption removes the archive: without its checksum and summary
+    // it is not the run's result
+    let mut finished_guard = interrupt::Guard::new(&path);
     let mut encryption_error = None;
     if let Some(how) = &config.encryption {
         match archive::encrypt(&path, how) {
@@ -681,6 +711,7 @@ pub fn produce_report(
                     tracing::warn!("cannot remove the unencrypted {}: {e}", path.display());
                 }
                 path = enc;
+                finished_guard = interrupt::Guard::new(&path);
             }
             Err(e) => {
                 tracing::error!("encryption failed: {e}");
@@ -696,6 +727,7 @@ pub fn produce_report(
             source,
         })?
         .len();
+    drop(finished_guard);
     Ok(Outcome {
         archive: Some(path),
         checksum: Some(digest),
@@ -724,21 +756,27 @@ fn human_size(n: u64) -> String {
 }
 
 /// Prints the final summary (sos's closing lines, plus the plugins that did not finish well).
+///
+/// Every message is one line: the log layer escapes control characters, newlines included.
 pub fn summarize(o: &Outcome) {
     if let Some(dir) = &o.build_dir {
+        ui!("");
         ui!(
-            "\n  vmcore-report build tree is located at : {}\n",
+            "  vmcore-report build tree is located at : {}",
             dir.display()
         );
+        ui!("");
     }
     if let (Some(a), Some(sum), Some(size)) = (&o.archive, &o.checksum, o.size) {
-        ui!(
-            "\nYour vmcore report has been generated and saved in:\n\t{}\n",
-            a.display()
-        );
+        ui!("");
+        ui!("Your vmcore report has been generated and saved in:");
+        ui!("\t{}", a.display());
+        ui!("");
         ui!(" Size\t{}", human_size(size));
-        ui!(" sha256\t{}\n", sum);
+        ui!(" sha256\t{}", sum);
+        ui!("");
     }
+
     if !o.partial_plugins.is_empty() {
         ui!(
             " Partial (see the manifest's errors): {}",
@@ -747,7 +785,7 @@ pub fn summarize(o: &Outcome) {
     }
     if !o.failed_plugins.is_empty() {
         tracing::error!(
-            "plugins that failed or timed out: {}",
+            "plugins that failed, timed out or came out empty: {}",
             o.failed_plugins.join(", ")
         );
     }
@@ -760,6 +798,9 @@ pub fn summarize(o: &Outcome) {
 pub fn open_kernel(config: &Config) -> Result<(Kernel, VmlinuxRecord), AppError> {
     tracing::info!("opening {:?}", config.vmcores);
     let dump = dump::open(&config.vmcores)?;
+    if let Some(why) = dump.info.health.describe() {
+        tracing::warn!("{why}; reading what is there");
+    }
     tracing::info!(
         "dump: {} ({} bytes, arch {:?}, page size {})",
         dump.info.format.name(),
@@ -771,7 +812,7 @@ pub fn open_kernel(config: &Config) -> Result<(Kernel, VmlinuxRecord), AppError>
 }
 
 /// The whole run for a validated configuration. Returns the exit code.
-pub fn run(config: &Config, plugins: &[&dyn Plugin], captured: &Captured) -> u8 {
+pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured) -> u8 {
     let started = Local::now();
     let started_at = Instant::now();
     tracing::info!(
@@ -796,7 +837,7 @@ pub fn run(config: &Config, plugins: &[&dyn Plugin], captured: &Captured) -> u8 
         return exit::OK;
     }
     let (kernel, vmlinux) = match open_kernel(config) {
-        Ok(k) => k,
+        Ok((k, v)) => (Arc::new(k), v),
         Err(e) => {
             tracing::error!("{e}");
             return e.exit_code();

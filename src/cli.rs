@@ -27,9 +27,12 @@ pub enum CompressionArg {
 #[derive(Debug, Parser)]
 #[command(name = "vmcore-report", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 internal error, 2 bad usage, 3 unreadable or \
+    after_help = "Exit codes: 0 complete, 1 internal error, 2 bad usage, 3 unreadable or \
 unsupported dump, 4 debuginfo problem (no or mismatched vmlinux), 5 archive written but some \
-plugins failed or timed out, 6 the archive could not be written."
+plugins failed, timed out, came out empty or partial, 6 the archive could not be written, 7 \
+archive written, only pages the dump's filtering left out are missing, 8 archive written from a \
+damaged (truncated or incomplete) dump, 130/143 interrupted by SIGINT/SIGTERM (nothing left \
+behind)."
 )]
 pub struct Cli {
     /// The dump to analyse; repeat for the pieces of a split dump (makedumpfile --split)

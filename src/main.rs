@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use vmcore_report::app::{self, exit};
 use vmcore_report::cli::{Cli, Config};
-use vmcore_report::report::log;
+use vmcore_report::report::{interrupt, log};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -22,6 +22,11 @@ fn main() -> ExitCode {
         verbosity: cli.verbose,
         quiet: cli.quiet,
     });
+    if let Err(e) = interrupt::install() {
+        tracing::warn!(
+            "cannot handle SIGINT/SIGTERM: {e}; an interrupted run may leave files behind"
+        );
+    }
     let plugins = vmcore_report::plugins::all();
     let (config, warnings) =
         match Config::from_cli(cli, &args, &plugins, &|k| std::env::var(k).ok()) {

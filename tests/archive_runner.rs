@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use vmcore_report::kernel::Kernel;
@@ -115,9 +116,9 @@ impl Plugin for Sleeps {
     fn description(&self) -> &'static str {
         "sleeps"
     }
-    fn collect(&self, _ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         std::thread::sleep(Duration::from_millis(self.0));
-        Ok(())
+        ctx.write_text("slept.txt", "awake\n")
     }
 }
 
@@ -150,7 +151,7 @@ impl Plugin for EscapesArchive {
     }
 }
 
-fn planned(p: &dyn Plugin, timeout: Option<Duration>) -> Planned<'_> {
+fn planned(p: &'static dyn Plugin, timeout: Option<Duration>) -> Planned<'static> {
     Planned {
         plugin: p,
         options: BTreeMap::new(),
@@ -158,14 +159,14 @@ fn planned(p: &dyn Plugin, timeout: Option<Duration>) -> Planned<'_> {
     }
 }
 
-fn k() -> Kernel {
-    common::kernel::kernel(&common::kernel::Spec::default())
+fn k() -> Arc<Kernel> {
+    Arc::new(common::kernel::kernel(&common::kernel::Spec::default()))
 }
 
 #[test]
 fn failing_and_panicking_plugins_are_recorded_and_the_run_goes_on() {
     let kernel = k();
-    let plugins: Vec<&dyn Plugin> = vec![&Fails, &Panics, &SetupFails, &Writes];
+    let plugins: Vec<&'static dyn Plugin> = vec![&Fails, &Panics, &SetupFails, &Writes];
     let plan: Vec<Planned> = plugins.iter().map(|p| planned(*p, None)).collect();
     let mut sink = MemSink::default();
     let mut started = Vec::new();
@@ -225,11 +226,9 @@ fn partial_results_are_partial() {
 #[test]
 fn overrunning_plugins_are_timed_out_and_the_next_runs() {
     let kernel = k();
-    let slow = Sleeps(250);
-    let fast = Writes;
     let plan = vec![
-        planned(&slow, Some(Duration::from_millis(50))),
-        planned(&fast, Some(Duration::from_secs(60))),
+        planned(&Sleeps(250), Some(Duration::from_millis(50))),
+        planned(&Writes, Some(Duration::from_secs(60))),
     ];
     let mut sink = MemSink::default();
     let recs = runner::run_all(&kernel, &plan, &mut sink, &mut |_| {});
@@ -284,6 +283,175 @@ fn paths_escaping_the_archive_are_refused_and_recorded() {
     assert_eq!(r.status, PluginStatus::Failed);
     assert_eq!(r.errors[0].code, "bad-path");
     assert!(sink.files.is_empty());
+}
+
+/// Computes without reading the dump, then writes: only the runner's own wait can stop it.
+struct Computes;
+impl Plugin for Computes {
+    fn name(&self) -> &'static str {
+        "computes"
+    }
+    fn description(&self) -> &'static str {
+        "spins without reading, then writes late.txt"
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let until = std::time::Instant::now() + Duration::from_secs(6);
+        let mut x = 1u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.rotate_left(5) ^ 0x9e37);
+        }
+        ctx.write_text("late.txt", &format!("{x}\n"))
+    }
+}
+
+#[test]
+fn a_plugin_computing_without_reads_is_abandoned_at_its_timeout() {
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let t = std::time::Instant::now();
+    let plan = vec![
+        planned(&Computes, Some(Duration::from_millis(200))),
+        planned(&Writes, Some(Duration::from_secs(60))),
+    ];
+    let recs = runner::run_all(&kernel, &plan, &mut sink, &mut |_| {});
+    let waited = t.elapsed();
+    // the timeout plus the grace, well before the 6 s the plugin would take
+    assert!(
+        waited >= Duration::from_millis(200) + runner::TIMEOUT_GRACE,
+        "{waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let c = &recs["computes"];
+    assert_eq!(c.status, PluginStatus::TimedOut);
+    assert!(c.timeout_hit);
+    assert_eq!(c.errors.last().map(|e| e.code.as_str()), Some("timed-out"));
+    assert!(c.files.is_empty());
+    assert_eq!(recs["writes"].status, PluginStatus::Ok);
+    // the abandoned thread finishes later; its file never reaches the sink
+    std::thread::sleep(
+        Duration::from_secs(6).saturating_sub(t.elapsed()) + Duration::from_millis(300),
+    );
+    assert!(
+        !sink.files.keys().any(|p| p.starts_with("plugins/computes")),
+        "{:?}",
+        sink.files.keys()
+    );
+}
+
+#[test]
+fn a_context_refuses_writes_past_its_deadline() {
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let opts = BTreeMap::new();
+    let past = std::time::Instant::now();
+    let mut ctx = PluginContext::new(&kernel, "late", &opts, &mut sink).with_deadline(Some(past));
+    let e = ctx.write_text("x.txt", "x").unwrap_err();
+    assert_eq!(e.code, "timed-out");
+    assert!(ctx.files().is_empty());
+    drop(ctx);
+    assert!(sink.files.is_empty());
+}
+
+/// Records `n` not-dumped errors at successive pages, then writes a file.
+struct ManyMisses(u64);
+impl Plugin for ManyMisses {
+    fn name(&self) -> &'static str {
+        "misses"
+    }
+    fn description(&self) -> &'static str {
+        "records many errors of one kind and one of another"
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        for i in 0..self.0 {
+            let va = 0xffff_8880_0000_0000 + i * 0x1000;
+            ctx.record_error(
+                PluginError::new("not-dumped", format!("page at {va:#x} excluded")).at(va),
+            );
+        }
+        ctx.record_error(PluginError::new("corrupt-data", "a list cycle"));
+        ctx.write_text("out.txt", "what was read\n")
+    }
+}
+
+#[test]
+fn repeated_errors_are_counted_by_cause_and_bounded() {
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let r = runner::run_one(&kernel, &planned(&ManyMisses(250), None), &mut sink);
+    assert_eq!(r.status, PluginStatus::Partial);
+    assert_eq!(r.errors.len(), vmcore_report::report::manifest::MAX_ERRORS);
+    assert_eq!(r.errors_omitted, 251 - 100);
+    assert!(r.errors.iter().all(|e| e.code == "not-dumped"));
+    assert_eq!(r.error_causes.len(), 2);
+    let c = &r.error_causes[0];
+    assert_eq!((c.code.as_str(), c.count), ("not-dumped", 250));
+    assert_eq!(c.first_address, Some(0xffff_8880_0000_0000));
+    assert_eq!(c.last_address, Some(0xffff_8880_0000_0000 + 249 * 0x1000));
+    assert!(c.is_filtering());
+    let d = &r.error_causes[1];
+    assert_eq!((d.code.as_str(), d.count), ("corrupt-data", 1));
+    assert_eq!((d.first_address, d.last_address), (None, None));
+    assert!(!d.is_filtering());
+}
+
+/// Writes nothing.
+struct Silent;
+impl Plugin for Silent {
+    fn name(&self) -> &'static str {
+        "silent"
+    }
+    fn description(&self) -> &'static str {
+        "finishes without writing"
+    }
+    fn collect(&self, _ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// Every read fails (an address the synthetic kernel does not map); writes its placeholders.
+struct AllReadsFail;
+impl Plugin for AllReadsFail {
+    fn name(&self) -> &'static str {
+        "blind"
+    }
+    fn description(&self) -> &'static str {
+        "reads only unmapped memory"
+    }
+    fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        for i in 0..3u64 {
+            if let Err(e) = ctx
+                .kernel
+                .read_u64(vmcore_report::addr::VirtAddr(0xdead_0000_0000 + i * 8))
+            {
+                ctx.record_error(e);
+            }
+        }
+        ctx.write_text("unknown.txt", "?\n")
+    }
+}
+
+#[test]
+fn a_plugin_that_wrote_nothing_or_read_nothing_is_empty() {
+    let kernel = k();
+    let mut sink = MemSink::default();
+    let r = runner::run_one(&kernel, &planned(&Silent, None), &mut sink);
+    assert_eq!(r.status, PluginStatus::Empty);
+    assert!(r.status.is_failure());
+    assert_eq!(r.errors.last().map(|e| e.code.as_str()), Some("empty"));
+    let r = runner::run_one(&kernel, &planned(&AllReadsFail, None), &mut sink);
+    assert_eq!(r.status, PluginStatus::Empty, "{:?}", r.errors);
+    assert!(
+        r.errors
+            .last()
+            .unwrap()
+            .message
+            .contains("every one of its 3 reads"),
+        "{:?}",
+        r.errors
+    );
+    // no read at all is not "every read failed": judged by its errors and files
+    let r = runner::run_one(&kernel, &planned(&Partial, None), &mut sink);
+    assert_eq!(r.status, PluginStatus::Partial);
 }
 
 /// A plugin whose selection traits are given by the table.

@@ -50,6 +50,13 @@ fn help_lists_every_option_and_the_exit_codes() {
         assert!(out.contains(opt), "--help lacks {opt}:\n{out}");
     }
     assert!(out.contains("Exit codes"), "{out}");
+    let codes = out.split("Exit codes").nth(1).unwrap_or("");
+    for code in ["0 ", "5 ", "7 ", "8 ", "130/143"] {
+        assert!(
+            codes.contains(code),
+            "--help lacks exit code {code}:\n{out}"
+        );
+    }
 }
 
 #[test]

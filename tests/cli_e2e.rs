@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use common::dwarf::{VmlinuxBuilder, field};
 use common::pagetable::{Builder, Mode};
-use common::vmcore::{ElfOpts, SynthArch, VmcoreBuilder};
+use common::vmcore::{ElfOpts, KdumpOpts, SynthArch, VmcoreBuilder};
 use serde_json::Value;
 use support::{check_layout, is_name, sha256sum, tar_list, untar};
 
@@ -34,11 +34,17 @@ struct DumpOpts {
     build_id: bool,
     /// `OFFSET(uts_namespace.name)` (else the offset comes from the DWARF).
     uts_offset: bool,
+    /// `init_uts_ns.name.nodename` (at most 64 bytes).
+    nodename: &'static str,
+    /// A kdump-compressed file whose header says the capture did not finish, instead of ELF.
+    kdump_incomplete: bool,
 }
 
 const FULL: DumpOpts = DumpOpts {
     build_id: true,
     uts_offset: true,
+    nodename: NODENAME,
+    kdump_incomplete: false,
 };
 
 /// Writes the dump and returns its path. The kernel image (2 MiB at `START_KERNEL_MAP`) maps
@@ -57,9 +63,10 @@ fn write_dump(dir: &Path, opts: DumpOpts) -> PathBuf {
     }
     // struct new_utsname: six char[65] (include/uapi/linux/utsname.h)
     let mut uts = vec![0u8; (UTS_NAME_OFFSET + 6 * 65) as usize];
+    assert!(opts.nodename.len() <= 64);
     for (i, f) in [
         "Linux",
-        NODENAME,
+        opts.nodename,
         RELEASE,
         "#1 SMP synthetic",
         "x86_64",
@@ -91,7 +98,17 @@ fn write_dump(dir: &Path, opts: DumpOpts) -> PathBuf {
     b.vmcoreinfo(&vi);
     b.prstatus(1, &[0u64; 27]);
     let path = dir.join("vmcore");
-    std::fs::write(&path, b.build_elf(&ElfOpts::default())).unwrap();
+    let bytes = if opts.kdump_incomplete {
+        let k = KdumpOpts {
+            incomplete_drop: Some(0),
+            phys_base: 0,
+            ..KdumpOpts::default()
+        };
+        b.build_kdump(&k).to_vec()
+    } else {
+        b.build_elf(&ElfOpts::default())
+    };
+    std::fs::write(&path, bytes).unwrap();
     path
 }
 
@@ -180,6 +197,14 @@ fn run(s: &Setup, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`run`] without sched_debug: the synthetic kernel has no runqueues, so sched_debug comes out
+/// partial (`no-such-symbol`) and the run exits 5; these tests are about everything else.
+fn run_complete(s: &Setup, extra: &[&str]) -> Output {
+    let mut v = extra.to_vec();
+    v.extend(["-n", "sched_debug"]);
+    run(s, &v)
+}
+
 fn with_vmlinux<'a>(s: &'a Setup, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["--vmlinux", s.vmlinux.to_str().unwrap()];
     v.extend_from_slice(extra);
@@ -220,7 +245,7 @@ fn unpack(archive: &Path, name: &str) -> (tempfile::TempDir, Value) {
 #[test]
 fn a_synthetic_dump_becomes_an_xz_archive() {
     let s = setup();
-    let o = run(&s, &with_vmlinux(&s, &[]));
+    let o = run_complete(&s, &with_vmlinux(&s, &[]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let (archive, name) = the_archive(&s.out, ".tar.xz");
     assert!(is_name(&name, "synth-host7", None), "{name}");
@@ -262,7 +287,7 @@ fn a_synthetic_dump_becomes_an_xz_archive() {
 #[test]
 fn gzip_build_and_dump_hash() {
     let s = setup();
-    let o = run(
+    let o = run_complete(
         &s,
         &with_vmlinux(&s, &["-z", "gzip", "--sha256-dump", "--label", "t1"]),
     );
@@ -278,22 +303,14 @@ fn gzip_build_and_dump_hash() {
     assert_eq!(m["dump"]["sha256"][0], sha256sum(&s.dump));
 
     let s = setup();
-    let o = run(&s, &with_vmlinux(&s, &["--build"]));
+    let o = run_complete(&s, &with_vmlinux(&s, &["--build"]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&s.out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "only the private build directory: {dirs:?}");
-    let inner: Vec<PathBuf> = std::fs::read_dir(&dirs[0])
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(inner.len(), 1);
-    let name = inner[0].file_name().unwrap().to_str().unwrap();
+    // only the private build directory, holding the tree
+    let root = build_root(&s.out);
+    let name = root.file_name().unwrap().to_str().unwrap();
     assert!(is_name(name, "synth-host7", None), "{name}");
-    assert!(text(&o.stdout).contains(inner[0].to_str().unwrap()));
-    let m = check_layout(&inner[0]);
+    assert!(text(&o.stdout).contains(root.to_str().unwrap()));
+    let m = check_layout(&root);
     assert_eq!(m["compression"], "none");
 }
 
@@ -322,7 +339,7 @@ fn vmlinux_problems_give_the_debuginfo_exit_code() {
     assert_eq!(std::fs::read_dir(&s.out).unwrap().count(), 0);
 
     // --force-vmlinux accepts it and says so in the manifest
-    let o = run(
+    let o = run_complete(
         &s,
         &["--vmlinux", other.to_str().unwrap(), "--force-vmlinux"],
     );
@@ -347,8 +364,9 @@ fn utsname_offset_from_dwarf_and_a_banner_proven_vmlinux() {
     let s = setup_with(DumpOpts {
         build_id: false,
         uts_offset: false,
+        ..FULL
     });
-    let o = run(&s, &with_vmlinux(&s, &[]));
+    let o = run_complete(&s, &with_vmlinux(&s, &[]));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let (archive, name) = the_archive(&s.out, ".tar.xz");
     assert!(is_name(&name, "synth-host7", None), "{name}");
@@ -384,7 +402,7 @@ fn the_vmlinux_is_found_in_a_debuginfo_dir() {
     let s = setup();
     let di = tempfile::tempdir().unwrap();
     std::fs::copy(&s.vmlinux, di.path().join(format!("vmlinux-{RELEASE}"))).unwrap();
-    let o = run(&s, &["--debuginfo-dir", di.path().to_str().unwrap()]);
+    let o = run_complete(&s, &["--debuginfo-dir", di.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let (archive, name) = the_archive(&s.out, ".tar.xz");
     let (_d, m) = unpack(&archive, &name);
@@ -440,4 +458,278 @@ fn failing_plugins_are_recorded_and_the_archive_written() {
     );
     let log = std::fs::read_to_string(d.path().join(&name).join("sos_logs/sos.log")).unwrap();
     assert!(log.contains("test_panic panics on purpose"), "{log}");
+}
+
+/// The manifest of the one archive a run left in `out`.
+fn manifest_of(out: &Path) -> (tempfile::TempDir, Value, String) {
+    let (archive, name) = the_archive(out, ".tar.xz");
+    let (d, m) = unpack(&archive, &name);
+    (d, m, name)
+}
+
+/// Each documented exit code from a run that earns it; the manifest says why.
+#[cfg(feature = "test-plugins")]
+#[test]
+fn exit_codes_tell_a_pipeline_the_truth() {
+    // 5: the default plugins; sched_debug finds no runqueues in the synthetic kernel and comes
+    // out partial for a reason other than filtering
+    let s = setup();
+    let o = run(&s, &with_vmlinux(&s, &[]));
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+    let (_d, m, _) = manifest_of(&s.out);
+    let p = &m["components"]["report"]["plugins"];
+    assert_eq!(p["sched_debug"]["status"], "partial");
+    assert_eq!(p["kernel_info"]["status"], "ok");
+    assert_eq!(m["dump"]["health"]["complete"], true);
+
+    // 7: only filtered-out pages are missing, from a whole dump
+    let s = setup();
+    let o = run_complete(&s, &with_vmlinux(&s, &["-e", "test_partial"]));
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    let (_d, m, _) = manifest_of(&s.out);
+    let tp = &m["components"]["report"]["plugins"]["test_partial"];
+    assert_eq!(tp["status"], "partial");
+    assert_eq!(tp["error_causes"][0]["code"], "not-dumped");
+
+    // 5: a plugin that finished without writing anything is empty, a failure
+    let s = setup();
+    let o = run_complete(
+        &s,
+        &with_vmlinux(&s, &["-e", "test_sleep", "-k", "test_sleep.ms=1"]),
+    );
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+    let (_d, m, _) = manifest_of(&s.out);
+    let ts = &m["components"]["report"]["plugins"]["test_sleep"];
+    assert_eq!(ts["status"], "empty");
+    assert_eq!(ts["errors"][0]["code"], "empty");
+
+    // 8: a dump whose header says the capture did not finish, whatever the plugins did; the
+    // first line on the terminal says so, once
+    let s = setup_with(DumpOpts {
+        kdump_incomplete: true,
+        ..FULL
+    });
+    let o = run_complete(&s, &with_vmlinux(&s, &["-e", "test_partial"]));
+    assert_eq!(o.status.code(), Some(8), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.lines()
+            .next()
+            .unwrap_or("")
+            .contains("the dump is damaged"),
+        "{err}"
+    );
+    assert_eq!(err.matches("the dump is damaged").count(), 1, "{err}");
+    let (_d, m, _) = manifest_of(&s.out);
+    assert_eq!(m["dump"]["format"], "kdump");
+    assert_eq!(m["dump"]["health"]["complete"], false);
+    assert_eq!(m["dump"]["health"]["flagged_incomplete_by_header"], true);
+    assert!(m["dump"]["health"]["truncated"].is_null());
+    assert_eq!(m["dump"]["format_details"]["incomplete"], true);
+}
+
+/// Three hundred failures of one kind: one line on the terminal and in the log, the manifest
+/// keeps the first hundred and counts the rest.
+#[cfg(feature = "test-plugins")]
+#[test]
+fn repeated_failures_make_one_message_per_cause() {
+    let s = setup();
+    let o = run_complete(
+        &s,
+        &with_vmlinux(
+            &s,
+            &[
+                "-e",
+                "test_partial",
+                "-k",
+                "test_partial.count=300",
+                "--build",
+            ],
+        ),
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("test_partial")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains(
+            "300 errors not-dumped, first at 0xffff888000100000, last at 0xffff88800022b000"
+        ),
+        "{}",
+        lines[0]
+    );
+    let root = build_root(&s.out);
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(root.join("sos_reports/manifest.json")).unwrap())
+            .unwrap();
+    let tp = &m["components"]["report"]["plugins"]["test_partial"];
+    assert_eq!(tp["errors"].as_array().unwrap().len(), 100);
+    assert_eq!(tp["errors_omitted"], 200);
+    assert_eq!(tp["error_causes"][0]["count"], 300);
+    assert_eq!(tp["error_causes"][0]["first_address"], "0xffff888000100000");
+    assert_eq!(tp["error_causes"][0]["last_address"], "0xffff88800022b000");
+    let ui = std::fs::read_to_string(root.join("sos_logs/ui.log")).unwrap();
+    assert_eq!(ui.matches("not-dumped").count(), 1, "{ui}");
+}
+
+/// The kept tree of a `--build` run: `<out>/vmcore-report.XXXXXX/<name>`.
+fn build_root(out: &Path) -> PathBuf {
+    let private: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(private.len(), 1, "{private:?}");
+    let inner: Vec<PathBuf> = std::fs::read_dir(&private[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(inner.len(), 1, "{inner:?}");
+    inner.into_iter().next().unwrap()
+}
+
+/// No byte a terminal would act on: controls other than the newline ending each line and tab.
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let bad: Vec<(usize, u8)> = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+        .map(|(i, &b)| (i, b))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: raw control bytes {bad:?} in {}",
+        text(bytes)
+    );
+    // C1 controls and bidi overrides, as UTF-8
+    let t = text(bytes);
+    assert!(
+        !t.chars()
+            .any(|c| ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}'),
+        "{what}: {t}"
+    );
+}
+
+#[test]
+fn hostile_strings_from_the_dump_stay_inert() {
+    const HOSTILE: &str = "../../e\x1b[31mRED\x1b]0;title\x07\nERROR: forged\r\u{9b}2J\u{202e}x";
+    let s = setup_with(DumpOpts {
+        nodename: HOSTILE,
+        ..FULL
+    });
+    let o = run_complete(&s, &with_vmlinux(&s, &["--build", "-v"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_inert("stdout", &o.stdout);
+    assert_inert("stderr", &o.stderr);
+    // the message that carried the name is there, escaped
+    assert!(
+        text(&o.stdout).contains("../../e\\x1b[31mRED\\x1b]0;title\\x07\\nERROR: forged"),
+        "{}",
+        text(&o.stdout)
+    );
+    let root = build_root(&s.out);
+    let name = root.file_name().unwrap().to_str().unwrap();
+    // sanitized: one component directly in the private directory, nothing a terminal acts on
+    assert!(
+        name.starts_with("sosvmcore-") && !name.chars().any(char::is_control),
+        "{name}"
+    );
+    for log in ["sos_logs/ui.log", "sos_logs/sos.log"] {
+        let b = std::fs::read(root.join(log)).unwrap();
+        assert_inert(log, &b);
+        // no line was forged
+        assert!(
+            !text(&b).lines().any(|l| l.starts_with("ERROR: forged")),
+            "{log}"
+        );
+    }
+    // the manifest keeps the name exactly (JSON escapes it)
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(root.join("sos_reports/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["nodename"], HOSTILE);
+}
+
+/// A plugin computing without reading the dump is abandoned at its timeout (plus the runner's
+/// grace); its late file is not in the archive.
+#[cfg(feature = "test-plugins")]
+#[test]
+fn a_plugin_spinning_without_reads_stops_at_its_timeout() {
+    let s = setup();
+    let t = std::time::Instant::now();
+    let o = run_complete(
+        &s,
+        &with_vmlinux(
+            &s,
+            &[
+                "-e",
+                "test_spin",
+                "-k",
+                "test_spin.ms=60000",
+                "-k",
+                "test_spin.timeout=1",
+            ],
+        ),
+    );
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    let (d, m, name) = manifest_of(&s.out);
+    let ts = &m["components"]["report"]["plugins"]["test_spin"];
+    assert_eq!(ts["status"], "timed-out");
+    assert_eq!(ts["timeout_hit"], true);
+    assert!(!d.path().join(&name).join("plugins/test_spin").exists());
+    assert_eq!(
+        m["components"]["report"]["plugins"]["kernel_info"]["status"],
+        "ok"
+    );
+}
+
+/// SIGINT and SIGTERM mid-run: the conventional code, and nothing left in --tmp-dir.
+#[cfg(feature = "test-plugins")]
+#[test]
+fn an_interrupted_run_leaves_nothing_behind() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let s = setup();
+        let child = Command::new(BIN)
+            .arg("--vmcore")
+            .arg(&s.dump)
+            .arg("--vmlinux")
+            .arg(&s.vmlinux)
+            .arg("--tmp-dir")
+            .arg(&s.out)
+            .args(["-e", "test_sleep", "-k", "test_sleep.ms=30000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // wait until the private build directory exists: the plugins are running
+        let t = std::time::Instant::now();
+        while std::fs::read_dir(&s.out).unwrap().count() == 0 {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(20),
+                "no build dir"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let k = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(k.success());
+        let o = child.wait_with_output().unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(o.status.code(), Some(code), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("interrupted"),
+            "{}",
+            text(&o.stderr)
+        );
+        let left: Vec<PathBuf> = std::fs::read_dir(&s.out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "SIG{signal} left {left:?}");
+    }
 }

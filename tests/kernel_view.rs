@@ -139,6 +139,7 @@ fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<
         phys_base: None,
         dump_level: None,
         nr_cpus: None,
+        health: Default::default(),
     };
     if let Some(i) = drop_task {
         w.mem.pages.remove(&((task_addr(i) - VBASE) / 4096));

@@ -422,6 +422,7 @@ fn eevdf_through_the_kernel_view_with_cpu1_missing() {
         phys_base: None,
         dump_level: None,
         nr_cpus: None,
+        health: Default::default(),
     };
     let space = AddressSpace::new(
         Arc::new(m.0),

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod codec;
 pub mod elf;
 pub mod flat;
+pub mod health;
 pub mod kdump;
 pub mod notes;
 pub mod source;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::addr::{Arch, Endian, Pfn, PhysAddr, VirtAddr};
+pub use health::{DumpHealth, Truncation};
 pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -191,6 +193,8 @@ pub struct DumpInfo {
     pub dump_level: Option<i32>,
     /// Number of CPUs the header claims (kdump) or PRSTATUS notes found (ELF).
     pub nr_cpus: Option<u32>,
+    /// What is missing besides filtered pages (truncation, the header's incomplete flag).
+    pub health: DumpHealth,
 }
 
 /// An opened dump: its physical memory and its metadata.
@@ -319,6 +323,7 @@ fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, Dump
         header_timestamp: None,
         phys_base: None,
         dump_level: None,
+        health: DumpHealth::default(),
     };
     Ok(Dump {
         mem: Arc::new(e.mem),
@@ -363,6 +368,7 @@ fn kdump_to_dump(
     } else {
         Some(cpus.len() as u32)
     };
+    let flagged_incomplete = header.status & codec::DUMP_DH_COMPRESSED_INCOMPLETE != 0;
     let info = DumpInfo {
         paths,
         file_size,
@@ -370,7 +376,7 @@ fn kdump_to_dump(
             header_version: header.header_version,
             compression,
             flattened,
-            incomplete: header.status & codec::DUMP_DH_COMPRESSED_INCOMPLETE != 0,
+            incomplete: flagged_incomplete,
         },
         arch,
         endian,
@@ -382,6 +388,10 @@ fn kdump_to_dump(
         phys_base: sub.as_ref().map(|s| s.phys_base),
         dump_level: sub.as_ref().and_then(|s| s.dump_level),
         nr_cpus,
+        health: DumpHealth {
+            truncated: None,
+            flagged_incomplete_by_header: flagged_incomplete,
+        },
     };
     let mem: Arc<dyn PhysMem> = if pieces.len() == 1 {
         match pieces.pop() {

@@ -73,4 +73,10 @@ impl crate::error::ErrorCode for KernelError {
     fn code(&self) -> &'static str {
         KernelError::code(self)
     }
+    fn address(&self) -> Option<u64> {
+        match self {
+            KernelError::Memory { va, .. } => Some(va.0),
+            _ => None,
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod object;
 mod tasks;
 mod walk;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -40,6 +41,15 @@ pub struct Kernel {
     types: Arc<dyn TypeSource>,
     info: DumpInfo,
     deadline: Mutex<Option<Instant>>,
+    reads: ReadCounts,
+}
+
+/// How many memory reads succeeded and failed: the runner tells from the difference over a
+/// plugin's run whether every one of its reads failed.
+#[derive(Debug, Default)]
+struct ReadCounts {
+    ok: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Kernel {
@@ -57,6 +67,7 @@ impl Kernel {
             types,
             info,
             deadline: Mutex::new(None),
+            reads: ReadCounts::default(),
         }
     }
 
@@ -82,6 +93,25 @@ impl Kernel {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
     }
 
+    /// The memory reads so far: (succeeded, failed). Reads refused by the deadline are not
+    /// counted.
+    pub fn read_counts(&self) -> (u64, u64) {
+        (
+            self.reads.ok.load(Ordering::Relaxed),
+            self.reads.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count<T, E>(&self, r: Result<T, E>) -> Result<T, E> {
+        let c = if r.is_ok() {
+            &self.reads.ok
+        } else {
+            &self.reads.failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
     /// Fails with [`KernelError::TimedOut`] once the deadline has passed.
     pub fn check_deadline(&self) -> Result<(), KernelError> {
         let d = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
@@ -96,13 +126,12 @@ impl Kernel {
     /// Reads bytes of kernel virtual memory.
     pub fn read(&self, va: VirtAddr, buf: &mut [u8]) -> Result<(), KernelError> {
         self.check_deadline()?;
-        self.space
-            .read(va, buf)
-            .map_err(|source| KernelError::Memory {
-                va,
-                len: buf.len() as u64,
-                source,
-            })
+        let r = self.space.read(va, buf);
+        self.count(r).map_err(|source| KernelError::Memory {
+            va,
+            len: buf.len() as u64,
+            source,
+        })
     }
 
     /// Whether every page of `[va, va + len)` is mapped and stored in the dump, without reading
@@ -168,13 +197,12 @@ impl Kernel {
     /// Reads a NUL-terminated string of at most `max` bytes, lossless (no UTF-8 decoding).
     pub fn read_cstr(&self, va: VirtAddr, max: usize) -> Result<Vec<u8>, KernelError> {
         self.check_deadline()?;
-        self.space
-            .read_cstr(va, max)
-            .map_err(|source| KernelError::Memory {
-                va,
-                len: max as u64,
-                source,
-            })
+        let r = self.space.read_cstr(va, max);
+        self.count(r).map_err(|source| KernelError::Memory {
+            va,
+            len: max as u64,
+            source,
+        })
     }
 
     // ---- symbols and types ------------------------------------------------------------------

@@ -33,6 +33,7 @@ use std::process::{Command, Stdio};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 
+use super::interrupt;
 use super::plugin::{OutputSink, PluginError, validate_rel_path};
 
 /// The archive name's prefix (sos uses `sosreport-`).
@@ -163,6 +164,8 @@ pub struct BuildDir {
     tmp: tempfile::TempDir,
     dir: PathBuf,
     name: String,
+    /// Removes the private directory if the run is interrupted.
+    _interrupt: interrupt::Guard,
 }
 
 fn mkdir_private(path: &Path) -> Result<(), ArchiveError> {
@@ -199,11 +202,13 @@ impl BuildDir {
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700))
             .map_err(io_err("cannot set permissions on", tmp.path()))?;
         let dir = tmp.path().join(name);
+        let guard = interrupt::Guard::new(tmp.path());
         mkdir_private(&dir)?;
         let b = BuildDir {
             tmp,
             dir,
             name: name.to_string(),
+            _interrupt: guard,
         };
         for d in ["sos_reports", "sos_logs", "plugins"] {
             mkdir_private(&b.dir.join(d))?;
@@ -270,6 +275,7 @@ impl BuildDir {
             .suffix(".part")
             .tempfile_in(out_dir)
             .map_err(io_err("cannot create", out_dir))?;
+        let _part_guard = interrupt::Guard::new(part.path());
         let file = part.reopen().map_err(io_err("cannot open", part.path()))?;
         let tar_bound =
             tar_size_bound(&self.dir, &self.name).map_err(io_err("cannot read", &self.dir))?;
@@ -549,6 +555,7 @@ pub fn encrypt(archive: &Path, how: &Encryption) -> Result<PathBuf, ArchiveError
             .unwrap_or_default(),
         random_suffix()
     ));
+    let _part_guard = interrupt::Guard::new(&part);
     let mut cmd = Command::new("gpg");
     cmd.arg("--batch").arg("-o").arg(&part);
     match how {

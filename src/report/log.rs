@@ -11,6 +11,13 @@
 //!
 //! The log is captured in memory, not in a file, because the archive's build tree (named after
 //! the crashed host) exists only once the dump has been opened; the logs are small.
+//!
+//! Strings from the dump (host names, kernel strings, paths) are hostile: an escape sequence
+//! would reach the user's terminal, a newline would forge a log line. Rather than trusting every
+//! call site to wrap them, the layer itself makes every line inert before it is printed or
+//! captured ([`inert`]): control characters (newlines included; tab excepted) and the Unicode
+//! characters that reorder or break lines become visible escapes. So every message is one line;
+//! a message that wants a blank line is logged as an empty message.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -137,6 +144,38 @@ impl Visit for Fields {
     }
 }
 
+/// Whether `c` must not reach a terminal or a log raw: C0 and C1 controls except tab (ESC starts
+/// terminal sequences, CR and LF forge lines), and the Unicode line separators and bidirectional
+/// controls that make text display other than it reads.
+fn is_hostile(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// `text` with every hostile character replaced by a visible escape (`\x1b`, `\n`, `\u{202e}`).
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if is_hostile(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_hostile(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn level_word(l: Level) -> &'static str {
     match l {
         Level::ERROR => "ERROR",
@@ -162,6 +201,8 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
         if !f.rest.is_empty() {
             let _ = write!(msg, " ({})", f.rest.trim_start());
         }
+        // the one place every message passes: nothing below sees a raw control character
+        let msg = inert(&msg).into_owned();
         let time = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
         let line = format!("{time} {}: {msg}\n", level_word(level));
 
@@ -199,5 +240,21 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn hostile_characters_become_visible_escapes() {
+        assert_eq!(inert("plain host-1\tok"), "plain host-1\tok");
+        assert_eq!(
+            inert("../../e\x1b[31mred\nINFO: forged\r\u{7f}\u{9b}"),
+            "../../e\\x1b[31mred\\nINFO: forged\\r\\x7f\\x9b"
+        );
+        assert_eq!(inert("a\u{202e}b\u{2028}c"), "a\\u{202e}b\\u{2028}c");
+        assert_eq!(inert("h\u{e9}te \u{1f600}"), "h\u{e9}te \u{1f600}");
     }
 }

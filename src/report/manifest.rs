@@ -89,6 +89,27 @@ pub struct DumpRecord {
     pub dump_level: Option<i32>,
     /// One digest per path, only with `--sha256-dump`.
     pub sha256: Option<Vec<String>>,
+    /// Whether the dump is whole (see [`crate::dump::DumpHealth`]).
+    pub health: HealthRecord,
+}
+
+/// The dump's damage, as the readers found it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthRecord {
+    /// Neither truncated nor flagged incomplete.
+    pub complete: bool,
+    pub truncated: Option<crate::dump::Truncation>,
+    pub flagged_incomplete_by_header: bool,
+}
+
+impl From<&crate::dump::DumpHealth> for HealthRecord {
+    fn from(h: &crate::dump::DumpHealth) -> HealthRecord {
+        HealthRecord {
+            complete: h.is_complete(),
+            truncated: h.truncated.clone(),
+            flagged_incomplete_by_header: h.flagged_incomplete_by_header,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +137,9 @@ pub enum PluginStatus {
     Failed,
     /// Ran over its timeout.
     TimedOut,
+    /// Finished without producing anything usable: it wrote no file, or every one of its reads
+    /// of the dump failed.
+    Empty,
     /// Did not run; see `skip_reason`.
     Skipped,
 }
@@ -127,13 +151,17 @@ impl PluginStatus {
             PluginStatus::Partial => "partial",
             PluginStatus::Failed => "failed",
             PluginStatus::TimedOut => "timed-out",
+            PluginStatus::Empty => "empty",
             PluginStatus::Skipped => "skipped",
         }
     }
 
     /// Whether this status makes the run's exit code "some plugins failed".
     pub fn is_failure(self) -> bool {
-        matches!(self, PluginStatus::Failed | PluginStatus::TimedOut)
+        matches!(
+            self,
+            PluginStatus::Failed | PluginStatus::TimedOut | PluginStatus::Empty
+        )
     }
 }
 
@@ -144,6 +172,39 @@ pub struct ErrorRecord {
     /// `setup` or `collect`.
     pub phase: String,
 }
+
+/// Every error of one code a plugin recorded, counted: the log and the terminal show one line
+/// per cause, the manifest keeps the first [`MAX_ERRORS`] errors themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrorCause {
+    pub code: String,
+    pub count: u64,
+    /// The address of the first and the last error that had one, written as `0x…` strings
+    /// (kernel addresses do not fit a JSON number's exact range).
+    #[serde(serialize_with = "hex_address")]
+    pub first_address: Option<u64>,
+    #[serde(serialize_with = "hex_address")]
+    pub last_address: Option<u64>,
+    /// The first error's message.
+    pub example: String,
+}
+
+impl ErrorCause {
+    /// Whether the cause is only memory that a filtered dump leaves out (`makedumpfile -d`).
+    pub fn is_filtering(&self) -> bool {
+        matches!(self.code.as_str(), "not-dumped" | "page-table-not-dumped")
+    }
+}
+
+fn hex_address<S: serde::Serializer>(a: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => s.serialize_str(&format!("{a:#x}")),
+        None => s.serialize_none(),
+    }
+}
+
+/// The most errors kept per plugin in the manifest; the rest are counted in `errors_omitted`.
+pub const MAX_ERRORS: usize = 100;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PluginRecord {
@@ -164,7 +225,12 @@ pub struct PluginRecord {
     pub duration_s: f64,
     pub options: BTreeMap<String, super::plugin::OptionValue>,
     pub files: Vec<String>,
+    /// At most [`MAX_ERRORS`], in the order they happened.
     pub errors: Vec<ErrorRecord>,
+    /// Errors recorded beyond [`MAX_ERRORS`].
+    pub errors_omitted: u64,
+    /// The recorded errors, one entry per code.
+    pub error_causes: Vec<ErrorCause>,
 }
 
 impl PluginRecord {
@@ -187,6 +253,8 @@ impl PluginRecord {
             options: BTreeMap::new(),
             files: Vec::new(),
             errors: Vec::new(),
+            errors_omitted: 0,
+            error_causes: Vec::new(),
         }
     }
 }

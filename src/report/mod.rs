@@ -5,9 +5,11 @@
 //! - [`runner`] — runs them one by one, isolating failures, panics and overruns;
 //! - [`manifest`] — `sos_reports/manifest.json`;
 //! - [`archive`] — the build tree, the tarball, its checksum and gpg encryption;
-//! - [`log`] — the tracing subscriber behind the console, `sos.log` and `ui.log`.
+//! - [`log`] — the tracing subscriber behind the console, `sos.log` and `ui.log`;
+//! - [`interrupt`] — SIGINT/SIGTERM remove the unfinished build tree and archive.
 
 pub mod archive;
+pub mod interrupt;
 pub mod log;
 pub mod manifest;
 pub mod plugin;

@@ -5,7 +5,9 @@
 //! path so that nothing, not even a string read from the dump, can escape the archive root.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
+use super::manifest::{ErrorCause, MAX_ERRORS};
 use crate::error::ErrorCode;
 use crate::kernel::Kernel;
 
@@ -74,6 +76,8 @@ pub struct PluginOption {
 pub struct PluginError {
     pub code: String,
     pub message: String,
+    /// The address the error is about, when it has one.
+    pub address: Option<u64>,
 }
 
 impl PluginError {
@@ -81,17 +85,39 @@ impl PluginError {
         PluginError {
             code: code.into(),
             message: message.into(),
+            address: None,
         }
+    }
+
+    /// The same error, about `address`.
+    pub fn at(mut self, address: u64) -> PluginError {
+        self.address = Some(address);
+        self
     }
 }
 
 impl<E: ErrorCode> From<E> for PluginError {
+    /// The address is the error's own, else the first `0x…` number in its message (errors of
+    /// types that carry the address only in their text).
     fn from(e: E) -> PluginError {
+        let message = e.to_string();
         PluginError {
             code: e.code().to_string(),
-            message: e.to_string(),
+            address: e.address().or_else(|| address_in(&message)),
+            message,
         }
     }
+}
+
+/// The first hexadecimal `0x…` number in `text`.
+fn address_in(text: &str) -> Option<u64> {
+    text.match_indices("0x").find_map(|(i, _)| {
+        let digits: String = text[i + 2..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        u64::from_str_radix(&digits, 16).ok()
+    })
 }
 
 /// Where a plugin's files go. Implemented by the report layer (a directory tree that becomes the
@@ -109,6 +135,18 @@ pub struct PluginContext<'a> {
     sink: &'a mut dyn OutputSink,
     files: Vec<String>,
     errors: Vec<PluginError>,
+    errors_omitted: u64,
+    causes: Vec<ErrorCause>,
+    deadline: Option<Instant>,
+}
+
+/// What a plugin's context gathered besides its files: the errors it recorded (at most
+/// [`MAX_ERRORS`]), how many more there were, and all of them counted by code.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub errors: Vec<PluginError>,
+    pub omitted: u64,
+    pub causes: Vec<ErrorCause>,
 }
 
 impl<'a> PluginContext<'a> {
@@ -125,7 +163,17 @@ impl<'a> PluginContext<'a> {
             sink,
             files: Vec::new(),
             errors: Vec::new(),
+            errors_omitted: 0,
+            causes: Vec::new(),
+            deadline: None,
         }
+    }
+
+    /// Refuses writes from `deadline` on: a plugin that overran its timeout and was left
+    /// behind by the runner cannot add to the archive.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> PluginContext<'a> {
+        self.deadline = deadline;
+        self
     }
 
     pub fn plugin_name(&self) -> &'static str {
@@ -177,16 +225,45 @@ impl<'a> PluginContext<'a> {
     /// Writes a deliberate path elsewhere in the archive, such as `sys/kernel/debug/sched/debug`.
     pub fn write_archive_path(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
         let path = validate_rel_path(path)?.to_string();
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(PluginError::new(
+                "timed-out",
+                format!("not writing {path}: the plugin is past its timeout"),
+            ));
+        }
         self.sink.write_file(&path, data)?;
         self.files.push(path);
         Ok(())
     }
 
-    /// Records a problem that did not stop the plugin: its status becomes `partial`.
+    /// Records a problem that did not stop the plugin: its status becomes `partial`. Errors are
+    /// counted by code; the runner logs one line per code when the plugin ends (each error goes
+    /// to `sos.log` at debug level as it happens), and the manifest keeps the first
+    /// [`MAX_ERRORS`].
     pub fn record_error(&mut self, err: impl Into<PluginError>) {
         let err = err.into();
-        tracing::warn!(plugin = self.plugin, code = %err.code, "{}", err.message);
-        self.errors.push(err);
+        tracing::debug!(plugin = self.plugin, code = %err.code, "{}", err.message);
+        match self.causes.iter_mut().find(|c| c.code == err.code) {
+            Some(c) => {
+                c.count += 1;
+                if err.address.is_some() {
+                    c.first_address = c.first_address.or(err.address);
+                    c.last_address = err.address;
+                }
+            }
+            None => self.causes.push(ErrorCause {
+                code: err.code.clone(),
+                count: 1,
+                first_address: err.address,
+                last_address: err.address,
+                example: err.message.clone(),
+            }),
+        }
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(err);
+        } else {
+            self.errors_omitted += 1;
+        }
     }
 
     /// The archive paths written so far.
@@ -199,9 +276,20 @@ impl<'a> PluginContext<'a> {
         &self.errors
     }
 
-    /// Consumes the context, returning the files written and the errors recorded.
+    /// Consumes the context, returning the files written and the errors recorded (at most
+    /// [`MAX_ERRORS`]).
     pub fn finish(self) -> (Vec<String>, Vec<PluginError>) {
         (self.files, self.errors)
+    }
+
+    /// Consumes the context, returning the files written and everything recorded.
+    pub fn finish_all(self) -> (Vec<String>, Recorded) {
+        let recorded = Recorded {
+            errors: self.errors,
+            omitted: self.errors_omitted,
+            causes: self.causes,
+        };
+        (self.files, recorded)
     }
 }
 
@@ -285,6 +373,16 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(&OptionValue::parse(*input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn an_address_is_found_in_a_message() {
+        assert_eq!(
+            super::address_in("cannot read 8 bytes at 0xffff88800000a000: not in the dump"),
+            Some(0xffff_8880_0000_a000)
+        );
+        assert_eq!(super::address_in("no address here, 0x"), None);
+        assert_eq!(super::address_in("a 0xg then 0x1f"), Some(0x1f));
     }
 
     #[test]

@@ -5,21 +5,31 @@
 //! that is active only while a plugin runs on this thread), and it is recorded `failed` with code
 //! `panic`. Either way the next plugin runs: one broken plugin must not cost the whole report.
 //!
-//! Timeouts: plugins read the dump synchronously, so they are not killed; instead the kernel view
-//! is given a deadline ([`arm_deadline`]) after which its reads fail, which makes a plugin stuck
-//! in a long walk return promptly. A plugin that ends after its timeout is recorded `timed-out`
-//! with `timeout_hit`, whatever it returned, and the run goes on.
+//! Timeouts: the kernel view is given a deadline ([`arm_deadline`]) after which its reads fail,
+//! which makes a plugin stuck in a long walk return promptly. A plugin that ends after its
+//! timeout is recorded `timed-out` with `timeout_hit`, whatever it returned, and the run goes on.
+//! A plugin that computes without reading would never notice the deadline, so each plugin runs
+//! on its own thread and the runner stops waiting [`TIMEOUT_GRACE`] after the timeout: the thread
+//! is abandoned (threads cannot be killed safely), its files, held in memory until it returns,
+//! never reach the archive, and its context refuses writes from that instant.
+//!
+//! A plugin that finishes but wrote no file, or all of whose reads of the dump failed, is
+//! recorded `empty`, a failure. Recorded errors are counted by code and logged once per code
+//! when the plugin ends; the manifest keeps the first [`MAX_ERRORS`] of them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use chrono::Local;
+use chrono::{DateTime, Local};
 
-use super::manifest::{ErrorRecord, PluginRecord, PluginStatus, sos_duration, sos_time};
-use super::plugin::{OptionValue, OutputSink, Plugin, PluginContext, PluginError};
+use super::manifest::{
+    ErrorCause, ErrorRecord, MAX_ERRORS, PluginRecord, PluginStatus, sos_duration, sos_time,
+};
+use super::plugin::{OptionValue, OutputSink, Plugin, PluginContext, PluginError, Recorded};
 use crate::kernel::Kernel;
 
 /// A plugin chosen to run, with its resolved options and timeout.
@@ -123,47 +133,215 @@ fn err_record(e: &PluginError, phase: &str) -> ErrorRecord {
     }
 }
 
-/// Runs one plugin: setup, then collect, each guarded, timed and recorded.
-pub fn run_one(kernel: &Kernel, planned: &Planned<'_>, sink: &mut dyn OutputSink) -> PluginRecord {
-    let plugin = planned.plugin;
-    let name = plugin.name();
-    let t0 = Instant::now();
-    arm_deadline(kernel, planned.timeout.map(|t| t0 + t));
+/// How long the runner still waits for a plugin past its timeout: a plugin that reads the dump
+/// gets `timed-out` at its next read and needs a moment to return what it has. The context
+/// refuses writes from the same instant.
+pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
+/// The stack of a plugin's thread (the main thread's usual size: walks and DWARF lookups
+/// recurse).
+const PLUGIN_STACK: usize = 8 << 20;
+
+/// A plugin's files, held until it finishes in time.
+#[derive(Default)]
+struct Buffer {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl OutputSink for Buffer {
+    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
+        self.files.push((path.to_string(), data.to_vec()));
+        Ok(())
+    }
+}
+
+/// What a plugin's thread hands back.
+struct Finished {
+    setup_start: DateTime<Local>,
+    setup_end: DateTime<Local>,
+    setup_elapsed: Duration,
+    start: DateTime<Local>,
+    end: DateTime<Local>,
+    collect_elapsed: Duration,
+    failure: Option<ErrorRecord>,
+    files: Vec<String>,
+    buffer: Buffer,
+    recorded: Recorded,
+}
+
+/// Runs setup then collect on the calling thread (the plugin's own), each guarded and timed.
+fn setup_and_collect(
+    kernel: &Kernel,
+    plugin: &'static dyn Plugin,
+    options: &BTreeMap<String, OptionValue>,
+    write_deadline: Option<Instant>,
+) -> Finished {
+    let name = plugin.name();
+    let mut buffer = Buffer::default();
+    let t0 = Instant::now();
     let setup_start = Local::now();
-    let mut ctx = PluginContext::new(kernel, name, &planned.options, sink);
-    let mut errors = Vec::new();
-    let setup = guarded(name, || plugin.setup(&mut ctx));
+    let mut ctx =
+        PluginContext::new(kernel, name, options, &mut buffer).with_deadline(write_deadline);
+    let mut failure = None;
+    if let Err(e) = guarded(name, || plugin.setup(&mut ctx)) {
+        tracing::error!(plugin = name, code = %e.code, "setup failed: {}", e.message);
+        failure = Some(err_record(&e, "setup"));
+    }
     let setup_end = Local::now();
     let setup_elapsed = t0.elapsed();
-    let mut failed = false;
-    if let Err(e) = &setup {
-        tracing::error!(plugin = name, code = %e.code, "setup failed: {}", e.message);
-        errors.push(err_record(e, "setup"));
-        failed = true;
-    }
-
     let start = Local::now();
     let t1 = Instant::now();
-    if !failed {
+    if failure.is_none() {
         tracing::debug!(plugin = name, "collecting");
         if let Err(e) = guarded(name, || plugin.collect(&mut ctx)) {
             tracing::error!(plugin = name, code = %e.code, "collect failed: {}", e.message);
-            errors.push(err_record(&e, "collect"));
-            failed = true;
+            failure = Some(err_record(&e, "collect"));
         }
     }
     let end = Local::now();
     let collect_elapsed = t1.elapsed();
+    let (files, recorded) = ctx.finish_all();
+    Finished {
+        setup_start,
+        setup_end,
+        setup_elapsed,
+        start,
+        end,
+        collect_elapsed,
+        failure,
+        files,
+        buffer,
+        recorded,
+    }
+}
+
+/// Logs one line per cause of the errors a plugin recorded.
+fn log_causes(name: &str, causes: &[ErrorCause]) {
+    for c in causes {
+        if c.count == 1 {
+            tracing::warn!(plugin = name, code = %c.code, "{}", c.example);
+            continue;
+        }
+        let span = match (c.first_address, c.last_address) {
+            (Some(a), Some(b)) => format!(", first at {a:#x}, last at {b:#x}"),
+            _ => String::new(),
+        };
+        tracing::warn!(
+            plugin = name,
+            "{} errors {}{span}; the first: {}",
+            c.count,
+            c.code,
+            c.example
+        );
+    }
+}
+
+/// Runs one plugin on its own thread: setup, then collect, each guarded, timed and recorded.
+///
+/// The plugin's files are held in memory and written to `sink` only if it returns before its
+/// timeout plus [`TIMEOUT_GRACE`]. Past that the runner stops waiting, records `timed-out`, and
+/// leaves the thread behind (a thread cannot be killed safely): whatever it does later reaches
+/// neither the sink nor the manifest, and its context refuses writes.
+pub fn run_one(
+    kernel: &Arc<Kernel>,
+    planned: &Planned<'static>,
+    sink: &mut dyn OutputSink,
+) -> PluginRecord {
+    let plugin = planned.plugin;
+    let name = plugin.name();
+    let t0 = Instant::now();
+    let deadline = planned.timeout.map(|t| t0 + t);
+    let give_up = deadline.map(|d| d + TIMEOUT_GRACE);
+    arm_deadline(kernel, deadline);
+    let reads_before = kernel.read_counts();
+
+    let (tx, rx) = mpsc::channel();
+    let spawned = {
+        let kernel = Arc::clone(kernel);
+        let options = planned.options.clone();
+        std::thread::Builder::new()
+            .name(format!("plugin {name}"))
+            .stack_size(PLUGIN_STACK)
+            .spawn(move || {
+                let _ = tx.send(setup_and_collect(&kernel, plugin, &options, give_up));
+            })
+    };
+    let got = match (spawned, give_up) {
+        (Err(e), _) => Err(format!("cannot start the plugin's thread: {e}")),
+        (Ok(_), Some(g)) => rx
+            .recv_timeout(g.saturating_duration_since(Instant::now()))
+            .map_err(|e| match e {
+                RecvTimeoutError::Timeout => format!(
+                    "still running {}s past its timeout; abandoned, its files are not in the \
+                     archive",
+                    TIMEOUT_GRACE.as_secs()
+                ),
+                RecvTimeoutError::Disconnected => {
+                    "the plugin's thread ended without a result".into()
+                }
+            }),
+        (Ok(_), None) => rx
+            .recv()
+            .map_err(|_| "the plugin's thread ended without a result".into()),
+    };
     let total = t0.elapsed();
     arm_deadline(kernel, None);
+    let (reads_ok, reads_failed) = {
+        let after = kernel.read_counts();
+        (after.0 - reads_before.0, after.1 - reads_before.1)
+    };
 
-    let (files, recorded) = ctx.finish();
+    let now = Local::now();
+    let mut f = got.unwrap_or_else(|why| {
+        let abandoned = planned.timeout.is_some_and(|t| total > t);
+        let code = if abandoned { "timed-out" } else { "thread" };
+        tracing::error!(plugin = name, "{why}");
+        Finished {
+            setup_start: now,
+            setup_end: now,
+            setup_elapsed: total,
+            start: now,
+            end: now,
+            collect_elapsed: Duration::ZERO,
+            failure: Some(ErrorRecord {
+                code: code.to_string(),
+                message: why,
+                phase: "collect".to_string(),
+            }),
+            files: Vec::new(),
+            buffer: Buffer::default(),
+            recorded: Recorded::default(),
+        }
+    });
+    for (path, data) in std::mem::take(&mut f.buffer.files) {
+        if let Err(e) = sink.write_file(&path, &data) {
+            tracing::error!(plugin = name, code = %e.code, "{}", e.message);
+            f.files.retain(|p| p != &path);
+            f.failure.get_or_insert_with(|| err_record(&e, "collect"));
+        }
+    }
+    log_causes(name, &f.recorded.causes);
+
     // errors the plugin recorded come first: they happened before any final failure
-    let mut all: Vec<ErrorRecord> = recorded.iter().map(|e| err_record(e, "collect")).collect();
-    all.append(&mut errors);
+    let mut all: Vec<ErrorRecord> = f
+        .recorded
+        .errors
+        .iter()
+        .map(|e| err_record(e, "collect"))
+        .collect();
+    let failed = f.failure.is_some();
+    all.extend(f.failure.take());
 
     let timeout_hit = planned.timeout.is_some_and(|t| total > t);
+    let empty = if f.files.is_empty() {
+        Some("wrote no file".to_string())
+    } else if reads_ok == 0 && reads_failed > 0 {
+        Some(format!(
+            "every one of its {reads_failed} reads of the dump failed"
+        ))
+    } else {
+        None
+    };
     let status = if timeout_hit {
         tracing::error!(
             plugin = name,
@@ -174,18 +352,30 @@ pub fn run_one(kernel: &Kernel, planned: &Planned<'_>, sink: &mut dyn OutputSink
         PluginStatus::TimedOut
     } else if failed {
         PluginStatus::Failed
+    } else if let Some(why) = empty {
+        tracing::error!(plugin = name, "produced nothing usable: {why}");
+        all.push(ErrorRecord {
+            code: "empty".to_string(),
+            message: format!("the plugin produced nothing usable: {why}"),
+            phase: "collect".to_string(),
+        });
+        PluginStatus::Empty
     } else if !all.is_empty() {
         PluginStatus::Partial
     } else {
         PluginStatus::Ok
     };
+    let omitted = f.recorded.omitted + all.len().saturating_sub(MAX_ERRORS) as u64;
+    all.truncate(MAX_ERRORS);
     tracing::info!(
         plugin = name,
-        "finished: {} in {:.3}s, {} files, {} errors",
+        "finished: {} in {:.3}s, {} files, {} errors, {} reads ({} failed)",
         status.as_str(),
         total.as_secs_f64(),
-        files.len(),
-        all.len()
+        f.files.len(),
+        all.len() as u64 + omitted,
+        reads_ok + reads_failed,
+        reads_failed
     );
 
     PluginRecord {
@@ -193,25 +383,27 @@ pub fn run_one(kernel: &Kernel, planned: &Planned<'_>, sink: &mut dyn OutputSink
         status,
         skip_reason: None,
         description: plugin.description().to_string(),
-        start_time: Some(sos_time(start)),
-        end_time: Some(sos_time(end)),
-        run_time: Some(sos_duration(collect_elapsed)),
-        setup_start: Some(sos_time(setup_start)),
-        setup_end: Some(sos_time(setup_end)),
-        setup_time: Some(sos_duration(setup_elapsed)),
+        start_time: Some(sos_time(f.start)),
+        end_time: Some(sos_time(f.end)),
+        run_time: Some(sos_duration(f.collect_elapsed)),
+        setup_start: Some(sos_time(f.setup_start)),
+        setup_end: Some(sos_time(f.setup_end)),
+        setup_time: Some(sos_duration(f.setup_elapsed)),
         timeout: planned.timeout.map(|t| t.as_secs()),
         timeout_hit,
         duration_s: total.as_secs_f64(),
         options: planned.options.clone(),
-        files,
+        files: f.files,
         errors: all,
+        errors_omitted: omitted,
+        error_causes: f.recorded.causes,
     }
 }
 
 /// Runs every planned plugin in order and returns their records, by name.
 pub fn run_all(
-    kernel: &Kernel,
-    planned: &[Planned<'_>],
+    kernel: &Arc<Kernel>,
+    planned: &[Planned<'static>],
     sink: &mut dyn OutputSink,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> BTreeMap<String, PluginRecord> {

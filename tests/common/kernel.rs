@@ -196,6 +196,7 @@ pub fn kernel(spec: &Spec) -> Kernel {
             phys_base: None,
             dump_level: None,
             nr_cpus: Some(1),
+            health: Default::default(),
         },
     )
 }

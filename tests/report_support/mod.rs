@@ -78,7 +78,7 @@ pub fn config(tmp: &Path, extra: &[&str]) -> Config {
 }
 
 pub fn run(cfg: &Config, spec: &Spec) -> Outcome {
-    let k = kernel(spec);
+    let k = std::sync::Arc::new(kernel(spec));
     app::produce_report(
         cfg,
         &k,
