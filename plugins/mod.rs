@@ -11,6 +11,8 @@ use crate::report::plugin::Plugin;
 
 pub mod kernel_info;
 pub mod sched_debug;
+pub mod sys;
+pub mod tasks;
 #[cfg(feature = "test-plugins")]
 pub mod testing;
 
@@ -21,6 +23,8 @@ pub fn all() -> Vec<&'static dyn Plugin> {
         // one line per plugin: &name::NamePlugin,
         &kernel_info::KernelInfoPlugin,
         &sched_debug::SchedDebugPlugin,
+        &sys::SysPlugin,
+        &tasks::TasksPlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);

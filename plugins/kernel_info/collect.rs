@@ -207,3 +207,12 @@ pub fn read_uptime<K: KernelAccess>(k: &K) -> AResult<Option<Uptime>> {
         source: "jiffies",
     }))
 }
+
+/// The wall clock of the timekeeper's last update (`tk_core.timekeeper.xtime_sec`, seconds
+/// since the epoch): "now" for a dump without VMCOREINFO `CRASHTIME` (a hypervisor-taken dump).
+pub fn read_wall_clock<K: KernelAccess>(k: &K) -> AResult<Option<i64>> {
+    match k.var("tk_core")? {
+        Some(tk) => k.int_at(&tk, "timekeeper.xtime_sec"),
+        None => Ok(None),
+    }
+}

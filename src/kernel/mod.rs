@@ -109,6 +109,43 @@ impl Kernel {
         Ok(v)
     }
 
+    /// Whether [`Kernel::read_user`] is supported on this dump's architecture.
+    pub fn can_read_user(&self) -> bool {
+        self.space.user_space(crate::addr::PhysAddr(0)).is_some()
+    }
+
+    /// Reads `len` bytes of a process's memory at the user address `va`, through the tables
+    /// whose top level is at the kernel address `pgd` (its `mm->pgd`). Fails with
+    /// [`KernelError::Unsupported`] where the architecture's walker reads kernel addresses only.
+    pub fn read_user(
+        &self,
+        pgd: VirtAddr,
+        va: VirtAddr,
+        len: usize,
+    ) -> Result<Vec<u8>, KernelError> {
+        self.check_deadline()?;
+        let root = self
+            .space
+            .translate(pgd)
+            .map_err(|source| KernelError::Memory {
+                va: pgd,
+                len: 8,
+                source,
+            })?
+            .phys;
+        let user = self.space.user_space(root).ok_or_else(|| {
+            KernelError::Unsupported(format!("reading user memory on {:?}", self.space.arch()))
+        })?;
+        let mut v = vec![0u8; len];
+        user.read(va, &mut v)
+            .map_err(|source| KernelError::Memory {
+                va,
+                len: len as u64,
+                source,
+            })?;
+        Ok(v)
+    }
+
     /// Reads an unsigned integer of 1, 2, 4 or 8 bytes in the dump's byte order.
     pub fn read_uint(&self, va: VirtAddr, width: usize) -> Result<u64, KernelError> {
         let mut b = [0u8; 8];

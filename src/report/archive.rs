@@ -240,6 +240,30 @@ impl BuildDir {
         write_private(&cur, data)
     }
 
+    /// Makes `rel` (validated) a symbolic link holding `target`, creating its directories. The
+    /// target is a relative path made of normal components and `..` only, and cannot climb above
+    /// the archive root.
+    pub fn write_symlink(&self, rel: &str, target: &str) -> Result<(), ArchiveError> {
+        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
+        let depth = rel.matches('/').count();
+        let ups = target.split('/').take_while(|c| *c == "..").count();
+        let rest = target.split('/').skip(ups).collect::<Vec<_>>().join("/");
+        if ups > depth || validate_rel_path(&rest).is_err() {
+            return Err(ArchiveError::BadPath(format!("{rel} -> {target}")));
+        }
+        let mut cur = self.dir.clone();
+        let comps: Vec<&str> = rel.split('/').collect();
+        let (file, parents) = comps
+            .split_last()
+            .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
+        for c in parents {
+            cur.push(c);
+            mkdir_private(&cur)?;
+        }
+        cur.push(file);
+        std::os::unix::fs::symlink(target, &cur).map_err(io_err("cannot create", &cur))
+    }
+
     /// A sink for plugin output into this tree.
     pub fn sink(&self) -> DirSink<'_> {
         DirSink { dir: self }
@@ -295,6 +319,12 @@ impl OutputSink for DirSink<'_> {
     fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
         self.dir
             .write_file(path, data)
+            .map_err(|e| PluginError::new(e.code(), e.to_string()))
+    }
+
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        self.dir
+            .write_symlink(path, target)
             .map_err(|e| PluginError::new(e.code(), e.to_string()))
     }
 }
@@ -384,7 +414,7 @@ pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
             if md.is_dir() {
                 out.push((p.clone(), true));
                 walk(root, &p, out)?;
-            } else if md.is_file() {
+            } else if md.is_file() || md.is_symlink() {
                 out.push((p, false));
             }
         }
@@ -463,6 +493,15 @@ fn write_tar(w: &mut dyn Write, root: &Path, name: &str, epoch: Option<u64>) -> 
         if is_dir {
             let mut h = dir_header(&path, epoch)?;
             tar.append_data(&mut h, format!("{name}/{rel}/"), io::empty())?;
+        } else if fs::symlink_metadata(&path)?.is_symlink() {
+            let md = fs::symlink_metadata(&path)?;
+            let target = fs::read_link(&path)?;
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            set_owner_time(&mut h, &md, epoch);
+            tar.append_link(&mut h, format!("{name}/{rel}"), target)?;
         } else {
             let f = File::open(&path)?;
             let md = f.metadata()?;
