@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::plugin_run::{open_kernel, run};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,39 +22,7 @@ use vmcore_report::kernel::Kernel;
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
 use vmcore_report::plugins::kernel_info::taint::{documented_flags, taint_string};
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
-use vmcore_report::report::plugin::{OutputSink, Plugin, PluginContext, PluginError};
 use vmcore_report::{arch, debuginfo, dump};
-
-#[derive(Default)]
-struct MemSink(BTreeMap<String, Vec<u8>>);
-
-impl OutputSink for MemSink {
-    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
-        self.0.insert(path.to_string(), data.to_vec());
-        Ok(())
-    }
-}
-
-fn open_kernel(vm: &Arc<Vmlinux>, path: &Path) -> Kernel {
-    let d = dump::open(&[path.to_path_buf()]).expect("dump opens");
-    let cfg = arch::config_from_dump(&d);
-    let space = arch::address_space(&d, &cfg).expect("address space");
-    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).expect("debuginfo");
-    Kernel::new(space, syms, types, d.info)
-}
-
-fn run(k: &Kernel, p: &dyn Plugin) -> (MemSink, Vec<String>) {
-    let mut sink = MemSink::default();
-    let opts = BTreeMap::new();
-    let mut ctx = PluginContext::new(k, p.name(), &opts, &mut sink);
-    p.collect(&mut ctx).expect("plugin runs");
-    let (_, errors) = ctx.finish();
-    let errors = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .collect();
-    (sink, errors)
-}
 
 struct Truth {
     uname: Vec<String>,
@@ -174,7 +144,7 @@ fn check_set(set: &str) {
             "{set}/{name}: kernel_info errors {errors:?}"
         );
         let uts: serde_json::Value =
-            serde_json::from_slice(&files.0["plugins/kernel_info/uts.json"]).unwrap();
+            serde_json::from_slice(&files.files["plugins/kernel_info/uts.json"]).unwrap();
         let u = &truth.uname;
         // `uname -a`: sysname nodename release version… machine GNU/Linux
         assert_eq!(uts["sysname"], u[0].as_str(), "{set}/{name}");
@@ -187,7 +157,7 @@ fn check_set(set: &str) {
         );
         assert_eq!(uts["machine"], u[u.len() - 2].as_str(), "{set}/{name}");
         let taints: serde_json::Value =
-            serde_json::from_slice(&files.0["plugins/kernel_info/taints.json"]).unwrap();
+            serde_json::from_slice(&files.files["plugins/kernel_info/taints.json"]).unwrap();
         // Taints are never cleared. An oops after the live print adds TAINT_DIE (bit 7) before
         // the panic; the console's oops line was printed before that bit was set.
         let mask = taints["mask"].as_u64().unwrap();
@@ -218,7 +188,7 @@ fn check_set(set: &str) {
 
         // sched_debug
         let (files, errors) = run(&k, &SchedDebugPlugin);
-        let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+        let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
         // Kept for inspection (and for docs/sched-debug-diff-example.md).
         let keep = std::env::temp_dir().join(format!("sched-debug-{set}-{name}.txt"));
         let _ = std::fs::write(&keep, &text);
@@ -358,7 +328,7 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     let path = dir.join("vmcore.elf");
     let k = open_kernel(&vm, &path);
     let (full, _) = run(&k, &SchedDebugPlugin);
-    let full = String::from_utf8_lossy(&full.0[ARCHIVE_PATH]).into_owned();
+    let full = String::from_utf8_lossy(&full.files[ARCHIVE_PATH]).into_owned();
     let rq = k.symbol_address("runqueues").unwrap();
     let rq1 = k.per_cpu_ptr(rq, 1).unwrap();
     let phys = k.space().translate(rq1).unwrap().phys.0;
@@ -376,7 +346,7 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     let (syms, types) = debuginfo::load(Arc::clone(&vm), cfg.kaslr_offset).unwrap();
     let k2 = Kernel::new(space, syms, types, d.info);
     let (files, errors) = run(&k2, &SchedDebugPlugin);
-    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
     assert!(
         errors.iter().any(|e| e.starts_with("not-dumped")),
         "{errors:?}"
@@ -416,7 +386,7 @@ fn real_dump_without_runqueues_debuginfo() {
     });
     let k = Kernel::new(space, syms, types, d.info);
     let (files, errors) = run(&k, &SchedDebugPlugin);
-    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
     assert!(
         errors.iter().any(|e| e.starts_with("no-such-symbol")),
         "{errors:?}"

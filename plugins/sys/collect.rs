@@ -11,9 +11,8 @@
 //! - `panic_cpu` (atomic_t, kernel/panic.c), `crash_kexec_post_notifiers`, `panic_on_oops`;
 //! - the panicking task: `runqueues.curr` of `panic_cpu`.
 //!
-//! The register set comes from the PRSTATUS note whose `pr_pid` is the panicking task's pid
-//! (the notes are per online CPU, in CPU order, so with several idle CPUs — pid 0 — the note at
-//! the CPU's index among the online CPUs is taken).
+//! The register set comes from the panicking CPU's PRSTATUS note: the notes are per running CPU
+//! in CPU order (`pr_pid` is no guide: QEMU writes the vCPU number + 1 there, not a pid).
 
 use super::record::{Cpus, Panic, PanicTask, Registers, Sys};
 use crate::addr::Arch;
@@ -146,8 +145,7 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
                 errors.push(e);
             }
         }
-        let online = sys.cpus.active.clone().or(sys.cpus.online.clone());
-        panic.registers = registers(input, cpu, panic.task.as_ref(), online.as_deref());
+        panic.registers = registers(input, cpu, sys.cpus.active.as_deref());
     } else {
         missing.push(
             "panic.task: panic_cpu is not set (the kernel did not go through panic())".into(),
@@ -279,29 +277,16 @@ pub fn register_names(arch: Arch) -> Vec<String> {
     }
 }
 
-fn registers(
-    input: &SysInput,
-    cpu: u32,
-    task: Option<&PanicTask>,
-    online: Option<&[u32]>,
-) -> Option<Registers> {
+fn registers(input: &SysInput, cpu: u32, active: Option<&[u32]>) -> Option<Registers> {
     let arch = input.arch?;
-    let by_pid: Vec<&CpuState> = match task {
-        Some(t) if t.pid > 0 => input
-            .notes
-            .iter()
-            .filter(|n| i64::from(n.pid) == t.pid)
-            .collect(),
-        _ => Vec::new(),
+    // The kernel writes one note per CPU that was running (kexec: the crash_notes of the CPUs it
+    // stopped, in CPU order; QEMU: one per vCPU, in vCPU order). When the count matches the
+    // active CPUs, the note's index is the CPU's position among them; else the CPU number.
+    let idx = match active {
+        Some(a) if a.len() == input.notes.len() => a.iter().position(|&c| c == cpu)?,
+        _ => cpu as usize,
     };
-    let note = if by_pid.len() == 1 {
-        by_pid[0]
-    } else {
-        let idx = online
-            .and_then(|o| o.iter().position(|&c| c == cpu))
-            .unwrap_or(cpu as usize);
-        input.notes.get(idx)?
-    };
+    let note = input.notes.get(idx)?;
     let names = register_names(arch);
     Some(Registers {
         note_index: note.index,

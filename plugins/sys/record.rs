@@ -86,7 +86,8 @@ pub struct PanicTask {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Registers {
-    /// The note's index among the PRSTATUS notes, and its `pr_pid`.
+    /// The note's index among the PRSTATUS notes, and its `pr_pid` (the running task's pid in a
+    /// kexec dump; QEMU writes its vCPU number + 1).
     pub note_index: usize,
     pub pid: u32,
     /// `(name, value)` in the architecture's `elf_gregset_t` order.

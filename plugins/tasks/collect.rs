@@ -99,6 +99,7 @@ pub fn collect<K: KernelAccess>(
             Ok(task) => report.tasks.push(task),
             Err(e) => report.unreadable.push(Unreadable {
                 task: Some(format!("{:#x}", k.address(t))),
+                pid: None,
                 error: e.to_string(),
             }),
         }
@@ -410,21 +411,27 @@ fn read_mm<K: KernelAccess>(k: &K, mm: &K::Obj) -> AResult<MmInfo> {
 
 /// `get_mm_rss()`.
 fn rss_pages<K: KernelAccess>(k: &K, mm: &K::Obj) -> AResult<Option<u64>> {
-    let mut total: i64 = 0;
-    if let Some(counts) = k.member(mm, "rss_stat.count")? {
-        for i in RSS_COUNTERS {
-            let c = k.index(&counts, i)?;
-            total += k.int_at(&c, "counter")?.unwrap_or(0).max(0);
-        }
-        return Ok(Some(total as u64));
-    }
     let Some(stats) = k.member(mm, "rss_stat")? else {
         return Ok(None);
     };
+    let mut total: i64 = 0;
+    // An array's length is known; a struct has none (the kernel view calls it a wrong type).
+    if matches!(k.array_len(&stats), Ok(Some(_))) {
+        // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS]; percpu_counter_read_positive()
+        // reads the shared count, a negative one as 0.
+        for i in RSS_COUNTERS {
+            let c = k.index(&stats, i)?;
+            total += k.int_at(&c, "count")?.unwrap_or(0).max(0);
+        }
+        return Ok(Some(total as u64));
+    }
+    // Before: struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }.
+    let Some(counts) = k.member(&stats, "count")? else {
+        return Ok(None);
+    };
     for i in RSS_COUNTERS {
-        let c = k.index(&stats, i)?;
-        // percpu_counter_read_positive(): the shared count, negative read as 0.
-        total += k.int_at(&c, "count")?.unwrap_or(0).max(0);
+        let c = k.index(&counts, i)?;
+        total += k.int_at(&c, "counter")?.unwrap_or(0).max(0);
     }
     Ok(Some(total as u64))
 }
@@ -482,6 +489,7 @@ pub fn list_tasks<K: KernelAccess>(k: &K) -> Listed<K::Obj> {
         Err(e) => {
             listed.unreadable.push(Unreadable {
                 task: None,
+                pid: None,
                 error: format!("the task list: {e}"),
             });
             return listed;
@@ -490,6 +498,7 @@ pub fn list_tasks<K: KernelAccess>(k: &K) -> Listed<K::Obj> {
     if let Some(e) = broke {
         listed.unreadable.push(Unreadable {
             task: None,
+            pid: None,
             error: format!("the task list is broken: {e}"),
         });
     }
@@ -518,6 +527,7 @@ pub fn list_tasks<K: KernelAccess>(k: &K) -> Listed<K::Obj> {
             Err(e) => {
                 listed.unreadable.push(Unreadable {
                     task: Some(format!("{:#x}", k.address(&p))),
+                    pid: None,
                     error: format!("threads: {e}"),
                 });
                 listed.tasks.push(p);

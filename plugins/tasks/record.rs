@@ -103,7 +103,10 @@ pub struct Blocked {
 /// A task that is known to exist but could not be read (a broken list, a page not in the dump).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreadable {
+    /// The `task_struct` address, when known.
     pub task: Option<String>,
+    /// The pid, when a structure other than the task names it.
+    pub pid: Option<i64>,
     pub error: String,
 }
 

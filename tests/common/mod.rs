@@ -6,5 +6,6 @@ pub mod dwarf;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
+pub mod plugin_run;
 pub mod synthkernel;
 pub mod vmcore;
