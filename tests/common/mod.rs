@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dwarf;
+pub mod fake_kernel;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
