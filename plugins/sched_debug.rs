@@ -15,7 +15,6 @@
 pub mod collect;
 pub mod record;
 pub mod render;
-pub mod state;
 
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 

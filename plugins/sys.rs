@@ -19,7 +19,6 @@ pub mod record;
 pub mod render;
 
 use crate::plugins::kernel_info::DumpFacts;
-use crate::plugins::sched_debug::kview::KView;
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
 pub struct SysPlugin;
@@ -43,7 +42,7 @@ impl Plugin for SysPlugin {
             notes: info.cpus.clone(),
             log: None,
         };
-        let c = collect::collect(&KView::new(ctx.kernel), &input);
+        let c = collect::collect(&ctx.kernel.access(), &input);
         for (path, data) in render::sos_files(&c.sys) {
             ctx.write_archive_path(path, &data)?;
         }

@@ -18,10 +18,9 @@ pub mod record;
 pub mod render;
 
 use crate::addr::VirtAddr;
+use crate::kernel::AccessError;
 use crate::plugins::kernel_info::DumpFacts;
 use crate::plugins::kernel_info::collect::{read_uptime, read_wall_clock};
-use crate::plugins::sched_debug::access::AccessError;
-use crate::plugins::sched_debug::kview::KView;
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
 pub const PS_AUX: &str = "sos_commands/process/ps_auxwwwm";
@@ -40,7 +39,7 @@ impl Plugin for TasksPlugin {
     }
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
-        let view = KView::new(ctx.kernel);
+        let view = ctx.kernel.access();
         let facts = DumpFacts::from_kernel(ctx.kernel);
         let clock = collect::Clock {
             now_epoch: facts

@@ -138,9 +138,16 @@ fn check_set(set: &str) {
                 );
                 continue;
             };
-            assert_eq!(t["ppid"].as_i64().unwrap(), *ppid, "{set}/{name}: ppid of {p}");
+            assert_eq!(
+                t["ppid"].as_i64().unwrap(),
+                *ppid,
+                "{set}/{name}: ppid of {p}"
+            );
             let ours = t["comm"].as_str().unwrap();
-            assert!(same_comm(ours, c), "{set}/{name}: pid {p}: {ours:?} vs live {c:?}");
+            assert!(
+                same_comm(ours, c),
+                "{set}/{name}: pid {p}: {ours:?} vs live {c:?}"
+            );
             // A task blocked in D when the truth was printed stays blocked (the fs never thaws).
             if stat.starts_with('D') {
                 assert_eq!(t["state"], "D", "{set}/{name}: pid {p} was in D");
@@ -164,9 +171,11 @@ fn check_set(set: &str) {
             .collect();
         let aux = out.text(PS_AUX);
         let elfl = out.text(PS_ELFL);
-        for (p, (ppid, _, c)) in truth.ps.iter().filter(|(p, (_, _, c))| {
-            c != "ps" && by_pid.contains_key(p)
-        }) {
+        for (p, (ppid, _, c)) in truth
+            .ps
+            .iter()
+            .filter(|(p, (_, _, c))| c != "ps" && by_pid.contains_key(p))
+        {
             assert_eq!(alx_rows.get(p), Some(ppid), "{set}/{name}: alx row of {p}");
             assert!(
                 aux.lines()
@@ -211,41 +220,76 @@ fn check_set(set: &str) {
         let (out, _errors) = run(&k, &SysPlugin);
         let sys: Value = serde_json::from_slice(&out.files["plugins/sys/sys.json"]).unwrap();
         let panic = &sys["panic"];
-        assert_eq!(panic["panic_cpu"].as_i64(), Some(i64::from(cpu)), "{set}/{name}");
+        assert_eq!(
+            panic["panic_cpu"].as_i64(),
+            Some(i64::from(cpu)),
+            "{set}/{name}"
+        );
         assert_eq!(panic["task"]["pid"].as_i64(), Some(pid), "{set}/{name}");
-        assert_eq!(panic["task"]["comm"].as_str(), Some(comm.as_str()), "{set}/{name}");
+        assert_eq!(
+            panic["task"]["comm"].as_str(),
+            Some(comm.as_str()),
+            "{set}/{name}"
+        );
         if let Some(m) = panic["message"].as_str() {
             assert_eq!(m, message, "{set}/{name}: panic message");
         }
         assert!(
-            panic["registers"]["regs"].as_array().is_some_and(|r| !r.is_empty()),
+            panic["registers"]["regs"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
             "{set}/{name}: registers of the panicking CPU"
         );
         let key = |k: &str| format!("{}\n", truth.keys[k]);
         assert_eq!(out.text("proc/cmdline"), key("cmdline"), "{set}/{name}");
-        assert_eq!(out.text("sos_commands/kernel/uname_-a"), key("uname"), "{set}/{name}");
+        assert_eq!(
+            out.text("sos_commands/kernel/uname_-a"),
+            key("uname"),
+            "{set}/{name}"
+        );
         assert_eq!(out.text("proc/version"), key("version"), "{set}/{name}");
-        assert_eq!(out.text("proc/sys/kernel/hostname"), key("hostname"), "{set}/{name}");
+        assert_eq!(
+            out.text("proc/sys/kernel/hostname"),
+            key("hostname"),
+            "{set}/{name}"
+        );
         // Taints only accumulate: an oops after the capture adds D (TAINT_DIE).
         let live: u64 = truth.keys["tainted"].parse().unwrap();
-        let ours: u64 = out.text("proc/sys/kernel/tainted").trim_end().parse().unwrap();
-        assert_eq!(ours & live, live, "{set}/{name}: tainted {ours}, live {live}");
+        let ours: u64 = out
+            .text("proc/sys/kernel/tainted")
+            .trim_end()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ours & live,
+            live,
+            "{set}/{name}: tainted {ours}, live {live}"
+        );
         assert_eq!(
             out.text("sys/devices/system/cpu/possible"),
             key("cpus_possible"),
             "{set}/{name}"
         );
         let release = truth.keys["uname"].split(' ').nth(2).unwrap();
-        assert_eq!(out.text("proc/sys/kernel/osrelease"), format!("{release}\n"));
+        assert_eq!(
+            out.text("proc/sys/kernel/osrelease"),
+            format!("{release}\n")
+        );
         // The crash came a few seconds after the truth's `date +%s`.
         let live: i64 = truth.keys["date_epoch"].parse().unwrap();
         let crash = sys["crash_time"].as_i64().unwrap();
-        assert!((live..live + 120).contains(&crash), "{set}/{name}: crash {crash}, live {live}");
+        assert!(
+            (live..live + 120).contains(&crash),
+            "{set}/{name}: crash {crash}, live {live}"
+        );
         assert_eq!(
             out.links.get("uname").map(String::as_str),
             Some("sos_commands/kernel/uname_-a")
         );
-        assert_eq!(out.links.get("date").map(String::as_str), Some("sos_commands/date/date"));
+        assert_eq!(
+            out.links.get("date").map(String::as_str),
+            Some("sos_commands/date/date")
+        );
     }
 }
 

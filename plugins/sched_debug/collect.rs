@@ -10,7 +10,7 @@
 //! taken from the dump and listed in [`SchedDebug::notes`].
 
 use super::record::*;
-use super::state::{TaskStateTable, task_state_char};
+use crate::kernel::task_state::{TaskStateTable, task_state_char};
 use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// Upper bound of tasks visited (a corrupted list must not run forever; the kernel's own

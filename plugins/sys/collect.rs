@@ -17,12 +17,12 @@
 use super::record::{Cpus, Panic, PanicTask, Registers, Sys};
 use crate::addr::Arch;
 use crate::dump::CpuState;
+use crate::kernel::task_state::{TaskStateTable, task_state_char};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 use crate::plugins::kernel_info::DumpFacts;
 use crate::plugins::kernel_info::collect::{
     read_banner, read_taints, read_uptime, read_uts, read_wall_clock,
 };
-use crate::plugins::sched_debug::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
-use crate::plugins::sched_debug::state::{TaskStateTable, task_state_char};
 
 /// `COMMAND_LINE_SIZE` is 2048 on x86 and 4096 on arm64; a bound, not a layout.
 const CMDLINE_MAX: usize = 4096;

@@ -18,8 +18,8 @@
 //! member that cannot be read leaves its field `None` with the reason in `Task::missing`.
 
 use super::record::{Blocked, MmInfo, Task, TasksReport, Unreadable};
-use crate::plugins::sched_debug::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
-use crate::plugins::sched_debug::state::{TaskStateTable, task_state_char};
+use crate::kernel::task_state::{TaskStateTable, task_state_char};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// `PF_KTHREAD` (include/linux/sched.h; 0x00200000 since 2.6.x, unchanged to 6.12).
 const PF_KTHREAD: i64 = 0x0020_0000;
@@ -28,7 +28,8 @@ const COMM_LEN: usize = 16;
 /// `struct tty_struct.name` is `char[64]`.
 const TTY_NAME_LEN: usize = 64;
 /// The `mm_counter` indexes `get_mm_rss()` adds (include/linux/mm_types_task.h: MM_FILEPAGES,
-/// MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES; stable since 4.5).
+/// MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES; stable since 4.5), when the debuginfo has no
+/// enumerators.
 const RSS_COUNTERS: [u64; 3] = [0, 1, 3];
 
 /// The kernel facts the collector needs beside the tasks.
@@ -342,6 +343,8 @@ fn pgrp_session<K: KernelAccess>(
     t: &K::Obj,
     sig: &K::Obj,
 ) -> AResult<(Option<i64>, Option<i64>)> {
+    let pgid_ix = k.enumerator("PIDTYPE_PGID")?;
+    let sid_ix = k.enumerator("PIDTYPE_SID")?;
     // 4.19+: signal->pids[PIDTYPE_PGID = 2], [PIDTYPE_SID = 3] (struct pid *).
     if let Some(pids) = k.member(sig, "pids")? {
         let at = |i: u64| -> AResult<Option<i64>> {
@@ -350,7 +353,10 @@ fn pgrp_session<K: KernelAccess>(
                 None => Ok(None),
             }
         };
-        return Ok((at(2)?, at(3)?));
+        return Ok((
+            at(pgid_ix.unwrap_or(2) as u64)?,
+            at(sid_ix.unwrap_or(3) as u64)?,
+        ));
     }
     // Before: the group leader's pids[PIDTYPE_PGID = 1].pid, [PIDTYPE_SID = 2].pid.
     let leader = k.deref_at(t, "group_leader")?.unwrap_or_else(|| t.clone());
@@ -363,7 +369,10 @@ fn pgrp_session<K: KernelAccess>(
             None => Ok(None),
         }
     };
-    Ok((at(1)?, at(2)?))
+    Ok((
+        at(pgid_ix.unwrap_or(1) as u64)?,
+        at(sid_ix.unwrap_or(2) as u64)?,
+    ))
 }
 
 /// `get_mm_cmdline()` (fs/proc/base.c): the bytes `arg_start..arg_end`; when the last of them is
@@ -414,12 +423,21 @@ fn rss_pages<K: KernelAccess>(k: &K, mm: &K::Obj) -> AResult<Option<u64>> {
     let Some(stats) = k.member(mm, "rss_stat")? else {
         return Ok(None);
     };
+    let mut counters = RSS_COUNTERS;
+    for (c, name) in counters
+        .iter_mut()
+        .zip(["MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"])
+    {
+        if let Some(v) = k.enumerator(name)?.filter(|v| (0..16).contains(v)) {
+            *c = v as u64;
+        }
+    }
     let mut total: i64 = 0;
     // An array's length is known; a struct has none (the kernel view calls it a wrong type).
     if matches!(k.array_len(&stats), Ok(Some(_))) {
         // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS]; percpu_counter_read_positive()
         // reads the shared count, a negative one as 0.
-        for i in RSS_COUNTERS {
+        for i in counters {
             let c = k.index(&stats, i)?;
             total += k.int_at(&c, "count")?.unwrap_or(0).max(0);
         }
@@ -429,7 +447,7 @@ fn rss_pages<K: KernelAccess>(k: &K, mm: &K::Obj) -> AResult<Option<u64>> {
     let Some(counts) = k.member(&stats, "count")? else {
         return Ok(None);
     };
-    for i in RSS_COUNTERS {
+    for i in counters {
         let c = k.index(&counts, i)?;
         total += k.int_at(&c, "counter")?.unwrap_or(0).max(0);
     }

@@ -1,4 +1,5 @@
-//! Task state letters, by the kernel's own rules (`__task_state_index()` and
+//! Task state letters, by the kernel's own rules (shared by every plugin that prints a task's
+//! state: sched_debug, tasks, sys) (`__task_state_index()` and
 //! `task_index_to_char()` in include/linux/sched.h).
 //!
 //! The letters come from the dump's `task_state_array` (fs/proc/array.c: `"R (running)"`,
