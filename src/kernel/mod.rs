@@ -20,6 +20,7 @@
 pub mod access;
 mod error;
 mod object;
+pub mod printk;
 mod view;
 mod walk;
 

@@ -7,5 +7,6 @@ pub mod fake_kernel;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
+pub mod printk;
 pub mod synthkernel;
 pub mod vmcore;
