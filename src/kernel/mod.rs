@@ -20,6 +20,7 @@
 pub mod access;
 mod error;
 mod object;
+pub mod printk;
 pub mod task_state;
 mod view;
 mod walk;

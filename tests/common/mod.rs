@@ -8,5 +8,6 @@ pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
 pub mod plugin_run;
+pub mod printk;
 pub mod synthkernel;
 pub mod vmcore;
