@@ -4,7 +4,8 @@
 //! Outputs:
 //! - `plugins/sys/sys.txt` for people and `plugins/sys/sys.json` for pipelines: kernel, dump
 //!   file and format, CPUs, crash date, uptime, load average, task count, utsname, memory, the
-//!   panic message and the last oops block of the log, the panicking CPU and task, that CPU's
+//!   panic message and the last oops block of the kernel log (read with
+//!   [`crate::kernel::printk`], rendered as `dmesg` prints it), the panicking CPU and task, that CPU's
 //!   registers, the taints with their names; what could not be determined, and why;
 //! - `sos_commands/kernel/uname_-a`, `proc/version`, `proc/cmdline`, `proc/sys/kernel/tainted`,
 //!   `proc/sys/kernel/hostname`, `proc/sys/kernel/osrelease`,
@@ -18,6 +19,7 @@ pub mod collect;
 pub mod record;
 pub mod render;
 
+use crate::kernel::printk::read_kernel_log;
 use crate::plugins::kernel_info::DumpFacts;
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
@@ -33,6 +35,19 @@ impl Plugin for SysPlugin {
     }
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
+        let k = ctx.kernel.access();
+        let (log, log_missing) = match read_kernel_log(&k) {
+            Ok(Some(l)) => {
+                let text = crate::plugins::dmesg::render::dmesg(&l.records);
+                let lines = String::from_utf8_lossy(&text)
+                    .lines()
+                    .map(String::from)
+                    .collect();
+                (Some(lines), String::new())
+            }
+            Ok(None) => (None, "this kernel has no printk ring".to_string()),
+            Err(e) => (None, e.to_string()),
+        };
         let info = ctx.kernel.info();
         let input = collect::SysInput {
             facts: DumpFacts::from_kernel(ctx.kernel),
@@ -40,9 +55,10 @@ impl Plugin for SysPlugin {
             file_size: info.file_size,
             arch: info.arch,
             notes: info.cpus.clone(),
-            log: None,
+            log,
+            log_missing,
         };
-        let c = collect::collect(&ctx.kernel.access(), &input);
+        let c = collect::collect(&k, &input);
         for (path, data) in render::sos_files(&c.sys) {
             ctx.write_archive_path(path, &data)?;
         }

@@ -231,8 +231,20 @@ fn check_set(set: &str) {
             Some(comm.as_str()),
             "{set}/{name}"
         );
-        if let Some(m) = panic["message"].as_str() {
-            assert_eq!(m, message, "{set}/{name}: panic message");
+        assert_eq!(
+            panic["message"].as_str(),
+            Some(message.as_str()),
+            "{set}/{name}"
+        );
+        // The oops set died of an oops: its block starts at the console's `BUG:` line.
+        if set.ends_with("-oops") {
+            let block = panic["last_oops"].as_array().expect("an oops block");
+            let first = block[0].as_str().unwrap();
+            assert!(
+                first.contains("BUG: kernel NULL pointer dereference"),
+                "{first}"
+            );
+            assert!(block.iter().any(|l| l.as_str().unwrap().contains("Oops:")));
         }
         assert!(
             panic["registers"]["regs"]

@@ -38,8 +38,10 @@ pub struct SysInput {
     pub file_size: u64,
     pub arch: Option<Arch>,
     pub notes: Vec<CpuState>,
-    /// The kernel log's text lines, when a log reader produced them.
+    /// The kernel log as `dmesg` prints it, one line each; `None` with the reason in
+    /// `log_missing` when the dump has no readable log.
     pub log: Option<Vec<String>>,
+    pub log_missing: String,
 }
 
 pub struct Collected {
@@ -127,11 +129,10 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
             panic.message = panic_message(lines);
             panic.last_oops = last_oops_block(lines);
         }
-        None => missing.push(
-            "panic.message, panic.last_oops: taken from the kernel log, which this build does \
-             not read yet"
-                .into(),
-        ),
+        None => missing.push(format!(
+            "panic.message, panic.last_oops: taken from the kernel log: {}",
+            input.log_missing
+        )),
     }
     if let Some(cpu) = panic
         .panic_cpu
@@ -299,13 +300,25 @@ fn registers(input: &SysInput, cpu: u32, active: Option<&[u32]>) -> Option<Regis
     })
 }
 
-/// The panic message: the text after the last `Kernel panic - not syncing: ` in the log.
+/// The panic message: `panic()` prints `Kernel panic - not syncing: <msg>` and, at the end,
+/// `---[ end Kernel panic - not syncing: <msg> ]---` (kernel/panic.c). The last message line
+/// is taken; the end marker only when the first line was lost.
 pub fn panic_message(lines: &[String]) -> Option<String> {
     const P: &str = "Kernel panic - not syncing: ";
-    lines.iter().rev().find_map(|l| {
-        let i = l.find(P)?;
-        Some(l[i + P.len()..].trim_end().to_string())
-    })
+    const END: &str = "---[ end Kernel panic - not syncing: ";
+    let after = |l: &String, pat: &str| l.find(pat).map(|i| l[i + pat.len()..].to_string());
+    lines
+        .iter()
+        .rev()
+        .filter(|l| !l.contains(END))
+        .find_map(|l| after(l, P))
+        .or_else(|| {
+            lines.iter().rev().find_map(|l| {
+                let m = after(l, END)?;
+                Some(m.strip_suffix(" ]---").unwrap_or(&m).to_string())
+            })
+        })
+        .map(|m| m.trim_end().to_string())
 }
 
 /// The last oops, BUG or WARNING block: from its first line (`Oops:`, `BUG:`, `WARNING:`,
