@@ -1,29 +1,22 @@
-//! The kernel view on the real Debian 6.1 x86_64 vmcores, against the live ground truth the
-//! guest printed before it crashed (truth.txt: uname, taint, nproc, ps). Skipped, with one line,
-//! when the fixtures are absent.
+//! The kernel view on the real vmcores, against the live ground truth the guest printed before it
+//! crashed (truth.txt: uname, taint, nproc, ps) and drgn's reading of the same crash (drgn/
+//! tasks.txt, written by fixtures/peer-drgn.py from the unfiltered ELF dump). Skipped, with one
+//! line, when the fixtures are absent.
 
 mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::fixtures;
+use vmcore_report::addr::VirtAddr;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::locate::{self, DumpIdentity, MatchProof};
-use vmcore_report::kernel::{DEFAULT_WALK_CAP, Kernel};
+use vmcore_report::kernel::Kernel;
 
 /// The glue the CLI performs: dump → address space, vmlinux → symbols + types → Kernel.
 fn kernel(dump_path: &Path, vmlinux: &Path) -> Kernel {
-    let dump = vmcore_report::dump::open(&[dump_path.to_path_buf()]).unwrap();
-    let vm = Arc::new(Vmlinux::open(vmlinux).unwrap());
-    let mut cfg = vmcore_report::arch::config_from_dump(&dump);
-    let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).unwrap();
-    if cfg.pgd_va.is_none() {
-        cfg.pgd_va = syms.address("init_top_pgt").map(|a| a.0);
-    }
-    let space = vmcore_report::arch::address_space(&dump, &cfg).unwrap();
-    Kernel::new(space, syms, types, dump.info.clone())
+    common::kernel::open(dump_path, vmlinux)
 }
 
 fn truth(dir: &Path) -> String {
@@ -48,13 +41,6 @@ fn real_dumps_match_live_truth() {
         let tainted: u64 = line(&t, "tainted:").parse().unwrap();
         let nproc: usize = line(&t, "nproc:").parse().unwrap();
         let version_line = line(&t, "version:");
-        let ps_pids: HashSet<i64> = t
-            .split("---ps---")
-            .nth(1)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
         for dump in fixtures::dumps(&dir) {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
             let k = kernel(&dump, &dir.join("vmlinux"));
@@ -115,37 +101,162 @@ fn real_dumps_match_live_truth() {
                 locate::verify(&vm, &id, false).unwrap(),
                 MatchProof::ReleaseAndBanner(_)
             ));
-            // the task list: pid 1 is init, and (nearly) every pid ps saw is there
-            let init = k.variable("init_task").unwrap();
-            let head = init.member("tasks").unwrap().address();
-            // A filtered dump may lack a page of the list (makedumpfile 1.7.2 on 6.12 drops a
-            // task's page): the salvaging walk goes around the break, which must be a page
-            // missing from a filtered dump, never corruption, and never in an unfiltered dump.
-            let (tasks, broke) = k
-                .list_entries_salvaged(head, "struct task_struct", "tasks", DEFAULT_WALK_CAP)
-                .unwrap();
-            if let Some(e) = broke {
-                assert!(
-                    name.starts_with("mdf.") && e.is_not_dumped(),
-                    "{set}/{name}: task list broken: {e}"
-                );
+        }
+    }
+}
+
+/// One line of drgn/tasks.txt: a task drgn's `for_each_task()` found in the unfiltered dump.
+struct DrgnTask {
+    pid: i32,
+    tgid: i32,
+    addr: u64,
+    size: u64,
+    comm: String,
+}
+
+fn drgn_tasks(dir: &Path) -> Option<Vec<DrgnTask>> {
+    let text = std::fs::read_to_string(dir.join("drgn/tasks.txt")).ok()?;
+    let tasks = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(5, ' ').collect();
+            DrgnTask {
+                pid: f[0].parse().unwrap(),
+                tgid: f[1].parse().unwrap(),
+                addr: u64::from_str_radix(f[2].trim_start_matches("0x"), 16).unwrap(),
+                size: f[3].parse().unwrap(),
+                comm: f.get(4).unwrap_or(&"").to_string(),
             }
-            let mut pids = HashSet::new();
-            for task in &tasks {
-                let pid = task.member("pid").unwrap().i64().unwrap();
-                if pid == 1 {
-                    assert_eq!(task.member("comm").unwrap().cstring(16).unwrap(), b"init");
+        })
+        .collect();
+    Some(tasks)
+}
+
+/// Whether the dump file stores every page of `[va, va + len)`: each 4 KiB page translated
+/// through the kernel's page tables, then asked of the dump reader. A property of the file,
+/// computed without the task walker.
+fn stored(k: &Kernel, va: u64, len: u64) -> bool {
+    let mut page = va & !4095;
+    while page < va + len {
+        match k.space().translate(VirtAddr(page)) {
+            Ok(t) if k.space().phys().is_dumped(t.phys) => {}
+            _ => return false,
+        }
+        page += 4096;
+    }
+    true
+}
+
+/// The task enumeration on every dump of every set. The oracle is drgn's task list of the same
+/// crash (every dump of a set is taken from one crash) and the live `ps`:
+/// - unfiltered dumps: exactly drgn's tasks, nothing lost; and exactly the pids `ps` printed,
+///   less `ps` itself (it exited before the crash), plus the tasks started after it (a pid above
+///   `ps`'s: pids are handed out in increasing order on these short-lived guests);
+/// - filtered dumps (`mdf.*`): exactly drgn's tasks whose whole `task_struct` this file stores,
+///   and every task reported lost is one of the others, with its pid right when it names one.
+#[test]
+fn the_task_enumeration_lists_what_each_dump_holds() {
+    for set in fixtures::SETS {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        let Some(drgn) = drgn_tasks(&dir) else {
+            eprintln!(
+                "{set}: no drgn/tasks.txt (fixtures/peer-drgn.py writes it): task checks skipped"
+            );
+            continue;
+        };
+        let t = truth(&dir);
+        let ps: Vec<(i32, String)> = t
+            .split("---ps---")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((f.first()?.parse().ok()?, f.last()?.to_string()))
+            })
+            .collect();
+        let ps_pid = ps
+            .iter()
+            .find(|(_, c)| c == "ps")
+            .expect("ps in its own list")
+            .0;
+        let ps_pids: HashSet<i32> = ps.iter().map(|(p, _)| *p).collect();
+        let all: HashSet<(i32, i32, u64)> = drgn.iter().map(|d| (d.pid, d.tgid, d.addr)).collect();
+        let mut missing_total = 0;
+        for dump in fixtures::dumps(&dir) {
+            let name = dump.file_name().unwrap().to_string_lossy().to_string();
+            let k = kernel(&dump, &dir.join("vmlinux"));
+            let w = k.tasks().unwrap();
+            let got: HashSet<(i32, i32, u64)> =
+                w.tasks.iter().map(|t| (t.pid, t.tgid, t.addr.0)).collect();
+            assert_eq!(
+                got.len(),
+                w.tasks.len(),
+                "{set}/{name}: a task listed twice"
+            );
+            for task in &w.tasks {
+                let o = task.object(&k).unwrap();
+                if task.pid == 1 {
+                    assert_eq!(o.member("comm").unwrap().cstring(16).unwrap(), b"init");
                 }
                 // Linux 5.14 renamed `state` to `__state`: the helper reads either
-                task.task_state().unwrap();
-                pids.insert(pid);
+                o.task_state().unwrap();
             }
-            let found = ps_pids.iter().filter(|p| pids.contains(p)).count();
-            assert!(
-                found * 10 >= ps_pids.len() * 9,
-                "{set}/{name}: {found} of {} ps pids in the task list",
-                ps_pids.len()
+            if !name.starts_with("mdf.") {
+                assert_eq!(got, all, "{set}/{name}: the task list is not drgn's");
+                assert!(w.lost.is_empty(), "{set}/{name}: {:?}", w.lost);
+                assert!(w.errors.is_empty(), "{set}/{name}: {:?}", w.errors);
+                let pids: HashSet<i32> = got.iter().map(|t| t.0).collect();
+                let gone: Vec<i32> = ps_pids.difference(&pids).copied().collect();
+                assert_eq!(gone, [ps_pid], "{set}/{name}: ps pids not in the dump");
+                for p in pids.difference(&ps_pids) {
+                    let d = drgn.iter().find(|d| d.pid == *p).unwrap();
+                    // not in ps: a thread (ps lists processes) or started after ps
+                    assert!(
+                        d.pid != d.tgid || *p > ps_pid,
+                        "{set}/{name}: pid {p} ({}) is not in ps",
+                        d.comm
+                    );
+                }
+                continue;
+            }
+            let (present, missing): (Vec<&DrgnTask>, Vec<&DrgnTask>) =
+                drgn.iter().partition(|d| stored(&k, d.addr, d.size));
+            let want: HashSet<(i32, i32, u64)> =
+                present.iter().map(|d| (d.pid, d.tgid, d.addr)).collect();
+            assert_eq!(got, want, "{set}/{name}: lost {:?}", w.lost);
+            // every lost task is a missing one: by address when the walk saw its task_struct,
+            // by pid when the IDR or its own page named it, both agreeing
+            for l in &w.lost {
+                let m = match l.task {
+                    Some(a) => missing.iter().find(|d| d.addr == a.0),
+                    None => missing.iter().find(|d| Some(d.pid) == l.pid),
+                };
+                let m = m.unwrap_or_else(|| panic!("{set}/{name}: lost {l} is not a missing task"));
+                assert!(l.pid.is_none_or(|p| p == m.pid), "{set}/{name}: {l}");
+            }
+            // and every missing task is named, by its address or its pid
+            for m in &missing {
+                assert!(
+                    w.lost
+                        .iter()
+                        .any(|l| l.task == Some(VirtAddr(m.addr)) || l.pid == Some(m.pid)),
+                    "{set}/{name}: pid {} ({}) missing and not reported lost",
+                    m.pid,
+                    m.comm
+                );
+            }
+            missing_total += missing.len();
+            eprintln!(
+                "{set}/{name}: {} tasks listed, {} task_structs not wholly in the file, {} reported lost",
+                w.tasks.len(),
+                missing.len(),
+                w.lost.len()
             );
         }
+        eprintln!("{set}: {missing_total} missing task_structs over its filtered dumps");
     }
 }

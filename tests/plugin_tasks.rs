@@ -519,7 +519,7 @@ fn an_unreadable_task_list_is_recorded_not_fatal() {
     let listed = list_tasks(&k);
     assert_eq!(listed.tasks.len(), 0);
     assert_eq!(listed.unreadable.len(), 1);
-    assert!(listed.unreadable[0].error.contains("task list"));
+    assert!(listed.unreadable[0].error.contains("task enumeration"));
     let c = collect(&k, listed, &clock(), None);
     assert_eq!(c.report.unreadable.len(), 1);
     // A task whose struct cannot be read is kept by address.

@@ -13,10 +13,6 @@ use super::record::*;
 use crate::kernel::task_state::{TaskStateTable, task_state_char};
 use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
-/// Upper bound of tasks visited (a corrupted list must not run forever; the kernel's own
-/// `PID_MAX_LIMIT` is 4M).
-const MAX_TASKS: usize = 4 * 1024 * 1024;
-
 /// What the collection produced, with the problems met on the way (each one makes the plugin
 /// `partial`).
 pub struct Collected {
@@ -341,97 +337,15 @@ impl<K: KernelAccess> Ctx<'_, K> {
         Ok(best)
     }
 
-    /// `for_each_process_thread`: processes on `init_task.tasks` (init_task itself excluded),
-    /// threads on `signal->thread_head` (older kernels: `thread_group`). A walk that breaks (a
-    /// filtered dump, a half-updated list) keeps what it read before the break and records why.
+    /// `for_each_process_thread`, from the kernel view's task enumeration, which merges every
+    /// structure that reaches tasks so that a missing page loses only the task on it. The tasks
+    /// known to exist but unreadable, and the walk's problems, are recorded.
     fn all_tasks(&mut self) -> AResult<Vec<K::Obj>> {
-        let Some(init) = self.k.var("init_task")? else {
-            return Ok(Vec::new());
-        };
-        let head = self
-            .k
-            .member(&init, "tasks")?
-            .ok_or_else(|| AccessError::new("no-such-member", "task_struct has no `tasks`"))?;
-        let procs = self.walk(&head, "struct task_struct", "tasks", "the task list");
-        let mut out = Vec::new();
-        for p in procs {
-            let pid = self.k.int_at(&p, "pid").ok().flatten().unwrap_or(-1);
-            match self.k.deref_at(&p, "signal") {
-                Ok(Some(sig)) => match self.k.member(&sig, "thread_head") {
-                    Ok(Some(h)) => {
-                        let what = format!("the threads of pid {pid}");
-                        let threads = self.walk(&h, "struct task_struct", "thread_node", &what);
-                        if threads.is_empty() {
-                            out.push(p);
-                        } else {
-                            out.extend(threads);
-                        }
-                    }
-                    Ok(None) => match self.thread_group(&p) {
-                        Ok(t) => out.extend(t),
-                        Err(e) => {
-                            self.note_err(e);
-                            out.push(p);
-                        }
-                    },
-                    Err(e) => {
-                        self.note_err(e);
-                        out.push(p);
-                    }
-                },
-                Ok(None) => out.push(p),
-                Err(e) => {
-                    self.note_err(AccessError::new(
-                        e.code,
-                        format!("signal_struct of pid {pid}: {}", e.what),
-                    ));
-                    out.push(p);
-                }
-            }
-            if out.len() > MAX_TASKS {
-                return Err(AccessError::new(
-                    "too-many",
-                    "more tasks than PID_MAX_LIMIT",
-                ));
-            }
+        let (tasks, problems) = self.k.tasks()?;
+        for e in problems {
+            self.note_err(e);
         }
-        Ok(out)
-    }
-
-    /// `list_for_each_entry`, keeping every entry that can be reached: a list broken by an
-    /// unreadable node (a page filtered out of the dump) loses only that node, because the
-    /// kernel view walks back from the head past the break. The break is recorded.
-    fn walk(&mut self, head: &K::Obj, type_name: &str, member: &str, what: &str) -> Vec<K::Obj> {
-        match self.k.list_salvaged(head, type_name, member) {
-            Ok((entries, None)) => entries,
-            Ok((entries, Some(e))) => {
-                self.note_err(AccessError::new(
-                    e.code,
-                    format!(
-                        "{what}: {} entries read around a break: {}",
-                        entries.len(),
-                        e.what
-                    ),
-                ));
-                entries
-            }
-            Err(e) => {
-                self.note_err(AccessError::new(e.code, format!("{what}: {}", e.what)));
-                Vec::new()
-            }
-        }
-    }
-
-    /// Before 6.7-era `thread_head`, threads were linked on `thread_group` starting at the leader.
-    fn thread_group(&self, leader: &K::Obj) -> AResult<Vec<K::Obj>> {
-        match self.k.member(leader, "thread_group")? {
-            Some(h) => {
-                let mut v = vec![leader.clone()];
-                v.extend(self.k.list(&h, "struct task_struct", "thread_group")?);
-                Ok(v)
-            }
-            None => Ok(vec![leader.clone()]),
-        }
+        Ok(tasks)
     }
 
     fn rq_block(

@@ -100,7 +100,6 @@ pub fn collect<K: KernelAccess>(
             Ok(task) => report.tasks.push(task),
             Err(e) => report.unreadable.push(Unreadable {
                 task: Some(format!("{:#x}", k.address(t))),
-                pid: None,
                 error: e.to_string(),
             }),
         }
@@ -489,68 +488,26 @@ fn blocked(tasks: &[Task], rqs: &[Rq], jiffies: Option<i64>, hz: Option<u64>) ->
     out
 }
 
-/// Every task reachable from `init_task.tasks` and each process's thread list
-/// (`signal->thread_head`, or `thread_group` on older kernels).
+/// Every task the kernel view's enumeration reaches (the task list, thread lists, children, the
+/// pid IDR, the runqueues: [`KernelAccess::tasks`]), and each task or structure it reports lost.
 pub fn list_tasks<K: KernelAccess>(k: &K) -> Listed<K::Obj> {
-    let mut listed = Listed {
-        tasks: Vec::new(),
-        unreadable: Vec::new(),
-    };
-    let Ok(Some(init)) = k.var("init_task") else {
-        return listed;
-    };
-    let Ok(Some(head)) = k.member(&init, "tasks") else {
-        return listed;
-    };
-    let (procs, broke) = match k.list_salvaged(&head, "struct task_struct", "tasks") {
-        Ok(v) => v,
-        Err(e) => {
-            listed.unreadable.push(Unreadable {
+    match k.tasks() {
+        Ok((tasks, problems)) => Listed {
+            tasks,
+            unreadable: problems
+                .into_iter()
+                .map(|e| Unreadable {
+                    task: None,
+                    error: format!("{}: {}", e.code, e.what),
+                })
+                .collect(),
+        },
+        Err(e) => Listed {
+            tasks: Vec::new(),
+            unreadable: vec![Unreadable {
                 task: None,
-                pid: None,
-                error: format!("the task list: {e}"),
-            });
-            return listed;
-        }
-    };
-    if let Some(e) = broke {
-        listed.unreadable.push(Unreadable {
-            task: None,
-            pid: None,
-            error: format!("the task list is broken: {e}"),
-        });
+                error: format!("the task enumeration failed: {}: {}", e.code, e.what),
+            }],
+        },
     }
-    for p in procs {
-        let threads = match k.deref_at(&p, "signal") {
-            Ok(Some(sig)) => match k.member(&sig, "thread_head") {
-                Ok(Some(h)) => k.list(&h, "struct task_struct", "thread_node"),
-                Ok(None) => match k.member(&p, "thread_group") {
-                    Ok(Some(h)) => k
-                        .list(&h, "struct task_struct", "thread_group")
-                        .map(|mut v| {
-                            v.insert(0, p.clone());
-                            v
-                        }),
-                    Ok(None) => Ok(vec![p.clone()]),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-            Ok(None) => Ok(vec![p.clone()]),
-            Err(e) => Err(e),
-        };
-        match threads {
-            Ok(v) if !v.is_empty() => listed.tasks.extend(v),
-            Ok(_) => listed.tasks.push(p),
-            Err(e) => {
-                listed.unreadable.push(Unreadable {
-                    task: Some(format!("{:#x}", k.address(&p))),
-                    pid: None,
-                    error: format!("threads: {e}"),
-                });
-                listed.tasks.push(p);
-            }
-        }
-    }
-    listed
 }

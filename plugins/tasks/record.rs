@@ -103,10 +103,9 @@ pub struct Blocked {
 /// A task that is known to exist but could not be read (a broken list, a page not in the dump).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreadable {
-    /// The `task_struct` address, when known.
+    /// The `task_struct` address of a task listed but unreadable; `None` for what the kernel
+    /// view's enumeration reported lost (its message names the pid and address it knows).
     pub task: Option<String>,
-    /// The pid, when a structure other than the task names it.
-    pub pid: Option<i64>,
     pub error: String,
 }
 

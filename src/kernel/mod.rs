@@ -22,6 +22,7 @@ mod error;
 mod object;
 pub mod printk;
 pub mod task_state;
+mod tasks;
 mod view;
 mod walk;
 
@@ -31,14 +32,15 @@ use std::time::Instant;
 pub use access::{AResult, AccessError, KernelAccess, KernelAccessExt};
 pub use error::KernelError;
 pub use object::Object;
+pub use tasks::{LostTask, TaskRef, TaskSources, TaskWalk, TaskWalkError};
 pub use view::KView;
-pub use walk::DEFAULT_WALK_CAP;
+pub use walk::{DEFAULT_WALK_CAP, ListRing};
 
 use crate::addr::VirtAddr;
-use crate::arch::AddressSpace;
+use crate::arch::{AddressSpace, TranslateError};
 use crate::debuginfo::symbols::SymbolTable;
 use crate::debuginfo::{Type, TypeId, TypeKind, TypeSource};
-use crate::dump::{DumpInfo, VmcoreInfo};
+use crate::dump::{DumpError, DumpInfo, VmcoreInfo};
 
 /// Everything a plugin may look at: the kernel's address space, its types and symbols, and the
 /// dump's metadata.
@@ -123,6 +125,37 @@ impl Kernel {
                 len: buf.len() as u64,
                 source,
             })
+    }
+
+    /// Whether every page of `[va, va + len)` is mapped and stored in the dump, without reading
+    /// it. Reading is not enough to know: an ELF dump filtered by makedumpfile keeps excluded
+    /// pages inside its segments' memory size, and they read as zeros. The error names the first
+    /// page that is not there (code `not-dumped` for a page the dump lacks).
+    pub fn check_dumped(&self, va: VirtAddr, len: u64) -> Result<(), KernelError> {
+        self.check_deadline()?;
+        let fail = |source| KernelError::Memory { va, len, source };
+        let end = va.0.saturating_add(len);
+        let mut cur = va.0;
+        while cur < end {
+            let t = self.space.translate(VirtAddr(cur)).map_err(fail)?;
+            if !self.space.phys().is_dumped(t.phys) {
+                return Err(fail(TranslateError::Memory {
+                    va: VirtAddr(cur),
+                    phys: t.phys,
+                    source: DumpError::NotDumped { addr: t.phys },
+                }));
+            }
+            // the next page: dump pages are at least 4 KiB, mappings at least one page
+            let step = 4096u64.min(t.mapping_size.max(1));
+            cur = (cur / step + 1) * step;
+        }
+        Ok(())
+    }
+
+    /// A pointer read only from a page the dump holds (see [`Kernel::check_dumped`]).
+    pub fn read_ptr_dumped(&self, va: VirtAddr) -> Result<VirtAddr, KernelError> {
+        self.check_dumped(va, 8)?;
+        self.read_ptr(va)
     }
 
     pub fn read_bytes(&self, va: VirtAddr, len: usize) -> Result<Vec<u8>, KernelError> {

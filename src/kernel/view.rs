@@ -97,17 +97,33 @@ impl<'k> KernelAccess for KView<'k> {
             .map_err(err)
     }
 
-    fn list_salvaged(
-        &self,
-        head: &Object<'k>,
-        type_name: &str,
-        member: &str,
-    ) -> AResult<(Vec<Object<'k>>, Option<AccessError>)> {
-        let (entries, broke) = self
-            .kernel
-            .list_entries_salvaged(head.address(), type_name, member, DEFAULT_WALK_CAP)
-            .map_err(err)?;
-        Ok((entries, broke.map(err)))
+    /// The kernel view's enumeration; a lost task or a walk problem becomes one error each,
+    /// with the kernel view's code (`not-dumped` for a page the dump lacks).
+    fn tasks(&self) -> AResult<(Vec<Object<'k>>, Vec<AccessError>)> {
+        let walk = self.kernel.tasks().map_err(err)?;
+        let ty = self.kernel.find_type("struct task_struct").map_err(err)?;
+        let tasks = walk
+            .tasks
+            .iter()
+            .map(|t| self.kernel.object(t.addr, ty))
+            .collect();
+        let mut problems: Vec<AccessError> = walk
+            .lost
+            .iter()
+            .map(|l| AccessError::new(l.error.code(), format!("lost {l}")))
+            .collect();
+        problems.extend(
+            walk.errors
+                .iter()
+                .map(|e| AccessError::new(e.error.code(), format!("task enumeration: {e}"))),
+        );
+        if walk.errors_dropped > 0 {
+            problems.push(AccessError::new(
+                "corrupt-data",
+                format!("task enumeration: {} more problems", walk.errors_dropped),
+            ));
+        }
+        Ok((tasks, problems))
     }
 
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {

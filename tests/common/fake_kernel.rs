@@ -356,6 +356,46 @@ impl KernelAccess for FakeKernel {
         }
     }
 
+    /// `for_each_process_thread` over the graph: the processes on `init_task.tasks`, each one's
+    /// threads on `signal->thread_head`, or (before it) the leader and its `thread_group`. A
+    /// thread list that cannot be read is reported and its process kept.
+    fn tasks(&self) -> AResult<(Vec<Obj>, Vec<AccessError>)> {
+        let Some(init) = self.var("init_task")? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let head = self
+            .member(&init, "tasks")?
+            .ok_or_else(|| AccessError::new("no-such-member", "init_task has no tasks"))?;
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for p in self.list(&head, "struct task_struct", "tasks")? {
+            let signal = match self.member(&p, "signal")? {
+                Some(s) => self.deref(&s)?,
+                None => None,
+            };
+            let thread_head = match &signal {
+                Some(sig) => self.member(sig, "thread_head")?,
+                None => None,
+            };
+            let threads = match (thread_head, self.member(&p, "thread_group")?) {
+                (Some(h), _) => self.list(&h, "struct task_struct", "thread_node"),
+                (None, Some(g)) => self
+                    .list(&g, "struct task_struct", "thread_group")
+                    .map(|t| std::iter::once(p.clone()).chain(t).collect()),
+                (None, None) => Ok(vec![p.clone()]),
+            };
+            match threads {
+                Ok(t) if t.is_empty() => out.push(p),
+                Ok(t) => out.extend(t),
+                Err(e) => {
+                    problems.push(e);
+                    out.push(p);
+                }
+            }
+        }
+        Ok((out, problems))
+    }
+
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         Ok(self.cpumasks.get(name).cloned())
     }

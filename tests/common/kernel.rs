@@ -8,7 +8,7 @@
 //! does.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vmcore_report::addr::{Arch, Endian, PhysAddr, VirtAddr};
@@ -19,6 +19,21 @@ use vmcore_report::dump::{
     DumpError, DumpFormat, DumpInfo, HeaderUtsname, PhysMem, PhysRange, VmcoreInfo,
 };
 use vmcore_report::kernel::Kernel;
+
+/// The kernel view of a dump file and its vmlinux, assembled as the CLI glue does it: the dump's
+/// translation config (its VMCOREINFO), completed with `init_top_pgt` from the vmlinux when the
+/// dump does not name the page-table root.
+pub fn open(dump: &Path, vmlinux: &Path) -> Kernel {
+    let d = vmcore_report::dump::open(&[dump.to_path_buf()]).expect("dump opens");
+    let vm = Arc::new(vmcore_report::debuginfo::elf::Vmlinux::open(vmlinux).expect("vmlinux"));
+    let mut cfg = vmcore_report::arch::config_from_dump(&d);
+    let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).expect("debuginfo");
+    if cfg.pgd_va.is_none() {
+        cfg.pgd_va = syms.address("init_top_pgt").map(|a| a.0);
+    }
+    let space = vmcore_report::arch::address_space(&d, &cfg).expect("address space");
+    Kernel::new(space, syms, types, d.info)
+}
 
 pub const UTS_VA: u64 = 0x1000;
 pub const UTS_NAME_OFFSET: u64 = 8;

@@ -339,21 +339,40 @@ impl SynthKernel {
         t
     }
 
-    /// The offset and type of a dotted member path under `t` (`""`: the object itself).
+    /// The offset and type of a dotted member path under `t` (`""`: the object itself); a
+    /// component may index an array member (`"pid_links[0].pprev"`).
     pub fn member_of(&self, t: T, path: &str) -> (u64, T) {
         let mut off = 0;
         let mut cur = t;
         for part in path.split('.').filter(|p| !p.is_empty()) {
+            let (name, index) = match part.split_once('[') {
+                Some((n, i)) => {
+                    let i = i.strip_suffix(']').and_then(|i| i.parse::<u64>().ok());
+                    (
+                        n,
+                        Some(i.unwrap_or_else(|| panic!("bad index in path {path}"))),
+                    )
+                }
+                None => (part, None),
+            };
             let r = self.resolve(cur);
             let Kind::Struct { fields } = &self.info(r).kind else {
                 panic!("`{part}` of a non-struct in path {path}");
             };
             let (_, ft, fo) = fields
                 .iter()
-                .find(|(n, _, _)| n == part)
-                .unwrap_or_else(|| panic!("no member `{part}` in path {path}"));
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("no member `{name}` in path {path}"));
             off += fo;
             cur = *ft;
+            if let Some(i) = index {
+                let Kind::Array { elem, count } = self.info(self.resolve(cur)).kind else {
+                    panic!("`{part}` indexes a non-array in path {path}");
+                };
+                assert!(i < count, "index {i} past {count} in path {path}");
+                off += i * self.size_of(elem);
+                cur = elem;
+            }
         }
         (off, cur)
     }
@@ -488,8 +507,14 @@ impl SynthKernel {
 
     /// A zero-filled object in the direct map (slab-like), 64-byte aligned.
     pub fn alloc(&mut self, ty: T) -> Obj {
+        self.alloc_aligned(ty, 64)
+    }
+
+    /// [`SynthKernel::alloc`] at a chosen alignment (4096: the object starts a page, so a test
+    /// can leave exactly its pages out of the dump).
+    pub fn alloc_aligned(&mut self, ty: T, align: u64) -> Obj {
         let size = self.size_of(ty);
-        let pa = align_up(self.next_heap, 64);
+        let pa = align_up(self.next_heap, align);
         self.next_heap = pa + size.max(1);
         let o = Obj {
             va: self.cfg.direct(pa),
