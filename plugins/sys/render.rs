@@ -191,7 +191,7 @@ pub fn sys_txt(s: &Sys) -> String {
             if names.is_empty() {
                 format!("{} ({})", t.mask, t.string)
             } else {
-                format!("{} ({}: {})", t.mask, t.string.trim_end(), names.join(", "))
+                format!("{} = {}  [{}]", t.mask, names.join(", "), t.string.trim_end())
             }
         }),
     );
