@@ -174,9 +174,16 @@ impl Now {
 fn cpu_ticks(t: &Task) -> u64 {
     let ns = t
         .sum_exec_runtime_ns
-        .or_else(|| Some(t.utime_ns? + t.stime_ns?))
+        .or_else(|| Some(t.utime_ns?.saturating_add(t.stime_ns?)))
         .unwrap_or(0);
     ns / (1_000_000_000 / HZ)
+}
+
+/// A process's CPU time: its threads' (hostile values saturate, never wrap).
+fn total_ticks(threads: &[&Task]) -> u64 {
+    threads
+        .iter()
+        .fold(0u64, |a, t| a.saturating_add(cpu_ticks(t)))
 }
 
 fn start_ticks(t: &Task) -> u64 {
@@ -190,11 +197,9 @@ fn etime(now: Option<Now>, start_ticks: u64) -> u64 {
 
 /// %CPU ×10.
 fn pcpu10(ticks: u64, seconds: u64) -> u64 {
-    if seconds == 0 {
-        0
-    } else {
-        ticks * 1000 / HZ / seconds
-    }
+    (ticks.saturating_mul(1000) / HZ)
+        .checked_div(seconds)
+        .unwrap_or(0)
 }
 
 fn fmt_pcpu(p: u64) -> String {
@@ -207,7 +212,7 @@ fn fmt_pcpu(p: u64) -> String {
 
 fn fmt_pmem(rss_kb: u64, total_kb: Option<u64>) -> String {
     let p = match total_kb {
-        Some(t) if t > 0 => (rss_kb * 1000 / t).min(999),
+        Some(t) if t > 0 => (rss_kb.saturating_mul(1000) / t).min(999),
         _ => 0,
     };
     format!("{}.{}", p / 10, p % 10)
@@ -218,7 +223,7 @@ fn fmt_stime(now: Option<Now>, start_ticks: u64) -> String {
     let Some(n) = now else {
         return "-".into();
     };
-    let t = n.boot + (start_ticks / HZ) as i64;
+    let t = n.boot.saturating_add((start_ticks / HZ).min(i64::MAX as u64) as i64);
     let (Some(st), Some(nw)) = (
         Utc.timestamp_opt(t, 0).single(),
         Utc.timestamp_opt(n.epoch, 0).single(),
@@ -354,7 +359,7 @@ pub fn ps_auxwwwm(r: &TasksReport) -> String {
     let mut out = String::new();
     header(&AUX, &mut out);
     for (p, threads) in processes(r) {
-        let ticks: u64 = threads.iter().map(|t| cpu_ticks(t)).sum();
+        let ticks = total_ticks(&threads);
         let (vsz, rss) = vsz_rss(p, r.page_size);
         let st = start_ticks(p);
         row(
@@ -414,7 +419,7 @@ pub fn ps_alxwww(r: &TasksReport) -> String {
     let mut out = String::new();
     header(&ALX, &mut out);
     for (p, threads) in processes(r) {
-        let ticks: u64 = threads.iter().map(|t| cpu_ticks(t)).sum();
+        let ticks = total_ticks(&threads);
         let (vsz, rss) = vsz_rss(p, r.page_size);
         row(
             &ALX,
