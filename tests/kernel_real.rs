@@ -189,7 +189,14 @@ fn the_task_enumeration_lists_what_each_dump_holds() {
         for dump in fixtures::dumps(&dir) {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
             let k = kernel(&dump, &dir.join("vmlinux"));
+            let t0 = std::time::Instant::now();
             let w = k.tasks().unwrap();
+            let first = t0.elapsed();
+            // again, the types now resolved: the walk's own cost
+            let t0 = std::time::Instant::now();
+            k.tasks().unwrap();
+            let took = t0.elapsed();
+            let took = format!("{first:.1?} (again: {took:.1?})");
             let got: HashSet<(i32, i32, u64)> =
                 w.tasks.iter().map(|t| (t.pid, t.tgid, t.addr.0)).collect();
             assert_eq!(
@@ -209,6 +216,7 @@ fn the_task_enumeration_lists_what_each_dump_holds() {
                 assert_eq!(got, all, "{set}/{name}: the task list is not drgn's");
                 assert!(w.lost.is_empty(), "{set}/{name}: {:?}", w.lost);
                 assert!(w.errors.is_empty(), "{set}/{name}: {:?}", w.errors);
+                eprintln!("{set}/{name}: {} tasks listed in {took}", w.tasks.len());
                 let pids: HashSet<i32> = got.iter().map(|t| t.0).collect();
                 let gone: Vec<i32> = ps_pids.difference(&pids).copied().collect();
                 assert_eq!(gone, [ps_pid], "{set}/{name}: ps pids not in the dump");
@@ -251,7 +259,7 @@ fn the_task_enumeration_lists_what_each_dump_holds() {
             }
             missing_total += missing.len();
             eprintln!(
-                "{set}/{name}: {} tasks listed, {} task_structs not wholly in the file, {} reported lost",
+                "{set}/{name}: {} tasks listed in {took}, {} task_structs not wholly in the file, {} reported lost",
                 w.tasks.len(),
                 missing.len(),
                 w.lost.len()

@@ -232,13 +232,10 @@ fn build(s: &Scenario) -> (Kernel, Vec<u64>, tempfile::TempDir) {
         k.set_str(&t, "comm", &format!("task{i}"));
         // a thread's `tasks` links are a stale copy of its creator's: point them somewhere
         // harmless, as the walker must never follow them
-        let tl = at(&k, &t, "tasks");
         if lead != i {
             let stale = at(&k, &tasks[lead], "tasks");
             k.set(&t, "tasks.next", stale);
             k.set(&t, "tasks.prev", stale);
-        } else {
-            let _ = tl;
         }
         let ch = at(&k, &t, "children");
         let children: Vec<u64> = if s.lists_only {
@@ -266,13 +263,13 @@ fn build(s: &Scenario) -> (Kernel, Vec<u64>, tempfile::TempDir) {
     let head = at(&k, &init, "tasks");
     k.link_list(head, &procs);
     // thread lists: the leader, then its threads
-    for p in 0..NPROC {
+    for (p, sig) in signals.iter().enumerate() {
         let members: Vec<u64> = std::iter::once(p)
             .chain(threads_of(p))
             .map(|t| at(&k, &tasks[t], "thread_node"))
             .collect();
-        k.set(&signals[p], "nr_threads", members.len() as u64);
-        let h = at(&k, &signals[p], "thread_head");
+        k.set(sig, "nr_threads", members.len() as u64);
+        let h = at(&k, sig, "thread_head");
         k.link_list(h, &members);
     }
     // the pid IDR: struct pid per task, in a two-level XArray (root shift 6, leaves shift 0)

@@ -34,7 +34,7 @@ pub use error::KernelError;
 pub use object::Object;
 pub use tasks::{LostTask, TaskRef, TaskSources, TaskWalk, TaskWalkError};
 pub use view::KView;
-pub use walk::{DEFAULT_WALK_CAP, ListRing};
+pub use walk::{DEFAULT_WALK_CAP, ListRing, XArrayEntries};
 
 use crate::addr::VirtAddr;
 use crate::arch::{AddressSpace, TranslateError};

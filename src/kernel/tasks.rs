@@ -441,11 +441,11 @@ impl<'k> Walker<'k> {
                 0
             }
         };
-        let (entries, errors) = k.xarray_entries(ns.add(head), DEFAULT_WALK_CAP)?;
-        for e in errors {
+        let xa = k.xarray_entries(ns.add(head), DEFAULT_WALK_CAP)?;
+        for e in xa.errors {
             self.note(what, e);
         }
-        for (index, pid) in entries {
+        for (index, pid) in xa.entries {
             let nr = (index + u64::from(base)) as i32;
             match k.read_ptr_dumped(pid.add(first)) {
                 Ok(VirtAddr(0)) => {} // a pid no task holds as its own (a group or session id)

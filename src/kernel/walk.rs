@@ -501,6 +501,15 @@ fn ring_order(
 /// XArray entries: see the module documentation.
 const XA_INTERNAL_NODE_MIN: u64 = 4096;
 
+/// What [`Kernel::xarray_entries`] found.
+#[derive(Debug, Default)]
+pub struct XArrayEntries {
+    /// `(index, entry)` for every pointer entry, in index order.
+    pub entries: Vec<(u64, VirtAddr)>,
+    /// Nodes that could not be read or contradict the tree's shape; their indices are missing.
+    pub errors: Vec<KernelError>,
+}
+
 impl Kernel {
     /// The user entries of an XArray: `(index, entry)` for every pointer entry, in index order.
     /// `xa_head` is the address of the `xa_head` member. Value entries and the internal
@@ -512,14 +521,15 @@ impl Kernel {
         &self,
         xa_head: VirtAddr,
         cap: usize,
-    ) -> Result<(Vec<(u64, VirtAddr)>, Vec<KernelError>), KernelError> {
+    ) -> Result<XArrayEntries, KernelError> {
         let mut out = Vec::new();
         let mut errors = Vec::new();
+        let done = |entries, errors| Ok(XArrayEntries { entries, errors });
         let head = match self.read_ptr_dumped(xa_head) {
             Ok(h) => h.0,
             Err(e) => {
                 fatal_or(e, |e| errors.push(e))?;
-                return Ok((out, errors));
+                return done(out, errors);
             }
         };
         let shift_off = self.member_offset_or("struct xa_node", "shift", 0);
@@ -536,7 +546,7 @@ impl Kernel {
             if is_xa_pointer(head) {
                 out.push((0, VirtAddr(head)));
             }
-            return Ok((out, errors));
+            return done(out, errors);
         }
         // (node entry, first index it covers, the shift it must have; None at the root)
         let mut stack: Vec<(u64, u64, Option<u64>)> = vec![(head, 0, None)];
@@ -593,14 +603,14 @@ impl Kernel {
                         errors.push(KernelError::Corrupt(format!(
                             "XArray at {xa_head} has more than {cap} entries"
                         )));
-                        return Ok((out, errors));
+                        return done(out, errors);
                     }
                     out.push((index, VirtAddr(e)));
                 }
             }
         }
         out.sort_unstable_by_key(|&(i, _)| i);
-        Ok((out, errors))
+        done(out, errors)
     }
 }
 
