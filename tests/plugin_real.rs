@@ -184,7 +184,7 @@ fn check_set(set: &str) {
             panic_line.contains(&format!("{s} {}", u[2])),
             "{set}/{name}: {s:?} not in {panic_line:?}"
         );
-        assert!(files.0.contains_key("plugins/kernel_info/banner.txt"));
+        assert!(files.files.contains_key("plugins/kernel_info/banner.txt"));
 
         // sched_debug
         let (files, errors) = run(&k, &SchedDebugPlugin);

@@ -52,8 +52,12 @@ fn the_panic_message_comes_from_the_log() {
          [    7.064396] Kernel panic - not syncing: sysrq triggered crash\n\
          [    7.065421] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---\n",
     );
-    assert_eq!(panic_message(&log).as_deref(), Some("sysrq triggered crash"));
-    let end_only = lines("[    7.065421] ---[ end Kernel panic - not syncing: Fatal exception ]---\n");
+    assert_eq!(
+        panic_message(&log).as_deref(),
+        Some("sysrq triggered crash")
+    );
+    let end_only =
+        lines("[    7.065421] ---[ end Kernel panic - not syncing: Fatal exception ]---\n");
     assert_eq!(panic_message(&end_only).as_deref(), Some("Fatal exception"));
     assert_eq!(panic_message(&lines("[ 1.0] hello\n")), None);
 }
@@ -74,8 +78,14 @@ fn the_last_oops_block() {
          [ 2.6] Kernel panic - not syncing: Fatal exception\n",
     );
     let b = last_oops_block(&log).unwrap();
-    assert_eq!(b.first().unwrap(), "[ 2.1] BUG: kernel NULL pointer dereference, address: 0000000000000000");
-    assert_eq!(b.last().unwrap(), "[ 2.5] ---[ end trace 0000000000000000 ]---");
+    assert_eq!(
+        b.first().unwrap(),
+        "[ 2.1] BUG: kernel NULL pointer dereference, address: 0000000000000000"
+    );
+    assert_eq!(
+        b.last().unwrap(),
+        "[ 2.5] ---[ end trace 0000000000000000 ]---"
+    );
     assert_eq!(b.len(), 5);
     assert_eq!(last_oops_block(&lines("[ 1.0] hello\n")), None);
 }
@@ -87,7 +97,10 @@ fn uts() -> Node {
             ("sysname", s("Linux")),
             ("nodename", s("web01")),
             ("release", s("6.1.0-57-cloud-amd64")),
-            ("version", s("#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)")),
+            (
+                "version",
+                s("#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)"),
+            ),
             ("machine", s("x86_64")),
             ("domainname", s("(none)")),
         ]),
@@ -109,7 +122,11 @@ fn fake() -> FakeKernel {
     k.var("_totalram_pages", st(vec![("counter", int(1000))]));
     k.var("panic_cpu", st(vec![("counter", int(1))]));
     k.var("panic_on_oops", int(0));
-    let t0 = k.alloc(st(vec![("pid", int(1)), ("comm", s("init")), ("__state", int(0))]));
+    let t0 = k.alloc(st(vec![
+        ("pid", int(1)),
+        ("comm", s("init")),
+        ("__state", int(0)),
+    ]));
     let t1 = k.alloc(st(vec![
         ("pid", int(39)),
         ("comm", s("khungtaskd")),
@@ -119,7 +136,11 @@ fn fake() -> FakeKernel {
     let rq0 = k.alloc(st(vec![("curr", ptr(t0, ""))]));
     let rq1 = k.alloc(st(vec![("curr", ptr(t1, ""))]));
     k.var("runqueues", Node::PerCpu(vec![Some(rq0), Some(rq1)]));
-    for m in ["__cpu_possible_mask", "__cpu_present_mask", "__cpu_active_mask"] {
+    for m in [
+        "__cpu_possible_mask",
+        "__cpu_present_mask",
+        "__cpu_active_mask",
+    ] {
         k.cpumasks.insert(m.into(), vec![0, 1]);
     }
     k.cpumasks.insert("__cpu_online_mask".into(), vec![1]);
@@ -142,7 +163,9 @@ fn collector_and_sos_files() {
         arch: Some(Arch::X86_64),
         // QEMU writes the vCPU number + 1 as pr_pid: note 1 is CPU 1's, whatever its pid says.
         notes: vec![note(0, 1, 0x100), note(1, 2, 0x200)],
-        log: Some(lines("[ 9.0] Kernel panic - not syncing: hung_task: blocked tasks\n")),
+        log: Some(lines(
+            "[ 9.0] Kernel panic - not syncing: hung_task: blocked tasks\n",
+        )),
         ..Default::default()
     };
     input.facts.crash_time = Some(1_796_165_541);
@@ -156,8 +179,14 @@ fn collector_and_sos_files() {
     assert_eq!(p.message.as_deref(), Some("hung_task: blocked tasks"));
     let r = p.registers.as_ref().unwrap();
     assert_eq!(r.note_index, 1);
-    assert_eq!(r.regs[16], ("rip".to_string(), format!("{:016x}", 0x200 + 16)));
-    assert_eq!(sys.load_average.as_ref().unwrap(), &["0.32", "1.50", "0.00"]);
+    assert_eq!(
+        r.regs[16],
+        ("rip".to_string(), format!("{:016x}", 0x200 + 16))
+    );
+    assert_eq!(
+        sys.load_average.as_ref().unwrap(),
+        &["0.32", "1.50", "0.00"]
+    );
     assert_eq!(sys.mem_total, Some(1000 * 4096));
     assert_eq!(sys.nr_threads, Some(58));
     let files: std::collections::BTreeMap<&str, String> = sos_files(sys)
@@ -178,7 +207,10 @@ fn collector_and_sos_files() {
     assert_eq!(files["proc/sys/kernel/osrelease"], "6.1.0-57-cloud-amd64\n");
     assert_eq!(files["sys/devices/system/cpu/online"], "1\n");
     assert_eq!(files["sys/devices/system/cpu/possible"], "0-1\n");
-    assert_eq!(files["sos_commands/date/date"], "Tue Dec  1 22:52:21 UTC 2026\n");
+    assert_eq!(
+        files["sos_commands/date/date"],
+        "Tue Dec  1 22:52:21 UTC 2026\n"
+    );
     assert!(uname_a(sys).is_some());
 }
 
@@ -194,7 +226,15 @@ fn what_the_dump_lacks_is_left_out_and_said() {
     let c = collect(&k, &input);
     let files: Vec<&str> = sos_files(&c.sys).into_iter().map(|(p, _)| p).collect();
     assert!(files.is_empty(), "{files:?}");
-    assert!(c.sys.missing.iter().any(|m| m.contains("printk ring")), "{:?}", c.sys.missing);
-    assert!(c.sys.missing.iter().any(|m| m.starts_with("uts")), "{:?}", c.sys.missing);
+    assert!(
+        c.sys.missing.iter().any(|m| m.contains("printk ring")),
+        "{:?}",
+        c.sys.missing
+    );
+    assert!(
+        c.sys.missing.iter().any(|m| m.starts_with("uts")),
+        "{:?}",
+        c.sys.missing
+    );
     assert!(c.sys.panic.task.is_none());
 }

@@ -312,7 +312,7 @@ fn fake_kernel() -> FakeKernel {
     let counters =
         |v: [i64; 4]| Node::Array(v.iter().map(|&c| st(vec![("count", int(c))])).collect());
     let mm_new = k.alloc(st(vec![
-        ("pgd", int(0xffff_8880_0badc000u64 as i64)),
+        ("pgd", int(0xffff_8880_0bad_c000_u64 as i64)),
         ("total_vm", int(1000)),
         ("locked_vm", int(0)),
         ("rss_stat", counters([10, 20, 999, 3])),
@@ -322,7 +322,7 @@ fn fake_kernel() -> FakeKernel {
         ("env_end", int(0x7ffd_0020)),
     ]));
     let mm_old = k.alloc(st(vec![
-        ("pgd", int(0xffff_8880_0badd000u64 as i64)),
+        ("pgd", int(0xffff_8880_0bad_d000_u64 as i64)),
         ("total_vm", int(500)),
         ("locked_vm", int(0)),
         (
@@ -495,7 +495,7 @@ fn command_lines_come_from_user_memory_through_the_tasks_page_tables() {
     let k = fake_kernel();
     let user = |pgd: u64, addr: u64, len: usize| -> AResult<Vec<u8>> {
         // Only app's page tables map its argument page.
-        assert_eq!(pgd, 0xffff_8880_0badc000);
+        assert_eq!(pgd, 0xffff_8880_0bad_c000);
         let page = b"/bin/app\0-v\0\0HOME=/root\0PATH=/bin\0".to_vec();
         let off = (addr - 0x7ffd_0000) as usize;
         page.get(off..off + len)

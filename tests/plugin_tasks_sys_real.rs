@@ -69,8 +69,7 @@ fn console_panic_task(dir: &Path) -> (u32, i64, String) {
     let c = std::fs::read_to_string(dir.join("console.log")).unwrap();
     let l = c
         .lines()
-        .filter(|l| l.contains(" PID: ") && l.contains(" Comm: "))
-        .next_back()
+        .rfind(|l| l.contains(" PID: ") && l.contains(" Comm: "))
         .expect("a CPU/PID/Comm line on the console");
     let word_after = |k: &str| {
         let i = l.find(k).unwrap() + k.len();

@@ -191,7 +191,12 @@ pub fn sys_txt(s: &Sys) -> String {
             if names.is_empty() {
                 format!("{} ({})", t.mask, t.string)
             } else {
-                format!("{} = {}  [{}]", t.mask, names.join(", "), t.string.trim_end())
+                format!(
+                    "{} = {}  [{}]",
+                    t.mask,
+                    names.join(", "),
+                    t.string.trim_end()
+                )
             }
         }),
     );

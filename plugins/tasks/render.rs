@@ -223,7 +223,9 @@ fn fmt_stime(now: Option<Now>, start_ticks: u64) -> String {
     let Some(n) = now else {
         return "-".into();
     };
-    let t = n.boot.saturating_add((start_ticks / HZ).min(i64::MAX as u64) as i64);
+    let t = n
+        .boot
+        .saturating_add((start_ticks / HZ).min(i64::MAX as u64) as i64);
     let (Some(st), Some(nw)) = (
         Utc.timestamp_opt(t, 0).single(),
         Utc.timestamp_opt(n.epoch, 0).single(),
