@@ -69,6 +69,9 @@ pub const MAX_RECORDS: u64 = 1 << 21;
 pub const MAX_COUNT_BITS: u32 = 26;
 /// The largest `size_bits` (`LOG_BUF_LEN_MAX` = 2 GiB).
 pub const MAX_SIZE_BITS: u32 = 31;
+/// Consecutive unreadable descriptors after which the descriptor array is taken as absent from
+/// the dump (64 Ki: some 380 pages of descriptors, far beyond a filtered dump's holes).
+const MAX_UNREADABLE_RUN: u64 = 1 << 16;
 /// The largest structure size believed from a layout (a `printk_info` is 88 bytes).
 const MAX_STRUCT: u64 = 4096;
 /// The granule the ring is read in: one page of 4 KiB, so a missing page costs only itself.
@@ -923,16 +926,28 @@ fn lockless_into<M: LogMemory + ?Sized>(
     let head_id = head_id & id_mask;
     let mut states = DescStates::default();
     let mut lost_data = 0u64;
+    let mut unreadable_run = 0u64;
     for _ in 0..n {
+        if unreadable_run >= MAX_UNREADABLE_RUN {
+            log.issue(
+                "not-dumped",
+                format!("{unreadable_run} descriptors in a row are not in the dump: stopped"),
+            );
+            break;
+        }
         let idx = id & (count - 1);
         let is_head = id == head_id;
         let this = id;
         id = id.wrapping_add(1) & id_mask;
         let daddr = descs.wrapping_add(idx.wrapping_mul(l.desc_size));
         let desc = match pages.get(daddr, l.desc_size as usize) {
-            Ok(b) => b,
+            Ok(b) => {
+                unreadable_run = 0;
+                b
+            }
             Err(_) => {
                 states.unreadable += 1;
+                unreadable_run += 1;
                 continue;
             }
         };
