@@ -759,6 +759,14 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
     ))
 }
 
+/// Whether the kernel has a ring this module reads (`prb`, or `log_buf`), by VMCOREINFO or the
+/// symbol table; nothing is read from memory.
+pub fn has_log<K: KernelAccess>(k: &K) -> bool {
+    ["prb", "log_buf"]
+        .iter()
+        .any(|n| matches!(global(k, n), Ok(Some(_))))
+}
+
 /// Reads the kernel log of the dump: the lockless ring when the kernel has `prb`, else the
 /// legacy `log_buf` ring. `Ok(None)` when it has neither (a kernel before 3.5, whose plain
 /// character ring is not read).
