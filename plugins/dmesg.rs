@@ -21,6 +21,7 @@
 
 pub mod render;
 
+use crate::kernel::Kernel;
 use crate::kernel::printk::{self, KernelLog};
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
@@ -36,6 +37,11 @@ impl Plugin for DmesgPlugin {
 
     fn description(&self) -> &'static str {
         "the kernel log (printk ring buffer) as dmesg printed it, and as JSON"
+    }
+
+    /// Inactive on a kernel with no ring this reads (before 3.5, or no printk at all).
+    fn check_enabled(&self, kernel: &Kernel) -> bool {
+        printk::has_log(&kernel.access())
     }
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {

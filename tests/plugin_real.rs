@@ -1,4 +1,4 @@
-//! kernel_info and sched_debug on the real fixture sets, every dump format, against what the live
+//! kernel_info, sched_debug and dmesg on the real fixture sets, every dump format, against what the live
 //! guest printed before it crashed (`truth.txt`, `console.log`).
 //!
 //! Run with `cargo test --release --test plugin_real`.
@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use vmcore_report::addr::PhysAddr;
+use vmcore_report::addr::{PhysAddr, VirtAddr};
 use vmcore_report::arch::AddressSpace;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
 use vmcore_report::dump::{DumpError, PhysMem, PhysRange};
 use vmcore_report::kernel::Kernel;
+use vmcore_report::plugins::dmesg::{ARCHIVE_PATH as DMESG_PATH, DmesgPlugin};
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
 use vmcore_report::plugins::kernel_info::taint::{documented_flags, taint_string};
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
@@ -302,6 +303,21 @@ impl TypeSource for Hide {
     }
 }
 
+/// A dump's kernel with one physical page taken out of the dump.
+fn open_kernel_with_hole(vm: &Arc<Vmlinux>, path: &Path, page: u64) -> Kernel {
+    let d = dump::open(&[path.to_path_buf()]).unwrap();
+    let cfg = arch::config_from_dump(&d);
+    let mem: Arc<dyn PhysMem> = Arc::new(Holes {
+        inner: Arc::clone(&d.mem),
+        holes: vec![(page, page + 0x1000)],
+    });
+    let translator = arch::translator(&*mem, &cfg).unwrap();
+    let endian = translator.arch().endian();
+    let space = AddressSpace::new(mem, translator, endian, cfg.kaslr_offset);
+    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).unwrap();
+    Kernel::new(space, syms, types, d.info)
+}
+
 /// The CPU blocks of a rendered file, split on `cpu#` lines.
 fn cpu_blocks(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -334,17 +350,7 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     let phys = k.space().translate(rq1).unwrap().phys.0;
     let page = phys & !0xfff;
 
-    let d = dump::open(std::slice::from_ref(&path)).unwrap();
-    let cfg = arch::config_from_dump(&d);
-    let mem: Arc<dyn PhysMem> = Arc::new(Holes {
-        inner: Arc::clone(&d.mem),
-        holes: vec![(page, page + 0x1000)],
-    });
-    let translator = arch::translator(&*mem, &cfg).unwrap();
-    let endian = translator.arch().endian();
-    let space = AddressSpace::new(mem, translator, endian, cfg.kaslr_offset);
-    let (syms, types) = debuginfo::load(Arc::clone(&vm), cfg.kaslr_offset).unwrap();
-    let k2 = Kernel::new(space, syms, types, d.info);
+    let k2 = open_kernel_with_hole(&vm, &path, page);
     let (files, errors) = run(&k2, &SchedDebugPlugin);
     let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
     assert!(
@@ -419,4 +425,155 @@ fn x86_64_6_1_oops() {
 #[test]
 fn x86_64_6_1_smp4_hung() {
     check_set("x86_64-6.1-smp4-hung");
+}
+
+// ---- dmesg ----------------------------------------------------------------------------------
+
+/// `[  sec.usec] rest` → (`sec.usec`, rest), for a line that starts with a dmesg timestamp.
+fn split_timestamp(line: &[u8]) -> Option<(String, &[u8])> {
+    let inner_end = line.iter().position(|&c| c == b']')?;
+    let inner = std::str::from_utf8(line.get(1..inner_end)?).ok()?;
+    let (sec, usec) = inner.trim_start().split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if line[0] != b'[' || !digits(sec) || usec.len() != 6 || !digits(usec) {
+        return None;
+    }
+    let rest = line.get(inner_end + 1..)?;
+    Some((
+        format!("{sec}.{usec}"),
+        rest.strip_prefix(b" ").unwrap_or(rest),
+    ))
+}
+
+/// A dmesg-style file back into records (timestamp, text with inner lines joined by `\n`):
+/// a line with a timestamp starts a record, any other line continues the last one after
+/// `indent` bytes of indentation are taken off (util-linux indents, drgn does not).
+fn dmesg_records(file: &[u8], indent: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let body = file.strip_suffix(b"\n").unwrap_or(file);
+    for line in body.split(|&c| c == b'\n') {
+        match split_timestamp(line) {
+            Some((ts, text)) => out.push((ts, text.to_vec())),
+            None => {
+                let last = out.last_mut().expect("a continuation line after a record");
+                last.1.push(b'\n');
+                last.1
+                    .extend_from_slice(line.get(indent.min(line.len())..).unwrap_or(b""));
+            }
+        }
+    }
+    out
+}
+
+/// The dmesg plugin on every dump of a set: the log equals drgn's `get_dmesg` of the same
+/// kernel record for record (timestamp and text; drgn does not indent inner lines, dmesg does),
+/// and holds every kernel line the serial console printed (the console shows a subset of the
+/// ring, each inner line of a record with the record's timestamp).
+fn check_dmesg(set: &str) {
+    let Some(dir) = common::fixtures::set(set) else {
+        return;
+    };
+    let drgn = std::fs::read(dir.join("drgn/dmesg.txt")).ok();
+    let console = std::fs::read(dir.join("console.log")).unwrap_or_default();
+    let console_lines: Vec<(String, Vec<u8>)> = console
+        .split(|&c| c == b'\n')
+        .filter_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            // the first timestamp on the line (the console may prefix terminal escapes)
+            (0..l.len())
+                .filter(|&i| l[i] == b'[')
+                .find_map(|i| split_timestamp(&l[i..]))
+                .map(|(ts, t)| (ts, t.to_vec()))
+        })
+        .collect();
+    assert!(console_lines.len() > 100, "{set}: console kernel lines");
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    for path in common::fixtures::dumps(&dir) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let k = open_kernel(&vm, &path);
+        let (files, errors) = run(&k, &DmesgPlugin);
+        // the log's pages are kernel data: a filtered dump keeps them; were one missing, the
+        // plugin would say so here
+        assert!(errors.is_empty(), "{set}/{name}: dmesg errors {errors:?}");
+        let ours = dmesg_records(&files.0[DMESG_PATH], "[    0.000000] ".len());
+        assert!(ours.len() > 100, "{set}/{name}: {} records", ours.len());
+        if let Some(d) = &drgn {
+            let theirs = dmesg_records(d, 0);
+            assert_eq!(ours.len(), theirs.len(), "{set}/{name}: records vs drgn");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert_eq!(a, b, "{set}/{name}: record vs drgn");
+            }
+        }
+        let mut lines = std::collections::HashSet::new();
+        for (ts, text) in &ours {
+            for l in text.split(|&c| c == b'\n') {
+                lines.insert((ts.clone(), l.to_vec()));
+            }
+        }
+        for (ts, text) in &console_lines {
+            assert!(
+                lines.contains(&(ts.clone(), text.clone())),
+                "{set}/{name}: console line [{ts}] {} not in the log",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&files.0["plugins/dmesg/dmesg.json"]).unwrap();
+        assert_eq!(json["summary"]["format"], "lockless", "{set}/{name}");
+        assert_eq!(json["summary"]["layout_from"], "vmcoreinfo", "{set}/{name}");
+        assert_eq!(json["summary"]["lost_inside"], 0, "{set}/{name}");
+        assert_eq!(json["records"].as_array().unwrap().len(), ours.len());
+        eprintln!(
+            "{set}/{name}: dmesg {} records, {} console lines found",
+            ours.len(),
+            console_lines.len()
+        );
+    }
+}
+
+#[test]
+fn dmesg_every_set() {
+    for set in common::fixtures::SETS {
+        check_dmesg(set);
+    }
+}
+
+/// A page of the text ring taken out of a real dump: the records whose text was on it are
+/// missing and said to be (the page's address, the plugin partial); the others are intact.
+#[test]
+fn dmesg_with_a_text_page_not_dumped() {
+    let Some(dir) = common::fixtures::set("x86_64-6.1-l5") else {
+        return;
+    };
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    let path = dir.join("vmcore.elf");
+    let k = open_kernel(&vm, &path);
+    let (full, errors) = run(&k, &DmesgPlugin);
+    assert!(errors.is_empty());
+    let full = dmesg_records(&full.0[DMESG_PATH], 15);
+    let vi = k.vmcoreinfo().unwrap();
+    let prb = k.read_ptr(VirtAddr(vi.symbol("prb").unwrap())).unwrap();
+    let data_at = vi.offset("printk_ringbuffer.text_data_ring").unwrap()
+        + vi.offset("prb_data_ring.data").unwrap();
+    let data = k.read_u64(VirtAddr(prb.0 + data_at)).unwrap();
+    let va = VirtAddr(data + 0x4000);
+    let page = k.space().translate(va).unwrap().phys.0 & !0xfff;
+    let k2 = open_kernel_with_hole(&vm, &path, page);
+    let (files, errors) = run(&k2, &DmesgPlugin);
+    let ours = dmesg_records(&files.0[DMESG_PATH], 15);
+    assert!(ours.len() < full.len() && ours.len() > full.len() - 200);
+    assert!(ours.iter().all(|r| full.contains(r)));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("not-dumped") && e.contains(&format!("{:#x}", va.0))),
+        "{errors:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&files.0["plugins/dmesg/dmesg.json"]).unwrap();
+    // the page as the kernel sees it (the ring's data array is not page-aligned)
+    assert_eq!(
+        json["summary"]["missing_pages"][0]["address"],
+        format!("{:#x}", va.0 & !0xfff).as_str()
+    );
 }

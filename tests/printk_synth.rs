@@ -10,7 +10,7 @@ mod common;
 
 use common::fake_kernel::FakeKernel;
 use common::printk::{Legacy, Prb, Rec, State, rec};
-use vmcore_report::kernel::printk::{KernelLog, LogFormat, LogRecord, read_kernel_log};
+use vmcore_report::kernel::printk::{KernelLog, LogFormat, LogRecord, has_log, read_kernel_log};
 
 const BASE: u64 = 0xffff_ffff_8200_0000;
 
@@ -344,7 +344,10 @@ fn a_null_prb_is_an_error() {
     let a = p.install(&mut k, BASE);
     k.memory.insert(a.prb, vec![0; 8]);
     assert_eq!(read_kernel_log(&k).unwrap_err().code, "corrupt-data");
+    assert!(has_log(&k));
+    // no ring at all: nothing to read, and the plugin does not apply
     assert!(read_kernel_log(&FakeKernel::new()).unwrap().is_none());
+    assert!(!has_log(&FakeKernel::new()));
 }
 
 // ---- legacy -----------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ pub const MAX_RECORDS: u64 = 1 << 21;
 pub const MAX_COUNT_BITS: u32 = 26;
 /// The largest `size_bits` (`LOG_BUF_LEN_MAX` = 2 GiB).
 pub const MAX_SIZE_BITS: u32 = 31;
+/// Consecutive unreadable descriptors after which the descriptor array is taken as absent from
+/// the dump (64 Ki: some 380 pages of descriptors, far beyond a filtered dump's holes).
+const MAX_UNREADABLE_RUN: u64 = 1 << 16;
 /// The largest structure size believed from a layout (a `printk_info` is 88 bytes).
 const MAX_STRUCT: u64 = 4096;
 /// The granule the ring is read in: one page of 4 KiB, so a missing page costs only itself.
@@ -756,6 +759,14 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
     ))
 }
 
+/// Whether the kernel has a ring this module reads (`prb`, or `log_buf`), by VMCOREINFO or the
+/// symbol table; nothing is read from memory.
+pub fn has_log<K: KernelAccess>(k: &K) -> bool {
+    ["prb", "log_buf"]
+        .iter()
+        .any(|n| matches!(global(k, n), Ok(Some(_))))
+}
+
 /// Reads the kernel log of the dump: the lockless ring when the kernel has `prb`, else the
 /// legacy `log_buf` ring. `Ok(None)` when it has neither (a kernel before 3.5, whose plain
 /// character ring is not read).
@@ -923,16 +934,28 @@ fn lockless_into<M: LogMemory + ?Sized>(
     let head_id = head_id & id_mask;
     let mut states = DescStates::default();
     let mut lost_data = 0u64;
+    let mut unreadable_run = 0u64;
     for _ in 0..n {
+        if unreadable_run >= MAX_UNREADABLE_RUN {
+            log.issue(
+                "not-dumped",
+                format!("{unreadable_run} descriptors in a row are not in the dump: stopped"),
+            );
+            break;
+        }
         let idx = id & (count - 1);
         let is_head = id == head_id;
         let this = id;
         id = id.wrapping_add(1) & id_mask;
         let daddr = descs.wrapping_add(idx.wrapping_mul(l.desc_size));
         let desc = match pages.get(daddr, l.desc_size as usize) {
-            Ok(b) => b,
+            Ok(b) => {
+                unreadable_run = 0;
+                b
+            }
             Err(_) => {
                 states.unreadable += 1;
+                unreadable_run += 1;
                 continue;
             }
         };
