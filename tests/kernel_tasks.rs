@@ -326,13 +326,7 @@ fn build(s: &Scenario) -> (Kernel, Vec<u64>, tempfile::TempDir) {
     k.set(&nr_cpu_ids, "", 2);
     let possible = k.global("__cpu_possible_mask", ty.cpumask);
     k.set(&possible, "bits[0]", 3);
-    let pco_ty = k.array(ty.ulong, 64);
-    let pco = k.global("__per_cpu_offset", pco_ty);
-    for cpu in 0..2u32 {
-        let e = k.elem(&pco, u64::from(cpu));
-        let off = k.cfg.per_cpu_offset(cpu);
-        k.set(&e, "", off);
-    }
+    k.per_cpu_offsets(ty.ulong);
     let rqs = k.percpu("runqueues", ty.rq);
     let rq0 = k.on_cpu(&rqs, 0);
     let rq1 = k.on_cpu(&rqs, 1);

@@ -172,8 +172,10 @@ struct Layout {
     size: u64,
     tasks: u64,
     pid: u64,
-    tgid: u64,
-    group_leader: u64,
+    /// Every kernel has `tgid` and `group_leader`; a debuginfo without them (a minimal
+    /// description) makes each task its own process.
+    tgid: Option<u64>,
+    group_leader: Option<u64>,
     exit_state: Option<u64>,
     signal: Option<u64>,
     children: Option<u64>,
@@ -212,8 +214,8 @@ impl Layout {
             size: k.size_of(T)?,
             tasks: k.offset_of(T, "tasks")?,
             pid: k.offset_of(T, "pid")?,
-            tgid: k.offset_of(T, "tgid")?,
-            group_leader: k.offset_of(T, "group_leader")?,
+            tgid: opt(k.offset_of(T, "tgid"))?,
+            group_leader: opt(k.offset_of(T, "group_leader"))?,
             exit_state: opt(k.offset_of(T, "exit_state"))?,
             signal: opt(k.offset_of(T, "signal"))?,
             children: opt(k.offset_of(T, "children"))?,
@@ -290,8 +292,14 @@ impl<'k> Walker<'k> {
         }
         let read = || -> Result<Info, KernelError> {
             let pid = k.read_u32(addr.add(l.pid))? as i32;
-            let tgid = k.read_u32(addr.add(l.tgid))? as i32;
-            let leader = k.read_ptr(addr.add(l.group_leader))?;
+            let tgid = match l.tgid {
+                Some(o) => k.read_u32(addr.add(o))? as i32,
+                None => pid,
+            };
+            let leader = match l.group_leader {
+                Some(o) => k.read_ptr(addr.add(o))?,
+                None => addr,
+            };
             let signal = match l.signal {
                 Some(o) => k.read_ptr(addr.add(o))?,
                 None => VirtAddr(0),

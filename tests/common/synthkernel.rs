@@ -497,6 +497,18 @@ impl SynthKernel {
         PerCpu { link, ty }
     }
 
+    /// `unsigned long __per_cpu_offset[64]`, holding each CPU's offset (`cfg.nr_cpus` of them).
+    pub fn per_cpu_offsets(&mut self, ulong: T) -> Obj {
+        let ty = self.array(ulong, 64);
+        let pco = self.global("__per_cpu_offset", ty);
+        for cpu in 0..self.cfg.nr_cpus {
+            let e = self.elem(&pco, u64::from(cpu));
+            let off = self.cfg.per_cpu_offset(cpu);
+            self.set(&e, "", off);
+        }
+        pco
+    }
+
     /// CPU `cpu`'s instance of a per-CPU variable.
     pub fn on_cpu(&self, v: &PerCpu, cpu: u32) -> Obj {
         Obj {
@@ -1362,13 +1374,7 @@ pub mod demo {
         }
         let nr_cpu_ids = k.global("nr_cpu_ids", ty.uint);
         k.set(&nr_cpu_ids, "", u64::from(NR_CPUS));
-        let pco_ty = k.array(ty.ulong, 64);
-        let pco = k.global("__per_cpu_offset", pco_ty);
-        for cpu in 0..NR_CPUS {
-            let e = k.elem(&pco, u64::from(cpu));
-            let off = k.cfg.per_cpu_offset(cpu);
-            k.set(&e, "", off);
-        }
+        k.per_cpu_offsets(ty.ulong);
         // NUMA node 0 on every CPU (zero-filled): the task rows' node column.
         k.percpu("numa_node", ty.int);
 
