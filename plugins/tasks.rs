@@ -19,6 +19,7 @@ pub mod render;
 
 use crate::addr::VirtAddr;
 use crate::kernel::AccessError;
+use crate::kernel::Kernel;
 use crate::plugins::kernel_info::DumpFacts;
 use crate::plugins::kernel_info::collect::{read_uptime, read_wall_clock};
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
@@ -36,6 +37,11 @@ impl Plugin for TasksPlugin {
 
     fn description(&self) -> &'static str {
         "every task as ps auxwwwm / alxwww / -elfL would list it, and the D-state tasks"
+    }
+
+    /// Applies to a kernel whose debuginfo describes `struct task_struct`.
+    fn check_enabled(&self, kernel: &Kernel) -> bool {
+        kernel.find_type("struct task_struct").is_ok()
     }
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
