@@ -495,7 +495,7 @@ fn check_dmesg(set: &str) {
         // the log's pages are kernel data: a filtered dump keeps them; were one missing, the
         // plugin would say so here
         assert!(errors.is_empty(), "{set}/{name}: dmesg errors {errors:?}");
-        let ours = dmesg_records(&files.0[DMESG_PATH], "[    0.000000] ".len());
+        let ours = dmesg_records(&files.files[DMESG_PATH], "[    0.000000] ".len());
         assert!(ours.len() > 100, "{set}/{name}: {} records", ours.len());
         if let Some(d) = &drgn {
             let theirs = dmesg_records(d, 0);
@@ -518,7 +518,7 @@ fn check_dmesg(set: &str) {
             );
         }
         let json: serde_json::Value =
-            serde_json::from_slice(&files.0["plugins/dmesg/dmesg.json"]).unwrap();
+            serde_json::from_slice(&files.files["plugins/dmesg/dmesg.json"]).unwrap();
         assert_eq!(json["summary"]["format"], "lockless", "{set}/{name}");
         assert_eq!(json["summary"]["layout_from"], "vmcoreinfo", "{set}/{name}");
         assert_eq!(json["summary"]["lost_inside"], 0, "{set}/{name}");
@@ -550,7 +550,7 @@ fn dmesg_with_a_text_page_not_dumped() {
     let k = open_kernel(&vm, &path);
     let (full, errors) = run(&k, &DmesgPlugin);
     assert!(errors.is_empty());
-    let full = dmesg_records(&full.0[DMESG_PATH], 15);
+    let full = dmesg_records(&full.files[DMESG_PATH], 15);
     let vi = k.vmcoreinfo().unwrap();
     let prb = k.read_ptr(VirtAddr(vi.symbol("prb").unwrap())).unwrap();
     let data_at = vi.offset("printk_ringbuffer.text_data_ring").unwrap()
@@ -560,7 +560,7 @@ fn dmesg_with_a_text_page_not_dumped() {
     let page = k.space().translate(va).unwrap().phys.0 & !0xfff;
     let k2 = open_kernel_with_hole(&vm, &path, page);
     let (files, errors) = run(&k2, &DmesgPlugin);
-    let ours = dmesg_records(&files.0[DMESG_PATH], 15);
+    let ours = dmesg_records(&files.files[DMESG_PATH], 15);
     assert!(ours.len() < full.len() && ours.len() > full.len() - 200);
     assert!(ours.iter().all(|r| full.contains(r)));
     assert!(
@@ -570,7 +570,7 @@ fn dmesg_with_a_text_page_not_dumped() {
         "{errors:?}"
     );
     let json: serde_json::Value =
-        serde_json::from_slice(&files.0["plugins/dmesg/dmesg.json"]).unwrap();
+        serde_json::from_slice(&files.files["plugins/dmesg/dmesg.json"]).unwrap();
     // the page as the kernel sees it (the ring's data array is not page-aligned)
     assert_eq!(
         json["summary"]["missing_pages"][0]["address"],

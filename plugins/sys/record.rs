@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::plugins::kernel_info::Uts;
 use crate::plugins::kernel_info::taint::Taints;
-use crate::plugins::sched_debug::record::escape_bytes;
+use crate::plugins::sched_debug::record::{ser_bytes, ser_opt_bytes};
 
 /// `sys.json`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -92,15 +92,4 @@ pub struct Registers {
     pub pid: u32,
     /// `(name, value)` in the architecture's `elf_gregset_t` order.
     pub regs: Vec<(String, String)>,
-}
-
-fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&escape_bytes(b))
-}
-
-fn ser_opt_bytes<S: serde::Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match b {
-        Some(b) => s.serialize_some(&escape_bytes(b)),
-        None => s.serialize_none(),
-    }
 }

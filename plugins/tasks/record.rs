@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::plugins::sched_debug::record::escape_bytes;
+use crate::plugins::sched_debug::record::{escape_bytes, ser_bytes, ser_opt_bytes};
 
 /// One task (a process's thread, the leader included).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -124,17 +124,6 @@ pub struct TasksReport {
     pub unreadable: Vec<Unreadable>,
     /// What every ps file leaves out or approximates, and why.
     pub notes: Vec<String>,
-}
-
-fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&escape_bytes(b))
-}
-
-fn ser_opt_bytes<S: serde::Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match b {
-        Some(b) => s.serialize_some(&escape_bytes(b)),
-        None => s.serialize_none(),
-    }
 }
 
 /// The command line as a list of arguments.

@@ -226,6 +226,12 @@ impl BuildDir {
 
     /// Writes `rel` (validated, relative to the archive root), creating its directories.
     pub fn write_file(&self, rel: &str, data: &[u8]) -> Result<(), ArchiveError> {
+        let path = self.place(rel)?;
+        write_private(&path, data)
+    }
+
+    /// The tree path of `rel` (validated), its directories created.
+    fn place(&self, rel: &str) -> Result<PathBuf, ArchiveError> {
         let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
         let mut cur = self.dir.clone();
         let comps: Vec<&str> = rel.split('/').collect();
@@ -237,7 +243,7 @@ impl BuildDir {
             mkdir_private(&cur)?;
         }
         cur.push(file);
-        write_private(&cur, data)
+        Ok(cur)
     }
 
     /// Makes `rel` (validated) a symbolic link holding `target`, creating its directories. The
@@ -251,17 +257,8 @@ impl BuildDir {
         if ups > depth || validate_rel_path(&rest).is_err() {
             return Err(ArchiveError::BadPath(format!("{rel} -> {target}")));
         }
-        let mut cur = self.dir.clone();
-        let comps: Vec<&str> = rel.split('/').collect();
-        let (file, parents) = comps
-            .split_last()
-            .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
-        for c in parents {
-            cur.push(c);
-            mkdir_private(&cur)?;
-        }
-        cur.push(file);
-        std::os::unix::fs::symlink(target, &cur).map_err(io_err("cannot create", &cur))
+        let path = self.place(rel)?;
+        std::os::unix::fs::symlink(target, &path).map_err(io_err("cannot create", &path))
     }
 
     /// A sink for plugin output into this tree.
