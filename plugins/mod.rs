@@ -9,8 +9,11 @@
 
 use crate::report::plugin::Plugin;
 
+pub mod dmesg;
 pub mod kernel_info;
 pub mod sched_debug;
+pub mod sys;
+pub mod tasks;
 #[cfg(feature = "test-plugins")]
 pub mod testing;
 
@@ -20,7 +23,10 @@ pub fn all() -> Vec<&'static dyn Plugin> {
     let mut v: Vec<&'static dyn Plugin> = vec![
         // one line per plugin: &name::NamePlugin,
         &kernel_info::KernelInfoPlugin,
+        &dmesg::DmesgPlugin,
         &sched_debug::SchedDebugPlugin,
+        &sys::SysPlugin,
+        &tasks::TasksPlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);

@@ -270,3 +270,57 @@ fn deterministic_packing_fixes_mtimes_and_owners() {
         ]
     );
 }
+
+/// sos's root symlinks (`ps -> sos_commands/process/ps_auxwwwm`): stored as symlinks in the
+/// tree and the tar, relative, and never pointing above the archive root.
+#[test]
+fn symlinks_stay_inside_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = BuildDir::create(tmp.path(), "sosvmcore-x-2026-01-01-abcdefg").unwrap();
+    b.write_file("sos_commands/process/ps_auxwwwm", b"USER\n")
+        .unwrap();
+    b.write_symlink("ps", "sos_commands/process/ps_auxwwwm")
+        .unwrap();
+    b.write_symlink("a/b/up", "../../version.txt").unwrap();
+    for (path, target) in [
+        ("x", "../outside"),
+        ("a/y", "../../outside"),
+        ("z", "/etc/passwd"),
+        ("../w", "version.txt"),
+    ] {
+        let e = b.write_symlink(path, target).unwrap_err();
+        assert_eq!(e.code(), "bad-path", "{path} -> {target}");
+    }
+    assert_eq!(
+        std::fs::read(b.dir().join("ps")).unwrap(),
+        b"USER\n",
+        "the link resolves inside the tree"
+    );
+    let p = b
+        .pack_with(tmp.path(), Compression::None, Some(1_700_000_000))
+        .unwrap();
+    let mut ar = tar::Archive::new(std::fs::File::open(&p).unwrap());
+    let links: Vec<(String, String)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type() == tar::EntryType::Symlink)
+        .map(|e| {
+            (
+                e.path().unwrap().display().to_string(),
+                e.link_name().unwrap().unwrap().display().to_string(),
+            )
+        })
+        .collect();
+    let r = "sosvmcore-x-2026-01-01-abcdefg";
+    assert_eq!(
+        links,
+        [
+            (format!("{r}/a/b/up"), "../../version.txt".to_string()),
+            (
+                format!("{r}/ps"),
+                "sos_commands/process/ps_auxwwwm".to_string()
+            ),
+        ]
+    );
+}

@@ -1,4 +1,4 @@
-//! kernel_info and sched_debug on the real fixture sets, every dump format, against what the live
+//! kernel_info, sched_debug and dmesg on the real fixture sets, every dump format, against what the live
 //! guest printed before it crashed (`truth.txt`, `console.log`).
 //!
 //! Run with `cargo test --release --test plugin_real`.
@@ -9,52 +9,23 @@
 
 mod common;
 
+use common::plugin_run::{open_kernel, run};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use vmcore_report::addr::PhysAddr;
+use vmcore_report::addr::{PhysAddr, VirtAddr};
 use vmcore_report::arch::AddressSpace;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
 use vmcore_report::dump::{DumpError, PhysMem, PhysRange};
 use vmcore_report::kernel::Kernel;
+use vmcore_report::plugins::dmesg::{ARCHIVE_PATH as DMESG_PATH, DmesgPlugin};
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
 use vmcore_report::plugins::kernel_info::taint::{documented_flags, taint_string};
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
-use vmcore_report::report::plugin::{OutputSink, Plugin, PluginContext, PluginError};
 use vmcore_report::{arch, debuginfo, dump};
-
-#[derive(Default)]
-struct MemSink(BTreeMap<String, Vec<u8>>);
-
-impl OutputSink for MemSink {
-    fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
-        self.0.insert(path.to_string(), data.to_vec());
-        Ok(())
-    }
-}
-
-fn open_kernel(vm: &Arc<Vmlinux>, path: &Path) -> Kernel {
-    let d = dump::open(&[path.to_path_buf()]).expect("dump opens");
-    let cfg = arch::config_from_dump(&d);
-    let space = arch::address_space(&d, &cfg).expect("address space");
-    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).expect("debuginfo");
-    Kernel::new(space, syms, types, d.info)
-}
-
-fn run(k: &Kernel, p: &dyn Plugin) -> (MemSink, Vec<String>) {
-    let mut sink = MemSink::default();
-    let opts = BTreeMap::new();
-    let mut ctx = PluginContext::new(k, p.name(), &opts, &mut sink);
-    p.collect(&mut ctx).expect("plugin runs");
-    let (_, errors) = ctx.finish();
-    let errors = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .collect();
-    (sink, errors)
-}
 
 struct Truth {
     uname: Vec<String>,
@@ -295,7 +266,7 @@ fn check_set(set: &str) {
             "{set}/{name}: kernel_info errors {errors:?}"
         );
         let uts: serde_json::Value =
-            serde_json::from_slice(&files.0["plugins/kernel_info/uts.json"]).unwrap();
+            serde_json::from_slice(&files.files["plugins/kernel_info/uts.json"]).unwrap();
         let u = &truth.uname;
         // `uname -a`: sysname nodename release version… machine GNU/Linux
         assert_eq!(uts["sysname"], u[0].as_str(), "{set}/{name}");
@@ -308,7 +279,7 @@ fn check_set(set: &str) {
         );
         assert_eq!(uts["machine"], u[u.len() - 2].as_str(), "{set}/{name}");
         let taints: serde_json::Value =
-            serde_json::from_slice(&files.0["plugins/kernel_info/taints.json"]).unwrap();
+            serde_json::from_slice(&files.files["plugins/kernel_info/taints.json"]).unwrap();
         // Taints are never cleared. An oops after the live print adds TAINT_DIE (bit 7) before
         // the panic; the console's oops line was printed before that bit was set.
         let mask = taints["mask"].as_u64().unwrap();
@@ -335,11 +306,11 @@ fn check_set(set: &str) {
             panic_line.contains(&format!("{s} {}", u[2])),
             "{set}/{name}: {s:?} not in {panic_line:?}"
         );
-        assert!(files.0.contains_key("plugins/kernel_info/banner.txt"));
+        assert!(files.files.contains_key("plugins/kernel_info/banner.txt"));
 
         // sched_debug
         let (files, errors) = run(&k, &SchedDebugPlugin);
-        let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+        let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
         // Kept for inspection (and for docs/sched-debug-diff-example.md).
         let keep = std::env::temp_dir().join(format!("sched-debug-{set}-{name}.txt"));
         let _ = std::fs::write(&keep, &text);
@@ -456,6 +427,21 @@ impl TypeSource for Hide {
     }
 }
 
+/// A dump's kernel with one physical page taken out of the dump.
+fn open_kernel_with_hole(vm: &Arc<Vmlinux>, path: &Path, page: u64) -> Kernel {
+    let d = dump::open(&[path.to_path_buf()]).unwrap();
+    let cfg = arch::config_from_dump(&d);
+    let mem: Arc<dyn PhysMem> = Arc::new(Holes {
+        inner: Arc::clone(&d.mem),
+        holes: vec![(page, page + 0x1000)],
+    });
+    let translator = arch::translator(&*mem, &cfg).unwrap();
+    let endian = translator.arch().endian();
+    let space = AddressSpace::new(mem, translator, endian, cfg.kaslr_offset);
+    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).unwrap();
+    Kernel::new(space, syms, types, d.info)
+}
+
 /// The CPU blocks of a rendered file, split on `cpu#` lines.
 fn cpu_blocks(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -482,25 +468,15 @@ fn real_dump_with_a_cpu_runqueue_not_dumped() {
     let path = dir.join("vmcore.elf");
     let k = open_kernel(&vm, &path);
     let (full, _) = run(&k, &SchedDebugPlugin);
-    let full = String::from_utf8_lossy(&full.0[ARCHIVE_PATH]).into_owned();
+    let full = String::from_utf8_lossy(&full.files[ARCHIVE_PATH]).into_owned();
     let rq = k.symbol_address("runqueues").unwrap();
     let rq1 = k.per_cpu_ptr(rq, 1).unwrap();
     let phys = k.space().translate(rq1).unwrap().phys.0;
     let page = phys & !0xfff;
 
-    let d = dump::open(std::slice::from_ref(&path)).unwrap();
-    let cfg = arch::config_from_dump(&d);
-    let mem: Arc<dyn PhysMem> = Arc::new(Holes {
-        inner: Arc::clone(&d.mem),
-        holes: vec![(page, page + 0x1000)],
-    });
-    let translator = arch::translator(&*mem, &cfg).unwrap();
-    let endian = translator.arch().endian();
-    let space = AddressSpace::new(mem, translator, endian, cfg.kaslr_offset);
-    let (syms, types) = debuginfo::load(Arc::clone(&vm), cfg.kaslr_offset).unwrap();
-    let k2 = Kernel::new(space, syms, types, d.info);
+    let k2 = open_kernel_with_hole(&vm, &path, page);
     let (files, errors) = run(&k2, &SchedDebugPlugin);
-    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
     assert!(
         errors.iter().any(|e| e.starts_with("not-dumped")),
         "{errors:?}"
@@ -540,7 +516,7 @@ fn real_dump_without_runqueues_debuginfo() {
     });
     let k = Kernel::new(space, syms, types, d.info);
     let (files, errors) = run(&k, &SchedDebugPlugin);
-    let text = String::from_utf8_lossy(&files.0[ARCHIVE_PATH]).into_owned();
+    let text = String::from_utf8_lossy(&files.files[ARCHIVE_PATH]).into_owned();
     assert!(
         errors.iter().any(|e| e.starts_with("no-such-symbol")),
         "{errors:?}"
@@ -590,4 +566,155 @@ fn x86_64_6_1_kdump() {
 #[test]
 fn x86_64_6_1_kdump_nokaslr() {
     check_set("x86_64-6.1-kdump-nokaslr");
+}
+
+// ---- dmesg ----------------------------------------------------------------------------------
+
+/// `[  sec.usec] rest` → (`sec.usec`, rest), for a line that starts with a dmesg timestamp.
+fn split_timestamp(line: &[u8]) -> Option<(String, &[u8])> {
+    let inner_end = line.iter().position(|&c| c == b']')?;
+    let inner = std::str::from_utf8(line.get(1..inner_end)?).ok()?;
+    let (sec, usec) = inner.trim_start().split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if line[0] != b'[' || !digits(sec) || usec.len() != 6 || !digits(usec) {
+        return None;
+    }
+    let rest = line.get(inner_end + 1..)?;
+    Some((
+        format!("{sec}.{usec}"),
+        rest.strip_prefix(b" ").unwrap_or(rest),
+    ))
+}
+
+/// A dmesg-style file back into records (timestamp, text with inner lines joined by `\n`):
+/// a line with a timestamp starts a record, any other line continues the last one after
+/// `indent` bytes of indentation are taken off (util-linux indents, drgn does not).
+fn dmesg_records(file: &[u8], indent: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let body = file.strip_suffix(b"\n").unwrap_or(file);
+    for line in body.split(|&c| c == b'\n') {
+        match split_timestamp(line) {
+            Some((ts, text)) => out.push((ts, text.to_vec())),
+            None => {
+                let last = out.last_mut().expect("a continuation line after a record");
+                last.1.push(b'\n');
+                last.1
+                    .extend_from_slice(line.get(indent.min(line.len())..).unwrap_or(b""));
+            }
+        }
+    }
+    out
+}
+
+/// The dmesg plugin on every dump of a set: the log equals drgn's `get_dmesg` of the same
+/// kernel record for record (timestamp and text; drgn does not indent inner lines, dmesg does),
+/// and holds every kernel line the serial console printed (the console shows a subset of the
+/// ring, each inner line of a record with the record's timestamp).
+fn check_dmesg(set: &str) {
+    let Some(dir) = common::fixtures::set(set) else {
+        return;
+    };
+    let drgn = std::fs::read(dir.join("drgn/dmesg.txt")).ok();
+    let console = std::fs::read(dir.join("console.log")).unwrap_or_default();
+    let console_lines: Vec<(String, Vec<u8>)> = console
+        .split(|&c| c == b'\n')
+        .filter_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            // the first timestamp on the line (the console may prefix terminal escapes)
+            (0..l.len())
+                .filter(|&i| l[i] == b'[')
+                .find_map(|i| split_timestamp(&l[i..]))
+                .map(|(ts, t)| (ts, t.to_vec()))
+        })
+        .collect();
+    assert!(console_lines.len() > 100, "{set}: console kernel lines");
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    for path in common::fixtures::dumps(&dir) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let k = open_kernel(&vm, &path);
+        let (files, errors) = run(&k, &DmesgPlugin);
+        // the log's pages are kernel data: a filtered dump keeps them; were one missing, the
+        // plugin would say so here
+        assert!(errors.is_empty(), "{set}/{name}: dmesg errors {errors:?}");
+        let ours = dmesg_records(&files.files[DMESG_PATH], "[    0.000000] ".len());
+        assert!(ours.len() > 100, "{set}/{name}: {} records", ours.len());
+        if let Some(d) = &drgn {
+            let theirs = dmesg_records(d, 0);
+            assert_eq!(ours.len(), theirs.len(), "{set}/{name}: records vs drgn");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert_eq!(a, b, "{set}/{name}: record vs drgn");
+            }
+        }
+        let mut lines = std::collections::HashSet::new();
+        for (ts, text) in &ours {
+            for l in text.split(|&c| c == b'\n') {
+                lines.insert((ts.clone(), l.to_vec()));
+            }
+        }
+        for (ts, text) in &console_lines {
+            assert!(
+                lines.contains(&(ts.clone(), text.clone())),
+                "{set}/{name}: console line [{ts}] {} not in the log",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&files.files["plugins/dmesg/dmesg.json"]).unwrap();
+        assert_eq!(json["summary"]["format"], "lockless", "{set}/{name}");
+        assert_eq!(json["summary"]["layout_from"], "vmcoreinfo", "{set}/{name}");
+        assert_eq!(json["summary"]["lost_inside"], 0, "{set}/{name}");
+        assert_eq!(json["records"].as_array().unwrap().len(), ours.len());
+        eprintln!(
+            "{set}/{name}: dmesg {} records, {} console lines found",
+            ours.len(),
+            console_lines.len()
+        );
+    }
+}
+
+#[test]
+fn dmesg_every_set() {
+    for set in common::fixtures::SETS {
+        check_dmesg(set);
+    }
+}
+
+/// A page of the text ring taken out of a real dump: the records whose text was on it are
+/// missing and said to be (the page's address, the plugin partial); the others are intact.
+#[test]
+fn dmesg_with_a_text_page_not_dumped() {
+    let Some(dir) = common::fixtures::set("x86_64-6.1-l5") else {
+        return;
+    };
+    let vm = Arc::new(Vmlinux::open(&dir.join("vmlinux")).expect("vmlinux"));
+    let path = dir.join("vmcore.elf");
+    let k = open_kernel(&vm, &path);
+    let (full, errors) = run(&k, &DmesgPlugin);
+    assert!(errors.is_empty());
+    let full = dmesg_records(&full.files[DMESG_PATH], 15);
+    let vi = k.vmcoreinfo().unwrap();
+    let prb = k.read_ptr(VirtAddr(vi.symbol("prb").unwrap())).unwrap();
+    let data_at = vi.offset("printk_ringbuffer.text_data_ring").unwrap()
+        + vi.offset("prb_data_ring.data").unwrap();
+    let data = k.read_u64(VirtAddr(prb.0 + data_at)).unwrap();
+    let va = VirtAddr(data + 0x4000);
+    let page = k.space().translate(va).unwrap().phys.0 & !0xfff;
+    let k2 = open_kernel_with_hole(&vm, &path, page);
+    let (files, errors) = run(&k2, &DmesgPlugin);
+    let ours = dmesg_records(&files.files[DMESG_PATH], 15);
+    assert!(ours.len() < full.len() && ours.len() > full.len() - 200);
+    assert!(ours.iter().all(|r| full.contains(r)));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("not-dumped") && e.contains(&format!("{:#x}", va.0))),
+        "{errors:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&files.files["plugins/dmesg/dmesg.json"]).unwrap();
+    // the page as the kernel sees it (the ring's data array is not page-aligned)
+    assert_eq!(
+        json["summary"]["missing_pages"][0]["address"],
+        format!("{:#x}", va.0 & !0xfff).as_str()
+    );
 }

@@ -2,7 +2,7 @@
 
 use super::taint::{TaintFlagDef, Taints, documented_flags, documented_name};
 use super::{CpuCounts, DumpFacts, KernelInfo, Uptime, Uts};
-use crate::plugins::sched_debug::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// `__NEW_UTS_LEN + 1`.
 const UTS_LEN: usize = 65;
@@ -206,4 +206,13 @@ pub fn read_uptime<K: KernelAccess>(k: &K) -> AResult<Option<Uptime>> {
         seconds: j.wrapping_sub(initial) as f64 / hz as f64,
         source: "jiffies",
     }))
+}
+
+/// The wall clock of the timekeeper's last update (`tk_core.timekeeper.xtime_sec`, seconds
+/// since the epoch): "now" for a dump without VMCOREINFO `CRASHTIME` (a hypervisor-taken dump).
+pub fn read_wall_clock<K: KernelAccess>(k: &K) -> AResult<Option<i64>> {
+    match k.var("tk_core")? {
+        Some(tk) => k.int_at(&tk, "timekeeper.xtime_sec"),
+        None => Ok(None),
+    }
 }

@@ -9,9 +9,9 @@
 //! Values the live file computes from clocks at read time (`ktime`, `sched_clk`, `cpu_clk`) are
 //! taken from the dump and listed in [`SchedDebug::notes`].
 
-use super::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
 use super::record::*;
-use super::state::{TaskStateTable, task_state_char};
+use crate::kernel::task_state::{TaskStateTable, task_state_char};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// What the collection produced, with the problems met on the way (each one makes the plugin
 /// `partial`).

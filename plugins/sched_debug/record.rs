@@ -186,11 +186,13 @@ pub struct EevdfColumns {
     pub slice: i64,
 }
 
-fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+/// Serializes dump bytes losslessly ([`escape_bytes`]); shared by the plugins' records.
+pub fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&escape_bytes(b))
 }
 
-fn ser_opt_bytes<S: serde::Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+/// [`ser_bytes`] for an optional value.
+pub fn ser_opt_bytes<S: serde::Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
     match b {
         Some(b) => s.serialize_some(&escape_bytes(b)),
         None => s.serialize_none(),

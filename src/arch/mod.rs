@@ -109,6 +109,13 @@ pub struct TranslationConfig {
 pub trait Translator: Send + Sync {
     fn arch(&self) -> Arch;
     fn translate(&self, mem: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError>;
+    /// A translator for one process's address space, whose top-level table is at `root` (the
+    /// physical address of its `mm->pgd`), in this translator's paging mode; `None` where the
+    /// architecture's walker cannot walk user tables.
+    fn user_space(&self, root: PhysAddr) -> Option<Box<dyn Translator>> {
+        let _ = root;
+        None
+    }
 }
 
 /// Kernel virtual memory of the dumped machine: a translator over physical memory.
@@ -149,6 +156,17 @@ impl AddressSpace {
 
     pub fn translate(&self, va: VirtAddr) -> Result<Translation, TranslateError> {
         self.translator.translate(&*self.mem, va)
+    }
+
+    /// The address space of one process, over the same memory: its tables start at `root`
+    /// (see [`Translator::user_space`]).
+    pub fn user_space(&self, root: PhysAddr) -> Option<AddressSpace> {
+        Some(AddressSpace {
+            mem: Arc::clone(&self.mem),
+            translator: self.translator.user_space(root)?,
+            endian: self.endian,
+            kaslr_offset: self.kaslr_offset,
+        })
     }
 
     /// Reads `buf.len()` bytes at `va`, translating each page it spans.

@@ -113,6 +113,7 @@ pub fn format(la57: bool, sme_mask: u64) -> RadixFormat {
 pub struct X86_64 {
     format: RadixFormat,
     la57: bool,
+    sme_mask: u64,
     root: u64,
     phys_base: u64,
     page_offset_base: Option<u64>,
@@ -130,6 +131,7 @@ impl X86_64 {
         X86_64 {
             format: format(la57, sme_mask),
             la57,
+            sme_mask,
             root,
             phys_base,
             page_offset_base: None,
@@ -337,6 +339,14 @@ impl X86_64 {
 impl Translator for X86_64 {
     fn arch(&self) -> Arch {
         Arch::X86_64
+    }
+
+    /// A process's tables have the kernel's format; its user half is walked from its own PGD
+    /// (with page-table isolation, `mm->pgd` is the kernel-mode PGD, which maps both halves).
+    fn user_space(&self, root: PhysAddr) -> Option<Box<dyn Translator>> {
+        let mut t = X86_64::new(root.0, self.la57, self.sme_mask, self.phys_base);
+        t.set_fast_path(false);
+        Some(Box::new(t))
     }
 
     fn translate(&self, mem: &dyn PhysMem, va: VirtAddr) -> Result<Translation, TranslateError> {

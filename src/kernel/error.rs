@@ -31,6 +31,10 @@ pub enum KernelError {
     /// the caller or a kernel whose type changed shape.
     #[error("wrong type: {0}")]
     WrongType(String),
+    /// The dump or the architecture does not support the operation (user memory on an
+    /// architecture whose walker reads kernel addresses only).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// The deadline set with [`crate::kernel::Kernel::set_deadline`] passed.
     #[error("timed out")]
     TimedOut,
@@ -49,6 +53,7 @@ impl KernelError {
             KernelError::Memory { source, .. } => source.code(),
             KernelError::Corrupt(_) => "corrupt-data",
             KernelError::WrongType(_) => "wrong-type",
+            KernelError::Unsupported(_) => "unsupported",
             KernelError::TimedOut => "timed-out",
             KernelError::DebugInfo(e) => e.code(),
         }

@@ -10,21 +10,31 @@
 //! Every read checks the deadline set by [`Kernel::set_deadline`], so a runaway plugin stops with
 //! [`KernelError::TimedOut`] at its next read.
 //!
+//! Plugins do not use [`Kernel`] directly: they are written against [`KernelAccess`] (module
+//! [`access`]), whose production implementation [`KView`] ([`Kernel::access`]) maps onto this
+//! view, and whose test double is `tests/common/fake_kernel.rs`.
+//!
 //! Errors keep "this kernel has no such member" ([`KernelError::NoMember`], degrade) apart from
 //! "the memory is not in the dump" ([`KernelError::Memory`], record): see [`KernelError`].
 
+pub mod access;
 mod error;
 mod object;
+pub mod printk;
+pub mod task_state;
 mod tasks;
+mod view;
 mod walk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use access::{AResult, AccessError, KernelAccess, KernelAccessExt};
 pub use error::KernelError;
 pub use object::Object;
 pub use tasks::{LostTask, TaskRef, TaskSources, TaskWalk, TaskWalkError};
+pub use view::KView;
 pub use walk::{DEFAULT_WALK_CAP, ListRing, XArrayEntries};
 
 use crate::addr::VirtAddr;
@@ -85,6 +95,18 @@ impl Kernel {
     }
     pub fn vmcoreinfo(&self) -> Option<&VmcoreInfo> {
         self.info.vmcoreinfo.as_ref()
+    }
+
+    /// The interface plugins read the kernel through ([`KernelAccess`]).
+    pub fn access(&self) -> KView<'_> {
+        KView::new(self)
+    }
+
+    /// The kernel's page size: VMCOREINFO `PAGESIZE`, else the dump's page granularity.
+    pub fn page_size(&self) -> u64 {
+        self.vmcoreinfo()
+            .and_then(|v| v.page_size)
+            .unwrap_or(self.info.page_size)
     }
 
     /// Sets (or clears) the instant after which every read fails with
@@ -168,6 +190,43 @@ impl Kernel {
     pub fn read_bytes(&self, va: VirtAddr, len: usize) -> Result<Vec<u8>, KernelError> {
         let mut v = vec![0u8; len];
         self.read(va, &mut v)?;
+        Ok(v)
+    }
+
+    /// Whether [`Kernel::read_user`] is supported on this dump's architecture.
+    pub fn can_read_user(&self) -> bool {
+        self.space.user_space(crate::addr::PhysAddr(0)).is_some()
+    }
+
+    /// Reads `len` bytes of a process's memory at the user address `va`, through the tables
+    /// whose top level is at the kernel address `pgd` (its `mm->pgd`). Fails with
+    /// [`KernelError::Unsupported`] where the architecture's walker reads kernel addresses only.
+    pub fn read_user(
+        &self,
+        pgd: VirtAddr,
+        va: VirtAddr,
+        len: usize,
+    ) -> Result<Vec<u8>, KernelError> {
+        self.check_deadline()?;
+        let root = self
+            .space
+            .translate(pgd)
+            .map_err(|source| KernelError::Memory {
+                va: pgd,
+                len: 8,
+                source,
+            })?
+            .phys;
+        let user = self.space.user_space(root).ok_or_else(|| {
+            KernelError::Unsupported(format!("reading user memory on {:?}", self.space.arch()))
+        })?;
+        let mut v = vec![0u8; len];
+        user.read(va, &mut v)
+            .map_err(|source| KernelError::Memory {
+                va,
+                len: len as u64,
+                source,
+            })?;
         Ok(v)
     }
 

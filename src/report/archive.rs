@@ -231,6 +231,12 @@ impl BuildDir {
 
     /// Writes `rel` (validated, relative to the archive root), creating its directories.
     pub fn write_file(&self, rel: &str, data: &[u8]) -> Result<(), ArchiveError> {
+        let path = self.place(rel)?;
+        write_private(&path, data)
+    }
+
+    /// The tree path of `rel` (validated), its directories created.
+    fn place(&self, rel: &str) -> Result<PathBuf, ArchiveError> {
         let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
         let mut cur = self.dir.clone();
         let comps: Vec<&str> = rel.split('/').collect();
@@ -242,7 +248,22 @@ impl BuildDir {
             mkdir_private(&cur)?;
         }
         cur.push(file);
-        write_private(&cur, data)
+        Ok(cur)
+    }
+
+    /// Makes `rel` (validated) a symbolic link holding `target`, creating its directories. The
+    /// target is a relative path made of normal components and `..` only, and cannot climb above
+    /// the archive root.
+    pub fn write_symlink(&self, rel: &str, target: &str) -> Result<(), ArchiveError> {
+        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
+        let depth = rel.matches('/').count();
+        let ups = target.split('/').take_while(|c| *c == "..").count();
+        let rest = target.split('/').skip(ups).collect::<Vec<_>>().join("/");
+        if ups > depth || validate_rel_path(&rest).is_err() {
+            return Err(ArchiveError::BadPath(format!("{rel} -> {target}")));
+        }
+        let path = self.place(rel)?;
+        std::os::unix::fs::symlink(target, &path).map_err(io_err("cannot create", &path))
     }
 
     /// A sink for plugin output into this tree.
@@ -301,6 +322,12 @@ impl OutputSink for DirSink<'_> {
     fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
         self.dir
             .write_file(path, data)
+            .map_err(|e| PluginError::new(e.code(), e.to_string()))
+    }
+
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        self.dir
+            .write_symlink(path, target)
             .map_err(|e| PluginError::new(e.code(), e.to_string()))
     }
 }
@@ -390,7 +417,7 @@ pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
             if md.is_dir() {
                 out.push((p.clone(), true));
                 walk(root, &p, out)?;
-            } else if md.is_file() {
+            } else if md.is_file() || md.is_symlink() {
                 out.push((p, false));
             }
         }
@@ -469,6 +496,15 @@ fn write_tar(w: &mut dyn Write, root: &Path, name: &str, epoch: Option<u64>) -> 
         if is_dir {
             let mut h = dir_header(&path, epoch)?;
             tar.append_data(&mut h, format!("{name}/{rel}/"), io::empty())?;
+        } else if fs::symlink_metadata(&path)?.is_symlink() {
+            let md = fs::symlink_metadata(&path)?;
+            let target = fs::read_link(&path)?;
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            set_owner_time(&mut h, &md, epoch);
+            tar.append_link(&mut h, format!("{name}/{rel}"), target)?;
         } else {
             let f = File::open(&path)?;
             let md = f.metadata()?;

@@ -125,6 +125,15 @@ fn address_in(text: &str) -> Option<u64> {
 /// already been validated by [`PluginContext`].
 pub trait OutputSink {
     fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError>;
+    /// Makes `path` a symbolic link to `target` (relative to the archive root, as sos's root
+    /// symlinks `ps` → `sos_commands/process/ps_auxwwwm`). Sinks without links refuse it.
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        let _ = target;
+        Err(PluginError::new(
+            "no-symlink",
+            format!("this output cannot hold the symbolic link {path}"),
+        ))
+    }
 }
 
 /// What a plugin is given while it runs.
@@ -232,6 +241,19 @@ impl<'a> PluginContext<'a> {
             ));
         }
         self.sink.write_file(&path, data)?;
+        self.files.push(path);
+        Ok(())
+    }
+
+    /// Makes `path` (relative to the archive root) a symbolic link to `target` (also relative to
+    /// the archive root; the link stores the path relative to the link's own directory, so it
+    /// resolves inside the extracted archive).
+    pub fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        let path = validate_rel_path(path)?.to_string();
+        let target = validate_rel_path(target)?;
+        let up = path.matches('/').count();
+        let rel = format!("{}{target}", "../".repeat(up));
+        self.sink.write_symlink(&path, &rel)?;
         self.files.push(path);
         Ok(())
     }

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 pub mod dwarf;
+pub mod fake_kernel;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
+pub mod plugin_run;
+pub mod printk;
 pub mod synthkernel;
 pub mod vmcore;

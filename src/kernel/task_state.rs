@@ -1,4 +1,5 @@
-//! Task state letters, by the kernel's own rules (`__task_state_index()` and
+//! Task state letters, by the kernel's own rules (shared by every plugin that prints a task's
+//! state: sched_debug, tasks, sys) (`__task_state_index()` and
 //! `task_index_to_char()` in include/linux/sched.h).
 //!
 //! The letters come from the dump's `task_state_array` (fs/proc/array.c: `"R (running)"`,
@@ -12,7 +13,7 @@
 //! `TASK_FROZEN` 0x8000 (6.1+). On kernels that predate a bit, the bit is never set, so applying the
 //! newest rule everywhere gives each kernel's own answer.
 
-use super::access::KernelAccess;
+use crate::kernel::KernelAccess;
 
 const TASK_UNINTERRUPTIBLE: u32 = 0x2;
 const TASK_NOLOAD: u32 = 0x400;
