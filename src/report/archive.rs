@@ -11,7 +11,11 @@
 //!     sos_logs/ui.log          what the user saw
 //!     plugins/<name>/...       each plugin's files
 //!     ...                      deliberate extra paths (sys/kernel/debug/sched/debug, ...)
+//!     lsmod -> sos_commands/kernel/lsmod   root symlinks, as sos makes them
 //! ```
+//!
+//! Symbolic links are stored in the tar as links (type `2`, their relative target), never
+//! followed; a plugin can only make one whose target stays inside the archive.
 //!
 //! The tree is built in a private directory (0700, files 0600) created under the tmp dir; the
 //! tarball's top directory is the archive name, and `version.txt`, `sos_reports/` and
@@ -240,6 +244,26 @@ impl BuildDir {
         write_private(&cur, data)
     }
 
+    /// Makes `rel` (validated, relative to the archive root) a symbolic link to `target`,
+    /// creating its directories. The caller has checked that the target stays in the archive
+    /// ([`super::plugin::validate_link_target`]); an existing entry is never replaced.
+    pub fn symlink(&self, rel: &str, target: &str) -> Result<(), ArchiveError> {
+        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
+        super::plugin::validate_link_target(rel, target)
+            .map_err(|e| ArchiveError::BadPath(e.message))?;
+        let mut cur = self.dir.clone();
+        let comps: Vec<&str> = rel.split('/').collect();
+        let (link, parents) = comps
+            .split_last()
+            .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
+        for c in parents {
+            cur.push(c);
+            mkdir_private(&cur)?;
+        }
+        cur.push(link);
+        std::os::unix::fs::symlink(target, &cur).map_err(io_err("cannot create the link", &cur))
+    }
+
     /// A sink for plugin output into this tree.
     pub fn sink(&self) -> DirSink<'_> {
         DirSink { dir: self }
@@ -297,6 +321,12 @@ impl OutputSink for DirSink<'_> {
             .write_file(path, data)
             .map_err(|e| PluginError::new(e.code(), e.to_string()))
     }
+
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        self.dir
+            .symlink(path, target)
+            .map_err(|e| PluginError::new(e.code(), e.to_string()))
+    }
 }
 
 /// A compressing writer whose trailer is written by `finish`.
@@ -350,10 +380,19 @@ impl Write for Encoder {
     }
 }
 
+/// What an entry of the build tree is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    /// A symbolic link and its target, stored as a link (never followed).
+    Symlink(String),
+}
+
 /// The tree's entries, relative paths with `/`, directories before their contents, in archive
 /// order: `version.txt`, `sos_reports/`, `sos_logs/`, then the rest sorted.
-pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
-    fn walk(root: &Path, rel: &str, out: &mut Vec<(String, bool)>) -> io::Result<()> {
+pub fn archive_order(root: &Path) -> io::Result<Vec<(String, EntryKind)>> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<(String, EntryKind)>) -> io::Result<()> {
         let dir = if rel.is_empty() {
             root.to_path_buf()
         } else {
@@ -382,10 +421,19 @@ pub fn archive_order(root: &Path) -> io::Result<Vec<(String, bool)>> {
             // symlink_metadata: the tree holds only what we wrote; never follow a link out of it
             let md = fs::symlink_metadata(root.join(&p))?;
             if md.is_dir() {
-                out.push((p.clone(), true));
+                out.push((p.clone(), EntryKind::Dir));
                 walk(root, &p, out)?;
             } else if md.is_file() {
-                out.push((p, false));
+                out.push((p, EntryKind::File));
+            } else if md.file_type().is_symlink() {
+                let target = fs::read_link(root.join(&p))?;
+                let target = target.into_os_string().into_string().map_err(|t| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("non-UTF-8 link target {t:?} in the build tree"),
+                    )
+                })?;
+                out.push((p, EntryKind::Symlink(target)));
             }
         }
         Ok(())
@@ -443,11 +491,12 @@ fn tar_size_bound(root: &Path, name: &str) -> io::Result<u64> {
             .saturating_add(block(size))
     };
     let mut total = entry(name.len() + 1, 0).saturating_add(1024);
-    for (rel, is_dir) in archive_order(root)? {
-        let size = if is_dir {
-            0
-        } else {
-            fs::symlink_metadata(root.join(&rel))?.len()
+    for (rel, kind) in archive_order(root)? {
+        let size = match &kind {
+            EntryKind::File => fs::symlink_metadata(root.join(&rel))?.len(),
+            // a long target takes a GNU long-link header and its name blocks
+            EntryKind::Symlink(t) => 1024 + t.len() as u64 + 1,
+            EntryKind::Dir => 0,
         };
         total = total.saturating_add(entry(name.len() + 1 + rel.len() + 1, size));
     }
@@ -458,20 +507,32 @@ fn write_tar(w: &mut dyn Write, root: &Path, name: &str, epoch: Option<u64>) -> 
     let mut tar = tar::Builder::new(w);
     let mut top = dir_header(root, epoch)?;
     tar.append_data(&mut top, format!("{name}/"), io::empty())?;
-    for (rel, is_dir) in archive_order(root)? {
+    for (rel, kind) in archive_order(root)? {
         let path = root.join(&rel);
-        if is_dir {
-            let mut h = dir_header(&path, epoch)?;
-            tar.append_data(&mut h, format!("{name}/{rel}/"), io::empty())?;
-        } else {
-            let f = File::open(&path)?;
-            let md = f.metadata()?;
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(md.len());
-            h.set_mode(0o600);
-            set_owner_time(&mut h, &md, epoch);
-            tar.append_data(&mut h, format!("{name}/{rel}"), f)?;
+        match kind {
+            EntryKind::Dir => {
+                let mut h = dir_header(&path, epoch)?;
+                tar.append_data(&mut h, format!("{name}/{rel}/"), io::empty())?;
+            }
+            EntryKind::File => {
+                let f = File::open(&path)?;
+                let md = f.metadata()?;
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(md.len());
+                h.set_mode(0o600);
+                set_owner_time(&mut h, &md, epoch);
+                tar.append_data(&mut h, format!("{name}/{rel}"), f)?;
+            }
+            EntryKind::Symlink(target) => {
+                let md = fs::symlink_metadata(&path)?;
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                h.set_mode(0o777);
+                set_owner_time(&mut h, &md, epoch);
+                tar.append_link(&mut h, format!("{name}/{rel}"), &target)?;
+            }
         }
     }
     tar.finish()
@@ -665,6 +726,40 @@ mod tests {
         assert_eq!(id, 0x21, "LZMA2");
         let dict = (2 | u64::from(prop & 1)) << (prop / 2 + 11);
         assert!(dict >= tar.len() as u64 && dict <= 4 << 20, "dict {dict}");
+    }
+
+    /// A root symlink is stored as a link (`tar -tvf` shows `l` and its target), inside the
+    /// size bound, and a link whose target would leave the archive is refused.
+    #[test]
+    fn symlinks_are_stored_as_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = BuildDir::create(tmp.path(), "sosvmcore-h-2026-01-01-abcdefg").unwrap();
+        b.write_file("sos_commands/kernel/lsmod", b"Module Size Used by\n")
+            .unwrap();
+        b.symlink("lsmod", "sos_commands/kernel/lsmod").unwrap();
+        assert!(b.symlink("evil", "../outside").is_err());
+        assert!(
+            b.symlink("lsmod", "sos_commands/kernel/lsmod").is_err(),
+            "no overwrite"
+        );
+        let mut tar = Vec::new();
+        write_tar(&mut tar, b.dir(), b.name(), Some(0)).unwrap();
+        let bound = tar_size_bound(b.dir(), b.name()).unwrap();
+        assert!(bound >= tar.len() as u64);
+        let mut a = tar::Archive::new(&tar[..]);
+        let mut found = false;
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            if e.path().unwrap().to_str() == Some("sosvmcore-h-2026-01-01-abcdefg/lsmod") {
+                assert_eq!(e.header().entry_type(), tar::EntryType::Symlink);
+                assert_eq!(
+                    e.link_name().unwrap().unwrap().to_str(),
+                    Some("sos_commands/kernel/lsmod")
+                );
+                found = true;
+            }
+        }
+        assert!(found, "the link is in the tar");
     }
 
     #[test]

@@ -99,6 +99,15 @@ impl<E: ErrorCode> From<E> for PluginError {
 /// already been validated by [`PluginContext`].
 pub trait OutputSink {
     fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError>;
+    /// Makes `path` a symbolic link to `target` (relative to the link's directory; both already
+    /// validated by [`PluginContext::symlink`]). Sinks that cannot hold links refuse.
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        let _ = target;
+        Err(PluginError::new(
+            "unsupported",
+            format!("this output cannot hold the symbolic link {path}"),
+        ))
+    }
 }
 
 /// What a plugin is given while it runs.
@@ -182,6 +191,17 @@ impl<'a> PluginContext<'a> {
         Ok(())
     }
 
+    /// Makes `path` (relative to the archive root) a symbolic link to `target`, as sos's root
+    /// symlinks (`lsmod` → `sos_commands/kernel/lsmod`). `target` is relative to the link's own
+    /// directory and must stay inside the archive: [`validate_link_target`].
+    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        let path = validate_rel_path(path)?.to_string();
+        validate_link_target(&path, target)?;
+        self.sink.write_symlink(&path, target)?;
+        self.files.push(path);
+        Ok(())
+    }
+
     /// Records a problem that did not stop the plugin: its status becomes `partial`.
     pub fn record_error(&mut self, err: impl Into<PluginError>) {
         let err = err.into();
@@ -229,6 +249,43 @@ pub fn validate_rel_path(path: &str) -> Result<&str, PluginError> {
     Ok(path)
 }
 
+/// Accepts a symbolic link's target when it is relative, made of normal components and `..`,
+/// free of control characters, and, resolved from the directory of `link` (an already validated
+/// archive path), stays inside the archive root: a reader that follows the link never leaves the
+/// archive.
+pub fn validate_link_target(link: &str, target: &str) -> Result<(), PluginError> {
+    let bad = |why: &str| {
+        PluginError::new(
+            "bad-path",
+            format!("refusing symbolic link {link:?} -> {target:?}: {why}"),
+        )
+    };
+    if target.is_empty() {
+        return Err(bad("empty target"));
+    }
+    if target.starts_with('/') {
+        return Err(bad("absolute target"));
+    }
+    if target.chars().any(|c| c.is_control()) {
+        return Err(bad("control character"));
+    }
+    // the link's directory depth, then walk the target's components
+    let mut depth = link.split('/').count() - 1;
+    for comp in target.split('/') {
+        match comp {
+            "" => return Err(bad("empty component")),
+            "." => return Err(bad("relative component")),
+            ".." => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("target leaves the archive"))?;
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
 /// A plugin. Implementations live in the top-level `plugins/` directory, one file each, and are
 /// listed in its static registry.
 pub trait Plugin: Send + Sync {
@@ -262,7 +319,7 @@ pub trait Plugin: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use super::{OptionValue, validate_rel_path};
+    use super::{OptionValue, validate_link_target, validate_rel_path};
 
     #[test]
     fn option_values_follow_sos_typing() {
@@ -284,6 +341,36 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(&OptionValue::parse(*input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn link_targets_stay_in_the_archive() {
+        for (link, target) in [
+            ("lsmod", "sos_commands/kernel/lsmod"),
+            ("a/b/c", "../x"),
+            ("a/b/c", "../../x"),
+            ("a/b", "../a/../b2"),
+        ] {
+            assert!(
+                validate_link_target(link, target).is_ok(),
+                "{link} -> {target} should be accepted"
+            );
+        }
+        for (link, target) in [
+            ("lsmod", ""),
+            ("lsmod", "/etc/passwd"),
+            ("lsmod", "../x"),
+            ("a/b", "../../x"),
+            ("a/b", "x/../../../y"),
+            ("a", "./x"),
+            ("a", "x//y"),
+            ("a", "x\ny"),
+        ] {
+            assert!(
+                validate_link_target(link, target).is_err(),
+                "{link} -> {target} should be refused"
+            );
         }
     }
 
