@@ -24,7 +24,6 @@ pub mod taint;
 use serde::Serialize;
 
 use crate::kernel::Kernel;
-use crate::plugins::sched_debug::kview::KView;
 use crate::plugins::sched_debug::record::escape_bytes;
 use crate::report::plugin::{Plugin, PluginContext, PluginError};
 
@@ -213,7 +212,7 @@ impl Plugin for KernelInfoPlugin {
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         let facts = DumpFacts::from_kernel(ctx.kernel);
-        let c = collect::collect(&KView::new(ctx.kernel), &facts);
+        let c = collect::collect(&ctx.kernel.access(), &facts);
         let files = render_outputs(&c.info).map_err(|e| PluginError::new("json", e.to_string()))?;
         for (name, data) in files {
             ctx.write_bytes(name, &data)?;

@@ -9,6 +9,7 @@
 
 use crate::report::plugin::Plugin;
 
+pub mod dmesg;
 pub mod kernel_info;
 pub mod sched_debug;
 #[cfg(feature = "test-plugins")]
@@ -20,6 +21,7 @@ pub fn all() -> Vec<&'static dyn Plugin> {
     let mut v: Vec<&'static dyn Plugin> = vec![
         // one line per plugin: &name::NamePlugin,
         &kernel_info::KernelInfoPlugin,
+        &dmesg::DmesgPlugin,
         &sched_debug::SchedDebugPlugin,
     ];
     #[cfg(feature = "test-plugins")]

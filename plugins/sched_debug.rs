@@ -12,9 +12,7 @@
 //!
 //! Research notes (field lists per version, formats, pitfalls): docs/plugins/sched_debug.md.
 
-pub mod access;
 pub mod collect;
-pub mod kview;
 pub mod record;
 pub mod render;
 pub mod state;
@@ -39,8 +37,7 @@ impl Plugin for SchedDebugPlugin {
     }
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
-        let view = kview::KView::new(ctx.kernel);
-        let c = collect::collect(&view);
+        let c = collect::collect(&ctx.kernel.access());
         let annotate = std::env::var(ANNOTATE_ENV).as_deref() == Ok("1");
         let text = render::render(&c.sched, annotate);
         ctx.write_archive_path(ARCHIVE_PATH, &text)?;

@@ -15,7 +15,7 @@ use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::symbols::SymbolTable;
 use vmcore_report::debuginfo::{CombinedTypes, TypeSource};
 use vmcore_report::dump::{DumpFormat, DumpInfo, VmcoreInfo};
-use vmcore_report::kernel::{Kernel, KernelError};
+use vmcore_report::kernel::{Kernel, KernelAccess, KernelAccessExt, KernelError};
 
 const KASLR: u64 = 0x0a00_0000;
 /// Kernel virtual addresses map to physical ones by subtracting this (a direct offset map).
@@ -119,10 +119,15 @@ fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<
     }
     w.u64(addrs::JIFFIES + KASLR, 4_294_967_296 + 5);
 
-    let info_vi = VmcoreInfo {
+    let mut info_vi = VmcoreInfo {
         kerneloffset: Some(KASLR),
+        page_size: Some(16384),
         ..Default::default()
     };
+    info_vi
+        .symbols
+        .insert("only_in_vmcoreinfo".into(), 0xffff_ffff_8123_4000);
+    info_vi.offsets.insert("printk_info.seq".into(), 0);
     let info = DumpInfo {
         paths: vec![],
         file_size: 0,
@@ -453,4 +458,58 @@ fn symbolize_and_array_index() {
         mask.member("bits[0]").unwrap().u64().unwrap(),
         0b1011 | (1 << 9)
     );
+}
+
+/// The production `KernelAccess` (`Kernel::access`) maps onto the kernel view: absent things are
+/// `Ok(None)`, unreadable memory an error with the address, a read length beyond the bound refused.
+#[test]
+fn access_maps_the_kernel_view() {
+    let f = build(KernelVersion::New, false);
+    let a = f.kernel.access();
+    assert_eq!(
+        a.read(addrs::JIFFIES + KASLR, 8).unwrap(),
+        (4_294_967_296u64 + 5).to_le_bytes()
+    );
+    let e = a.read(0x1000, 8).unwrap_err();
+    assert_eq!(e.code, "not-mapped");
+    assert!(e.what.contains("0x1000"), "{}", e.what);
+    let e = a
+        .read(
+            addrs::JIFFIES + KASLR,
+            vmcore_report::kernel::access::MAX_READ_LEN + 1,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "too-large");
+    assert_eq!(a.symbol("jiffies").unwrap(), Some(addrs::JIFFIES + KASLR));
+    assert_eq!(
+        a.symbol("only_in_vmcoreinfo").unwrap(),
+        Some(0xffff_ffff_8123_4000)
+    );
+    assert_eq!(a.symbol("no_such_global").unwrap(), None);
+    assert_eq!(
+        a.symbolize(0xffff_ffff_8100_1000 + KASLR + 4).as_deref(),
+        Some("schedule+0x4")
+    );
+    assert_eq!(
+        a.offset_of("struct uts_namespace", "name.release").unwrap(),
+        Some(134)
+    );
+    assert_eq!(a.offset_of("struct uts_namespace", "nope").unwrap(), None);
+    assert_eq!(a.offset_of("struct nope", "x").unwrap(), None);
+    assert_eq!(a.type_size("struct nope").unwrap(), None);
+    assert_eq!(
+        a.type_size("struct uts_namespace").unwrap(),
+        Some(f.kernel.size_of("struct uts_namespace").unwrap())
+    );
+    assert_eq!(a.enumerator("PIDTYPE_MAX").unwrap(), Some(4));
+    assert_eq!(a.enumerator("NO_SUCH_ENUMERATOR").unwrap(), None);
+    assert_eq!(a.page_size(), 16384);
+    assert_eq!(a.endian(), Endian::Little);
+    assert_eq!(a.vmcoreinfo("PAGESIZE").as_deref(), Some("16384"));
+    assert_eq!(a.vmcoreinfo_u64("OFFSET(printk_info.seq)"), Some(0));
+    assert_eq!(
+        a.vmcoreinfo_symbol("only_in_vmcoreinfo"),
+        Some(0xffff_ffff_8123_4000)
+    );
+    assert_eq!(a.vmcoreinfo("SYMBOL(prb)"), None);
 }

@@ -2,9 +2,9 @@
 //! kernel (6.12 `desc`) or documented (6.1), uptime from the timekeeper or from jiffies, and the
 //! files written. Expected values: the builder's numbers and the kernel's formulas by hand.
 
-mod plugin_fake;
+mod common;
 
-use plugin_fake::*;
+use common::fake_kernel::*;
 use vmcore_report::plugins::kernel_info::collect::collect;
 use vmcore_report::plugins::kernel_info::{DumpFacts, render_outputs};
 

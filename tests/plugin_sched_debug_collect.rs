@@ -1,10 +1,10 @@
-//! The sched_debug collector on in-memory kernels (tests/plugin_fake): which lines each layout
+//! The sched_debug collector on in-memory kernels (tests/common/fake_kernel.rs): which lines each layout
 //! prints, the values they carry, the order of sections and tasks, and how it degrades. Expected
 //! values are the builder's own numbers and the kernel's rules stated next to each assertion.
 
-mod plugin_fake;
+mod common;
 
-use plugin_fake::*;
+use common::fake_kernel::*;
 use vmcore_report::plugins::sched_debug::collect::collect;
 use vmcore_report::plugins::sched_debug::record::*;
 use vmcore_report::plugins::sched_debug::render::render;

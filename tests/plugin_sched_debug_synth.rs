@@ -1,4 +1,4 @@
-//! sched_debug through the real kernel view (`KView` over `Kernel`) on a synthetic vmlinux
+//! sched_debug through the production `KernelAccess` (`Kernel::access`) on a synthetic vmlinux
 //! (tests/common/dwarf.rs) describing a 6.12-like EEVDF scheduler, and a sparse memory written
 //! here. CPU 1's per-CPU area is left out of the memory: its block must be a placeholder while
 //! CPU 0's is complete. Expected text: the output of a C program calling printf with 6.12.117's
@@ -18,7 +18,6 @@ use vmcore_report::debuginfo::{CombinedTypes, TypeSource};
 use vmcore_report::dump::{DumpFormat, DumpInfo};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::plugins::sched_debug::collect::collect;
-use vmcore_report::plugins::sched_debug::kview::KView;
 use vmcore_report::plugins::sched_debug::record::CpuBody;
 use vmcore_report::plugins::sched_debug::render::render;
 
@@ -430,7 +429,7 @@ fn eevdf_through_the_kernel_view_with_cpu1_missing() {
         0,
     );
     let kernel = Kernel::new(space, syms, types, info);
-    let out = collect(&KView::new(&kernel));
+    let out = collect(&kernel.access());
     assert!(
         out.errors.iter().all(|e| e.code == "not-dumped"),
         "{:?}",

@@ -2,7 +2,7 @@
 
 use super::taint::{TaintFlagDef, Taints, documented_flags, documented_name};
 use super::{CpuCounts, DumpFacts, KernelInfo, Uptime, Uts};
-use crate::plugins::sched_debug::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// `__NEW_UTS_LEN + 1`.
 const UTS_LEN: usize = 65;

@@ -9,9 +9,9 @@
 //! Values the live file computes from clocks at read time (`ktime`, `sched_clk`, `cpu_clk`) are
 //! taken from the dump and listed in [`SchedDebug::notes`].
 
-use super::access::{AResult, AccessError, KernelAccess, KernelAccessExt};
 use super::record::*;
 use super::state::{TaskStateTable, task_state_char};
+use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 
 /// Upper bound of tasks visited (a corrupted list must not run forever; the kernel's own
 /// `PID_MAX_LIMIT` is 4M).

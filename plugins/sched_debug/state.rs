@@ -12,7 +12,7 @@
 //! `TASK_FROZEN` 0x8000 (6.1+). On kernels that predate a bit, the bit is never set, so applying the
 //! newest rule everywhere gives each kernel's own answer.
 
-use super::access::KernelAccess;
+use crate::kernel::KernelAccess;
 
 const TASK_UNINTERRUPTIBLE: u32 = 0x2;
 const TASK_NOLOAD: u32 = 0x400;

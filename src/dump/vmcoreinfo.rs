@@ -82,6 +82,43 @@ impl VmcoreInfo {
         vi
     }
 
+    /// The value of one line by its key as the kernel writes it (`SYMBOL(prb)`,
+    /// `OFFSET(printk_info.seq)`, `OSRELEASE`, …), in the kernel's notation: hex without `0x`
+    /// for `SYMBOL()` and `KERNELOFFSET`, decimal for the other numbers (`NUMBER()` as a signed
+    /// decimal, whatever base the dump used), text verbatim. `None` when the dump has no such line.
+    pub fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "OSRELEASE" => return self.osrelease.clone(),
+            "BUILD-ID" => return self.build_id.clone(),
+            "PAGESIZE" => return self.page_size.map(|v| v.to_string()),
+            "KERNELOFFSET" => return self.kerneloffset.map(|v| format!("{v:x}")),
+            "CRASHTIME" => return self.crashtime.map(|v| v.to_string()),
+            _ => {}
+        }
+        if let Some(n) = family(key, "SYMBOL") {
+            if let Some(v) = self.symbol(n) {
+                return Some(format!("{v:x}"));
+            }
+        } else if let Some(n) = family(key, "OFFSET") {
+            if let Some(v) = self.offset(n) {
+                return Some(v.to_string());
+            }
+        } else if let Some(n) = family(key, "SIZE") {
+            if let Some(v) = self.size(n) {
+                return Some(v.to_string());
+            }
+        } else if let Some(n) = family(key, "LENGTH") {
+            if let Some(v) = self.length(n) {
+                return Some(v.to_string());
+            }
+        } else if let Some(n) = family(key, "NUMBER")
+            && let Some(v) = self.number(n)
+        {
+            return Some(v.to_string());
+        }
+        self.other.get(key).cloned()
+    }
+
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbols.get(name).copied()
     }
@@ -158,6 +195,27 @@ mod tests {
             vi.other.get("SOMETHING_NEW").map(String::as_str),
             Some("yes")
         );
+    }
+
+    #[test]
+    fn get_returns_a_line_in_the_kernels_notation() {
+        let vi = VmcoreInfo::parse(
+            "OSRELEASE=6.12.0\nSYMBOL(prb)=ffffffff82e0c5a0\nOFFSET(printk_info.seq)=0\n\
+             SIZE(printk_log)=16\nLENGTH(printk_info_device)=48\nNUMBER(PAGE_OFFSET)=-1\n\
+             CRASHTIME=1700000000\nPAGESIZE=4096\nCONFIG_X=y\n",
+        );
+        let get = |k: &str| vi.get(k);
+        assert_eq!(get("OSRELEASE").as_deref(), Some("6.12.0"));
+        assert_eq!(get("SYMBOL(prb)").as_deref(), Some("ffffffff82e0c5a0"));
+        assert_eq!(get("OFFSET(printk_info.seq)").as_deref(), Some("0"));
+        assert_eq!(get("SIZE(printk_log)").as_deref(), Some("16"));
+        assert_eq!(get("LENGTH(printk_info_device)").as_deref(), Some("48"));
+        assert_eq!(get("NUMBER(PAGE_OFFSET)").as_deref(), Some("-1"));
+        assert_eq!(get("CRASHTIME").as_deref(), Some("1700000000"));
+        assert_eq!(get("PAGESIZE").as_deref(), Some("4096"));
+        assert_eq!(get("CONFIG_X").as_deref(), Some("y"));
+        assert_eq!(get("SYMBOL(log_buf)"), None);
+        assert_eq!(get("OFFSET(printk_info.nope)"), None);
     }
 
     #[test]

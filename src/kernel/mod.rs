@@ -10,18 +10,27 @@
 //! Every read checks the deadline set by [`Kernel::set_deadline`], so a runaway plugin stops with
 //! [`KernelError::TimedOut`] at its next read.
 //!
+//! Plugins do not use [`Kernel`] directly: they are written against [`KernelAccess`] (module
+//! [`access`]), whose production implementation [`KView`] ([`Kernel::access`]) maps onto this
+//! view, and whose test double is `tests/common/fake_kernel.rs`.
+//!
 //! Errors keep "this kernel has no such member" ([`KernelError::NoMember`], degrade) apart from
 //! "the memory is not in the dump" ([`KernelError::Memory`], record): see [`KernelError`].
 
+pub mod access;
 mod error;
 mod object;
+pub mod printk;
+mod view;
 mod walk;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use access::{AResult, AccessError, KernelAccess, KernelAccessExt};
 pub use error::KernelError;
 pub use object::Object;
+pub use view::KView;
 pub use walk::DEFAULT_WALK_CAP;
 
 use crate::addr::VirtAddr;
@@ -72,6 +81,18 @@ impl Kernel {
     }
     pub fn vmcoreinfo(&self) -> Option<&VmcoreInfo> {
         self.info.vmcoreinfo.as_ref()
+    }
+
+    /// The interface plugins read the kernel through ([`KernelAccess`]).
+    pub fn access(&self) -> KView<'_> {
+        KView::new(self)
+    }
+
+    /// The kernel's page size: VMCOREINFO `PAGESIZE`, else the dump's page granularity.
+    pub fn page_size(&self) -> u64 {
+        self.vmcoreinfo()
+            .and_then(|v| v.page_size)
+            .unwrap_or(self.info.page_size)
     }
 
     /// Sets (or clears) the instant after which every read fails with

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod dwarf;
+pub mod fake_kernel;
 pub mod fixtures;
 pub mod kernel;
 pub mod pagetable;
+pub mod printk;
 pub mod synthkernel;
 pub mod vmcore;

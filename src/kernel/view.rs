@@ -1,13 +1,15 @@
-//! [`KernelAccess`] over the crate's kernel view ([`Kernel`], [`Object`]).
+//! [`KernelAccess`] over the crate's kernel view ([`Kernel`], [`Object`]): what
+//! [`Kernel::access`] hands a plugin.
 //!
-//! The mapping is direct; the only policy here is the error split the collectors rely on:
+//! The mapping is direct; the only policy here is the error split plugins rely on:
 //! "this kernel has no such symbol, type or member" becomes `Ok(None)` (the collector prints what
 //! this version prints), everything else (memory not in the dump, corrupt lists, timeouts) an
 //! [`AccessError`] carrying the kernel view's stable code.
 
+use crate::addr::{Endian, VirtAddr};
 use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
 
-use super::access::{AResult, AccessError, KernelAccess};
+use super::access::{AResult, AccessError, KernelAccess, MAX_READ_LEN};
 
 /// The production [`KernelAccess`].
 pub struct KView<'k> {
@@ -110,5 +112,47 @@ impl<'k> KernelAccess for KView<'k> {
 
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         opt(self.kernel.cpumask(name))
+    }
+
+    fn read(&self, addr: u64, len: usize) -> AResult<Vec<u8>> {
+        if len > MAX_READ_LEN {
+            return Err(AccessError::new(
+                "too-large",
+                format!("read of {len} bytes at {addr:#x} exceeds {MAX_READ_LEN}"),
+            ));
+        }
+        self.kernel.read_bytes(VirtAddr(addr), len).map_err(err)
+    }
+
+    fn vmcoreinfo(&self, key: &str) -> Option<String> {
+        self.kernel.vmcoreinfo()?.get(key)
+    }
+
+    fn symbol(&self, name: &str) -> AResult<Option<u64>> {
+        opt(self.kernel.symbol_address(name)).map(|a| a.map(|a| a.0))
+    }
+
+    fn symbolize(&self, addr: u64) -> Option<String> {
+        self.kernel.symbolize(VirtAddr(addr))
+    }
+
+    fn type_size(&self, type_name: &str) -> AResult<Option<u64>> {
+        opt(self.kernel.size_of(type_name))
+    }
+
+    fn offset_of(&self, type_name: &str, path: &str) -> AResult<Option<u64>> {
+        opt(self.kernel.offset_of(type_name, path))
+    }
+
+    fn page_size(&self) -> u64 {
+        self.kernel.page_size()
+    }
+
+    fn endian(&self) -> Endian {
+        self.kernel.space().endian()
+    }
+
+    fn enumerator(&self, name: &str) -> AResult<Option<i64>> {
+        opt(self.kernel.enumerator(name))
     }
 }

@@ -1,16 +1,24 @@
-//! The narrow view of the kernel that the kernel_info and sched_debug collectors are written
-//! against.
+//! The one interface plugins read the kernel through: [`KernelAccess`].
 //!
-//! It names exactly the operations the collectors need (a global by name, a member by path, an
-//! integer of the member's DWARF width and signedness, a pointer, a bounded string, a per-CPU
-//! instance, a cpumask, a `list_head` walk) and keeps apart "this kernel has no such member or
-//! symbol" (`Ok(None)`, the collector degrades: it prints what this kernel version prints) from
-//! "the memory could not be read" (`Err`, recorded by the plugin, which then goes on).
+//! It names exactly the operations plugins need: a global by name, a member by path, an integer
+//! of the member's DWARF width and signedness, a pointer, a bounded string, a per-CPU instance, a
+//! cpumask, a `list_head` walk; and below the typed layer, raw memory, the dump's VMCOREINFO
+//! lines, symbol addresses, type sizes and member offsets, enumerators and the page size. It keeps
+//! apart "this kernel has no such member or symbol" (`Ok(None)`: the plugin degrades, printing
+//! what this kernel version prints) from "the memory could not be read" (`Err`: the plugin
+//! records it and goes on).
 //!
-//! The production implementation sits on the crate's kernel view ([`crate::kernel::Kernel`]);
-//! tests implement it over an in-memory object graph, which lets every collector rule (field
-//! selection by probing, leaf-list order, task states, EEVDF eligibility, CPU fallbacks, a CPU
-//! whose pages are missing) be checked without a dump.
+//! The production implementation is [`KView`](super::KView), a thin mapping onto the crate's
+//! kernel view ([`Kernel::access`](super::Kernel::access)). Tests implement the same trait over
+//! an in-memory object graph (`tests/common/fake_kernel.rs`), which lets every plugin rule be
+//! checked without a dump. A plugin is written once, generic over `K: KernelAccess`.
+
+/// The most bytes one [`KernelAccess::read`] returns: a length read from a dump is hostile, so
+/// callers bound it, and the interface refuses anything larger (64 MiB, above the kernel's
+/// largest default log buffer and any page-sized structure).
+pub const MAX_READ_LEN: usize = 64 << 20;
+
+use crate::addr::Endian;
 
 /// Why a read failed. `code` goes into the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +45,7 @@ impl crate::error::ErrorCode for AccessError {
 
 pub type AResult<T> = Result<T, AccessError>;
 
-/// The kernel, as the collectors read it. `Obj` is a typed object: an address and a type.
+/// The kernel, as plugins read it. `Obj` is a typed object: an address and a type.
 pub trait KernelAccess {
     type Obj: Clone;
 
@@ -83,6 +91,34 @@ pub trait KernelAccess {
     }
     /// The CPUs set in a cpumask variable (`__cpu_online_mask`, …); `Ok(None)` without it.
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>>;
+
+    // ---- below the types: memory, VMCOREINFO, symbols, layouts ------------------------------
+
+    /// `len` bytes of kernel virtual memory at `addr`. A `len` above [`MAX_READ_LEN`] is refused
+    /// (`too-large`); a byte not in the dump fails the whole read (`not-dumped`, with the address).
+    fn read(&self, addr: u64, len: usize) -> AResult<Vec<u8>>;
+    /// The value of one VMCOREINFO line of the dump, by its key as the kernel writes it:
+    /// `SYMBOL(prb)` (hex, no `0x`), `OFFSET(printk_info.seq)`, `SIZE(printk_log)`,
+    /// `LENGTH(printk_info_device)`, `NUMBER(PAGE_OFFSET)`, `OSRELEASE`, `CRASHTIME`, `PAGESIZE`.
+    /// `None` when the dump has no such line (or no VMCOREINFO).
+    fn vmcoreinfo(&self, key: &str) -> Option<String>;
+    /// The address of a global (symbol table first, then VMCOREINFO `SYMBOL()`); `Ok(None)` when
+    /// this kernel has none.
+    fn symbol(&self, name: &str) -> AResult<Option<u64>>;
+    /// `symbol+0xoff` for an address a symbol covers.
+    fn symbolize(&self, addr: u64) -> Option<String>;
+    /// The size in bytes of a type named in C (`"struct printk_info"`); `Ok(None)` when the
+    /// debuginfo does not describe it.
+    fn type_size(&self, type_name: &str) -> AResult<Option<u64>>;
+    /// The byte offset of a member path in a type (`offset_of("struct prb_desc_ring",
+    /// "head_id.counter")`); `Ok(None)` when the type or the member is not in this kernel.
+    fn offset_of(&self, type_name: &str, path: &str) -> AResult<Option<u64>>;
+    /// The kernel's page size (VMCOREINFO `PAGESIZE`, else the dump's).
+    fn page_size(&self) -> u64;
+    /// The dumped machine's byte order, for what [`KernelAccess::read`] returns.
+    fn endian(&self) -> Endian;
+    /// The value of an enumerator constant (`"PIDTYPE_PID"`); `Ok(None)` when this kernel has none.
+    fn enumerator(&self, name: &str) -> AResult<Option<i64>>;
 }
 
 /// Helpers every collector uses, built on the trait.
@@ -127,6 +163,30 @@ pub trait KernelAccessExt: KernelAccess {
             Some(v) => self.int(&v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A VMCOREINFO number (`OFFSET()`, `SIZE()`, `LENGTH()`, `NUMBER()`, `PAGESIZE`: decimal,
+    /// or `0x` hex on the few architecture keys that print it so), `None` when absent or not a
+    /// number.
+    fn vmcoreinfo_u64(&self, key: &str) -> Option<u64> {
+        let v = self.vmcoreinfo(key)?;
+        let v = v.trim();
+        match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            // NUMBER() is printed signed (`%ld`): a negative value is the u64 it wraps to.
+            None => v
+                .parse::<u64>()
+                .ok()
+                .or_else(|| v.parse::<i64>().ok().map(|i| i as u64)),
+        }
+    }
+
+    /// A `SYMBOL(name)` address from VMCOREINFO (hex, with or without `0x`).
+    fn vmcoreinfo_symbol(&self, name: &str) -> Option<u64> {
+        let v = self.vmcoreinfo(&format!("SYMBOL({name})"))?;
+        let v = v.trim();
+        let h = v.strip_prefix("0x").unwrap_or(v);
+        u64::from_str_radix(h, 16).ok()
     }
 }
 

@@ -1,8 +1,12 @@
-//! An in-memory kernel object graph implementing the plugins' `KernelAccess` trait, so collector
-//! rules can be tested without a dump. Objects are trees of named members; pointers name their
+//! An in-memory kernel implementing the plugins' one interface, `vmcore_report::kernel::KernelAccess`,
+//! so plugin rules can be tested without a dump. Objects are trees of named members; pointers name their
 //! target (a top-level object and a member path inside it); a per-CPU variable lists one object per
 //! CPU, `None` meaning "this CPU's pages are not in the dump". Layout is sequential (every scalar
 //! 8 bytes, strings 64), which is all `address()` and `container_of` need to be consistent.
+//!
+//! Below the typed graph, the fake also holds what a plugin reads untyped: raw memory regions
+//! ([`FakeKernel::map`], a byte outside every region is "not in the dump"), VMCOREINFO lines,
+//! symbol addresses, type sizes, member offsets and enumerators, each set explicitly by the test.
 //!
 //! Written for the tests, independently of the production implementation over the kernel view.
 #![allow(dead_code)]
@@ -10,7 +14,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use vmcore_report::plugins::sched_debug::access::{AResult, AccessError, KernelAccess};
+use vmcore_report::addr::Endian;
+use vmcore_report::kernel::access::MAX_READ_LEN;
+use vmcore_report::kernel::{AResult, AccessError, KernelAccess};
 
 #[derive(Clone, Debug)]
 pub enum Node {
@@ -80,6 +86,21 @@ pub struct FakeKernel {
     objects: BTreeMap<u64, Rc<Node>>,
     vars: BTreeMap<String, u64>,
     pub cpumasks: BTreeMap<String, Vec<u32>>,
+    /// Raw memory: start address -> bytes. Regions must not overlap.
+    pub memory: BTreeMap<u64, Vec<u8>>,
+    /// VMCOREINFO lines, key -> value, as the kernel writes them (`SYMBOL(prb)` -> hex).
+    pub vmcoreinfo: BTreeMap<String, String>,
+    /// Symbol addresses (besides the typed variables, whose base is their address).
+    pub symbols: BTreeMap<String, u64>,
+    /// `type name` -> size.
+    pub type_sizes: BTreeMap<String, u64>,
+    /// (`type name`, member path) -> offset.
+    pub offsets: BTreeMap<(String, String), u64>,
+    pub enumerators: BTreeMap<String, i64>,
+    /// 4096 unless set.
+    pub page_size: Option<u64>,
+    /// Little-endian unless set.
+    pub endian: Option<Endian>,
 }
 
 fn not_dumped(what: &str) -> AccessError {
@@ -115,6 +136,16 @@ impl FakeKernel {
         let b = self.alloc(node);
         self.vars.insert(name.to_string(), b);
         b
+    }
+
+    /// Maps `bytes` at `addr` as raw memory.
+    pub fn map(&mut self, addr: u64, bytes: Vec<u8>) {
+        self.memory.insert(addr, bytes);
+    }
+
+    /// Sets one VMCOREINFO line.
+    pub fn set_vmcoreinfo(&mut self, key: &str, value: &str) {
+        self.vmcoreinfo.insert(key.to_string(), value.to_string());
     }
 
     fn top(&self, base: u64) -> AResult<Obj> {
@@ -327,5 +358,70 @@ impl KernelAccess for FakeKernel {
 
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         Ok(self.cpumasks.get(name).cloned())
+    }
+
+    fn read(&self, addr: u64, len: usize) -> AResult<Vec<u8>> {
+        if len > MAX_READ_LEN {
+            return Err(AccessError::new("too-large", format!("{len} bytes")));
+        }
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let at = addr.wrapping_add(out.len() as u64);
+            // the region starting at or before `at` that covers it
+            let (start, bytes) = self
+                .memory
+                .range(..=at)
+                .next_back()
+                .filter(|(s, b)| at - **s < b.len() as u64)
+                .ok_or_else(|| not_dumped(&format!("{at:#x}")))?;
+            let from = (at - start) as usize;
+            let take = (bytes.len() - from).min(len - out.len());
+            out.extend_from_slice(&bytes[from..from + take]);
+        }
+        Ok(out)
+    }
+
+    fn vmcoreinfo(&self, key: &str) -> Option<String> {
+        self.vmcoreinfo.get(key).cloned()
+    }
+
+    fn symbol(&self, name: &str) -> AResult<Option<u64>> {
+        Ok(self
+            .symbols
+            .get(name)
+            .or_else(|| self.vars.get(name))
+            .copied())
+    }
+
+    fn symbolize(&self, addr: u64) -> Option<String> {
+        let (name, start) = self
+            .symbols
+            .iter()
+            .filter(|(_, a)| **a <= addr)
+            .max_by_key(|(_, a)| **a)?;
+        Some(format!("{name}+{:#x}", addr - start))
+    }
+
+    fn type_size(&self, type_name: &str) -> AResult<Option<u64>> {
+        Ok(self.type_sizes.get(type_name).copied())
+    }
+
+    fn offset_of(&self, type_name: &str, path: &str) -> AResult<Option<u64>> {
+        Ok(self
+            .offsets
+            .get(&(type_name.to_string(), path.to_string()))
+            .copied())
+    }
+
+    fn page_size(&self) -> u64 {
+        self.page_size.unwrap_or(4096)
+    }
+
+    fn endian(&self) -> Endian {
+        self.endian.unwrap_or(Endian::Little)
+    }
+
+    fn enumerator(&self, name: &str) -> AResult<Option<i64>> {
+        Ok(self.enumerators.get(name).copied())
     }
 }
