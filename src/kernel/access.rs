@@ -119,6 +119,11 @@ pub trait KernelAccess {
     fn endian(&self) -> Endian;
     /// The value of an enumerator constant (`"PIDTYPE_PID"`); `Ok(None)` when this kernel has none.
     fn enumerator(&self, name: &str) -> AResult<Option<i64>>;
+    /// The value of the enumerator `name` of `enum enum_name` (`("node_stat_item",
+    /// "NR_FILE_PAGES")`); `Ok(None)` when this kernel's enum has no such enumerator, or there
+    /// is no such enum. For names that moved between enums across versions (vmstat items went
+    /// from `zone_stat_item` to `node_stat_item`), where the enum says which array to index.
+    fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>>;
 }
 
 /// Helpers every collector uses, built on the trait.

@@ -155,4 +155,8 @@ impl<'k> KernelAccess for KView<'k> {
     fn enumerator(&self, name: &str) -> AResult<Option<i64>> {
         opt(self.kernel.enumerator(name))
     }
+
+    fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>> {
+        opt(self.kernel.enumerator_in(enum_name, name))
+    }
 }
