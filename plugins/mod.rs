@@ -11,6 +11,8 @@ use crate::report::plugin::Plugin;
 
 pub mod dmesg;
 pub mod kernel_info;
+pub mod meminfo;
+pub mod modules;
 pub mod sched_debug;
 #[cfg(feature = "test-plugins")]
 pub mod testing;
@@ -23,6 +25,8 @@ pub fn all() -> Vec<&'static dyn Plugin> {
         &kernel_info::KernelInfoPlugin,
         &dmesg::DmesgPlugin,
         &sched_debug::SchedDebugPlugin,
+        &modules::ModulesPlugin,
+        &meminfo::MeminfoPlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);
