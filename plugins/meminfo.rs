@@ -31,7 +31,10 @@ impl Plugin for MeminfoPlugin {
 
     fn collect(&self, ctx: &mut PluginContext<'_>) -> Result<(), PluginError> {
         let c = collect::collect(&ctx.kernel.access());
-        ctx.write_archive_path(PROC_PATH, render::proc_meminfo(&c.meminfo).as_bytes())?;
+        // a kernel without any of the counters (a synthetic or foreign one) gets no empty file
+        if !c.meminfo.lines.is_empty() {
+            ctx.write_archive_path(PROC_PATH, render::proc_meminfo(&c.meminfo).as_bytes())?;
+        }
         ctx.write_json("meminfo.json", &c.meminfo)?;
         for e in c.errors {
             ctx.record_error(e);

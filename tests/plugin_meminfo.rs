@@ -126,9 +126,12 @@ const NODE_ITEMS: &[&str] = &[
     "NR_SWAPCACHE",
 ];
 
+/// Counter values by item name.
+type Counters = Vec<(&'static str, i64)>;
+
 /// The counters of the x86_64 6.1 guest (tests/data/live/meminfo-x86_64-6.1-l5.txt), in pages
-/// (kB / 4) unless named `_KB`.
-fn counters_61() -> (Vec<(&'static str, i64)>, Vec<(&'static str, i64)>) {
+/// (kB / 4) unless named `_KB`: (zone items, node items).
+fn counters_61() -> (Counters, Counters) {
     let zone = vec![("NR_FREE_PAGES", 48780)]; // MemFree 195120 kB
     let node = vec![
         ("NR_INACTIVE_ANON", 101),         // 404 kB
