@@ -760,6 +760,21 @@ mod tests {
             }
         }
         assert!(found, "the link is in the tar");
+        // and GNU tar, where installed, lists it as a link
+        let file = tmp.path().join("t.tar");
+        fs::write(&file, &tar).unwrap();
+        match Command::new("tar").arg("-tvf").arg(&file).output() {
+            Ok(o) if o.status.success() => {
+                let list = String::from_utf8_lossy(&o.stdout).into_owned();
+                let line = list
+                    .lines()
+                    .find(|l| l.contains("/lsmod -> "))
+                    .unwrap_or_else(|| panic!("no link in:\n{list}"));
+                assert!(line.starts_with('l'), "{line}");
+                assert!(line.ends_with("/lsmod -> sos_commands/kernel/lsmod"), "{line}");
+            }
+            _ => eprintln!("SKIP: no usable tar binary to list the archive"),
+        }
     }
 
     #[test]
