@@ -75,6 +75,11 @@ impl<'a, K: KernelAccess> Reader<'a, K> {
     /// A global integer, an `atomic_t`/`atomic_long_t` read through its `counter`. `None`:
     /// this kernel has no such variable.
     fn global(&mut self, name: &str) -> Option<Result<i64, String>> {
+        // the symbol table answers "not in this kernel" at once; the debug info, for a name it
+        // lacks, only after indexing everything
+        if !self.has_symbol(name) {
+            return None;
+        }
         let r: AResult<Option<i64>> = (|| {
             let Some(v) = self.k.var(name)? else {
                 return Ok(None);
@@ -530,11 +535,14 @@ fn swapinfo<K: KernelAccess>(r: &mut Reader<'_, K>) -> Result<(u64, u64), String
     // pages of areas being switched off (SWP_USED without SWP_WRITEOK) count as both
     let k = r.k;
     let res: AResult<Result<u64, String>> = (|| {
+        let n = k.var_int("nr_swapfiles")?.unwrap_or(0).clamp(0, 64) as u64;
+        if n == 0 {
+            return Ok(Ok(0));
+        }
         let (Some(used), Some(writeok)) = (k.enumerator("SWP_USED")?, k.enumerator("SWP_WRITEOK")?)
         else {
             return Ok(Ok(0));
         };
-        let n = k.var_int("nr_swapfiles")?.unwrap_or(0).clamp(0, 64) as u64;
         let Some(arr) = k.var("swap_info")? else {
             return Ok(Ok(0));
         };

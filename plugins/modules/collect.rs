@@ -34,32 +34,21 @@ pub struct Collected {
     pub errors: Vec<AccessError>,
 }
 
-/// The state enumerators and the memory-region kinds, by name.
+/// The state enumerators, by name.
 struct Enums {
     live: Option<i64>,
     coming: Option<i64>,
     going: Option<i64>,
     unformed: Option<i64>,
-    /// `MOD_TEXT`, and the init kinds (`MOD_INIT_*`), for `mem[]` kernels.
-    mod_text: Option<i64>,
-    mod_init: Vec<i64>,
 }
 
 impl Enums {
     fn read<K: KernelAccess>(k: &K) -> AResult<Enums> {
-        let mut mod_init = Vec::new();
-        for n in ["MOD_INIT_TEXT", "MOD_INIT_DATA", "MOD_INIT_RODATA"] {
-            if let Some(v) = k.enumerator(n)? {
-                mod_init.push(v);
-            }
-        }
         Ok(Enums {
             live: k.enumerator("MODULE_STATE_LIVE")?,
             coming: k.enumerator("MODULE_STATE_COMING")?,
             going: k.enumerator("MODULE_STATE_GOING")?,
             unformed: k.enumerator("MODULE_STATE_UNFORMED")?,
-            mod_text: k.enumerator("MOD_TEXT")?,
-            mod_init,
         })
     }
 
@@ -124,8 +113,9 @@ pub fn collect<K: KernelAccess>(k: &K) -> Collected {
     if let Some(e) = list_error {
         errors.push(e);
     }
+    let mut mem_types = None;
     for m in &entries {
-        match read_module(k, m, &enums, &flags) {
+        match read_module(k, m, &enums, &mut mem_types, &flags) {
             Ok((md, layout, unload)) => {
                 out.layout = Some(layout);
                 out.unload |= unload;
@@ -153,8 +143,37 @@ pub fn collect<K: KernelAccess>(k: &K) -> Collected {
     }
 }
 
+/// `MOD_TEXT` and the init kinds (`MOD_INIT_*`) of 6.4+'s `enum mod_mem_type`, asked only of a
+/// kernel whose `struct module` has `mem[]` (an enumerator the debug info lacks is slow to rule
+/// out).
+struct MemTypes {
+    text: i64,
+    init: Vec<i64>,
+}
+
+impl MemTypes {
+    fn read<K: KernelAccess>(k: &K) -> AResult<MemTypes> {
+        let text = k
+            .enumerator_in("mod_mem_type", "MOD_TEXT")?
+            .ok_or_else(|| {
+                AccessError::new("no-enumerator", "struct module has mem[] but no MOD_TEXT")
+            })?;
+        let mut init = Vec::new();
+        for n in ["MOD_INIT_TEXT", "MOD_INIT_DATA", "MOD_INIT_RODATA"] {
+            if let Some(v) = k.enumerator_in("mod_mem_type", n)? {
+                init.push(v);
+            }
+        }
+        Ok(MemTypes { text, init })
+    }
+}
+
 /// The sizes (all regions, core regions) and the text base.
-fn regions<K: KernelAccess>(k: &K, m: &K::Obj, enums: &Enums) -> AResult<(u64, u64, u64, Layout)> {
+fn regions<K: KernelAccess>(
+    k: &K,
+    m: &K::Obj,
+    mem_types: &mut Option<MemTypes>,
+) -> AResult<(u64, u64, u64, Layout)> {
     let int = |path: &str| -> AResult<u64> {
         k.int_at(m, path)?
             .map(|v| v as u64)
@@ -162,18 +181,19 @@ fn regions<K: KernelAccess>(k: &K, m: &K::Obj, enums: &Enums) -> AResult<(u64, u
     };
     if let Some(mem) = k.member(m, "mem")? {
         let n = k.array_len(&mem)?.unwrap_or(0);
-        let text = enums.mod_text.ok_or_else(|| {
-            AccessError::new("no-enumerator", "struct module has mem[] but no MOD_TEXT")
-        })?;
+        if mem_types.is_none() {
+            *mem_types = Some(MemTypes::read(k)?);
+        }
+        let types = mem_types.as_ref().expect("just read");
         let (mut total, mut core, mut base) = (0u64, 0u64, None);
         for i in 0..n.min(16) {
             let r = k.index(&mem, i)?;
             let size = k.int_at(&r, "size")?.unwrap_or(0) as u64 & 0xffff_ffff;
             total = total.wrapping_add(size);
-            if !enums.mod_init.contains(&(i as i64)) {
+            if !types.init.contains(&(i as i64)) {
                 core = core.wrapping_add(size);
             }
-            if i as i64 == text {
+            if i as i64 == types.text {
                 base = k.int_at(&r, "base")?.map(|b| b as u64);
             }
         }
@@ -198,6 +218,7 @@ fn read_module<K: KernelAccess>(
     k: &K,
     m: &K::Obj,
     enums: &Enums,
+    mem_types: &mut Option<MemTypes>,
     flags: &[TaintFlagDef],
 ) -> AResult<(Module, Layout, bool)> {
     let name = match k.member(m, "name")? {
@@ -205,7 +226,7 @@ fn read_module<K: KernelAccess>(
         None => return Err(AccessError::new("no-member", "struct module has no name")),
     };
     let state = enums.state(k.int_at(m, "state")?.unwrap_or(-1));
-    let (size, core_size, base, layout) = regions(k, m, enums)?;
+    let (size, core_size, base, layout) = regions(k, m, mem_types)?;
     // CONFIG_MODULE_UNLOAD: source_list and refcnt exist together (4.0+)
     let unload = k.member(m, "source_list")?.is_some();
     let refcount = match k.int_at(m, "refcnt.counter")? {

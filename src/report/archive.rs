@@ -771,7 +771,10 @@ mod tests {
                     .find(|l| l.contains("/lsmod -> "))
                     .unwrap_or_else(|| panic!("no link in:\n{list}"));
                 assert!(line.starts_with('l'), "{line}");
-                assert!(line.ends_with("/lsmod -> sos_commands/kernel/lsmod"), "{line}");
+                assert!(
+                    line.ends_with("/lsmod -> sos_commands/kernel/lsmod"),
+                    "{line}"
+                );
             }
             _ => eprintln!("SKIP: no usable tar binary to list the archive"),
         }
