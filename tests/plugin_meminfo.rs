@@ -175,6 +175,25 @@ fn set_enum(k: &mut FakeKernel, enum_name: &str, items: &[&str]) {
     );
 }
 
+/// The vmstat enums, and the watermark and page-level enums meminfo also reads.
+fn set_enums(k: &mut FakeKernel, zone_items: &[&str], node_items: &[&str]) {
+    set_enum(k, "zone_stat_item", zone_items);
+    set_enum(k, "node_stat_item", node_items);
+    k.set_enum(
+        "zone_watermarks",
+        &[("WMARK_MIN", 0), ("WMARK_LOW", 1), ("WMARK_HIGH", 2)],
+    );
+    k.set_enum(
+        "pg_level",
+        &[
+            ("PG_LEVEL_NONE", 0),
+            ("PG_LEVEL_4K", 1),
+            ("PG_LEVEL_2M", 2),
+            ("PG_LEVEL_1G", 3),
+        ],
+    );
+}
+
 fn zone(low: i64, boost: i64) -> Node {
     st(vec![
         (
@@ -194,21 +213,7 @@ fn kernel_61() -> FakeKernel {
 fn kernel_61_without(skip: &[&str]) -> FakeKernel {
     let mut fk = FakeKernel::new();
     let k = &mut Builder { k: &mut fk, skip };
-    set_enum(k, "zone_stat_item", ZONE_ITEMS);
-    set_enum(k, "node_stat_item", NODE_ITEMS);
-    k.set_enum(
-        "zone_watermarks",
-        &[("WMARK_MIN", 0), ("WMARK_LOW", 1), ("WMARK_HIGH", 2)],
-    );
-    k.set_enum(
-        "pg_level",
-        &[
-            ("PG_LEVEL_NONE", 0),
-            ("PG_LEVEL_4K", 1),
-            ("PG_LEVEL_2M", 2),
-            ("PG_LEVEL_1G", 3),
-        ],
-    );
+    set_enums(k, ZONE_ITEMS, NODE_ITEMS);
     let (zv, nv) = counters_61();
     k.var("vm_zone_stat", stat_array(ZONE_ITEMS, &zv));
     k.var("vm_node_stat", stat_array(NODE_ITEMS, &nv));
@@ -346,21 +351,7 @@ fn counters_are_read_from_the_array_their_enum_names() {
         .collect();
     k.enumerators.clear();
     k.enum_types.clear();
-    set_enum(&mut k, "zone_stat_item", &zone_items);
-    set_enum(&mut k, "node_stat_item", &node_items);
-    k.set_enum(
-        "zone_watermarks",
-        &[("WMARK_MIN", 0), ("WMARK_LOW", 1), ("WMARK_HIGH", 2)],
-    );
-    k.set_enum(
-        "pg_level",
-        &[
-            ("PG_LEVEL_NONE", 0),
-            ("PG_LEVEL_4K", 1),
-            ("PG_LEVEL_2M", 2),
-            ("PG_LEVEL_1G", 3),
-        ],
-    );
+    set_enums(&mut k, &zone_items, &node_items);
     let (mut zv, mut nv) = counters_61();
     nv.retain(|(n, _)| !["NR_KERNEL_STACK_KB", "NR_PAGETABLE"].contains(n));
     zv.push(("NR_KERNEL_STACK_KB", 960));

@@ -162,7 +162,8 @@ const TAINTS: [(char, bool); 19] = [
     ('N', true),
 ];
 
-fn base_kernel() -> FakeKernel {
+/// A kernel with `enum module_state` only.
+fn states_kernel() -> FakeKernel {
     let mut k = FakeKernel::new();
     k.set_enum(
         "module_state",
@@ -173,6 +174,12 @@ fn base_kernel() -> FakeKernel {
             ("MODULE_STATE_UNFORMED", 3),
         ],
     );
+    k
+}
+
+/// A 6.1 kernel: module states and the taint table.
+fn base_kernel() -> FakeKernel {
+    let mut k = states_kernel();
     let flags = TAINTS
         .iter()
         .map(|&(c, module)| {
@@ -320,16 +327,7 @@ fn a_61_module_list() {
 /// is `mem[MOD_TEXT].base`; a taint table the kernel lacks falls back to the documented one.
 #[test]
 fn a_64_mem_layout() {
-    let mut k = FakeKernel::new();
-    k.set_enum(
-        "module_state",
-        &[
-            ("MODULE_STATE_LIVE", 0),
-            ("MODULE_STATE_COMING", 1),
-            ("MODULE_STATE_GOING", 2),
-            ("MODULE_STATE_UNFORMED", 3),
-        ],
-    );
+    let mut k = states_kernel();
     k.set_enum(
         "mod_mem_type",
         &[

@@ -384,14 +384,9 @@ pub fn collect<K: KernelAccess>(k: &K) -> Collected {
                 v.insert("Hugetlb", Ok(h.total_kb));
             }
             Err(e) => {
-                for key in [
-                    "HugePages_Total",
-                    "HugePages_Free",
-                    "HugePages_Rsvd",
-                    "HugePages_Surp",
-                    "Hugepagesize",
-                    "Hugetlb",
-                ] {
+                let first = ORDER.iter().position(|k| *k == "HugePages_Total");
+                let last = ORDER.iter().position(|k| *k == "Hugetlb");
+                for key in &ORDER[first.unwrap_or(0)..=last.unwrap_or(0)] {
                     v.insert(key, Err(e.clone()));
                 }
             }

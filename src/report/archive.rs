@@ -230,38 +230,34 @@ impl BuildDir {
 
     /// Writes `rel` (validated, relative to the archive root), creating its directories.
     pub fn write_file(&self, rel: &str, data: &[u8]) -> Result<(), ArchiveError> {
-        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
-        let mut cur = self.dir.clone();
-        let comps: Vec<&str> = rel.split('/').collect();
-        let (file, parents) = comps
-            .split_last()
-            .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
-        for c in parents {
-            cur.push(c);
-            mkdir_private(&cur)?;
-        }
-        cur.push(file);
-        write_private(&cur, data)
+        let path = self.entry_path(rel)?;
+        write_private(&path, data)
     }
 
     /// Makes `rel` (validated, relative to the archive root) a symbolic link to `target`,
-    /// creating its directories. The caller has checked that the target stays in the archive
+    /// creating its directories. The target must stay in the archive
     /// ([`super::plugin::validate_link_target`]); an existing entry is never replaced.
     pub fn symlink(&self, rel: &str, target: &str) -> Result<(), ArchiveError> {
-        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
         super::plugin::validate_link_target(rel, target)
             .map_err(|e| ArchiveError::BadPath(e.message))?;
+        let path = self.entry_path(rel)?;
+        std::os::unix::fs::symlink(target, &path).map_err(io_err("cannot create the link", &path))
+    }
+
+    /// The build-tree path of the archive path `rel` (validated), its directories created.
+    fn entry_path(&self, rel: &str) -> Result<PathBuf, ArchiveError> {
+        let rel = validate_rel_path(rel).map_err(|e| ArchiveError::BadPath(e.message))?;
         let mut cur = self.dir.clone();
         let comps: Vec<&str> = rel.split('/').collect();
-        let (link, parents) = comps
+        let (last, parents) = comps
             .split_last()
             .ok_or_else(|| ArchiveError::BadPath(rel.to_string()))?;
         for c in parents {
             cur.push(c);
             mkdir_private(&cur)?;
         }
-        cur.push(link);
-        std::os::unix::fs::symlink(target, &cur).map_err(io_err("cannot create the link", &cur))
+        cur.push(last);
+        Ok(cur)
     }
 
     /// A sink for plugin output into this tree.
