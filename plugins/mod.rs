@@ -11,6 +11,8 @@ use crate::report::plugin::Plugin;
 
 pub mod dmesg;
 pub mod kernel_info;
+pub mod meminfo;
+pub mod modules;
 pub mod sched_debug;
 pub mod sys;
 pub mod tasks;
@@ -27,6 +29,8 @@ pub fn all() -> Vec<&'static dyn Plugin> {
         &sched_debug::SchedDebugPlugin,
         &sys::SysPlugin,
         &tasks::TasksPlugin,
+        &modules::ModulesPlugin,
+        &meminfo::MeminfoPlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);

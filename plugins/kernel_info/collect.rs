@@ -112,7 +112,15 @@ pub fn read_taints<K: KernelAccess>(k: &K) -> AResult<Option<Taints>> {
     let Some(mask) = k.var_int("tainted_mask")? else {
         return Ok(None);
     };
-    let (flags, from_kernel) = match read_taint_flags(k) {
+    let (flags, from_kernel) = taint_table(k);
+    Ok(Some(Taints::new(mask as u64, &flags, from_kernel)))
+}
+
+/// The dump's `taint_flags[]` and `true`, or the documented table (cut to the kernel's flag
+/// count when the array's length is known) and `false`. Also what the modules plugin prints
+/// module taint letters from.
+pub fn taint_table<K: KernelAccess>(k: &K) -> (Vec<TaintFlagDef>, bool) {
+    match read_taint_flags(k) {
         Ok(Some(f)) => (f, true),
         Ok(None) => (documented_flags(None), false),
         Err(_) => {
@@ -124,8 +132,7 @@ pub fn read_taints<K: KernelAccess>(k: &K) -> AResult<Option<Taints>> {
                 .and_then(|a| k.array_len(&a).ok().flatten());
             (documented_flags(n.map(|n| n as usize)), false)
         }
-    };
-    Ok(Some(Taints::new(mask as u64, &flags, from_kernel)))
+    }
 }
 
 fn read_taint_flags<K: KernelAccess>(k: &K) -> AResult<Option<Vec<TaintFlagDef>>> {

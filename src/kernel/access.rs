@@ -83,6 +83,15 @@ pub trait KernelAccess {
     /// cannot be read (pid, address, where it was seen, why) and each broken structure. The
     /// production implementation is the kernel view's enumeration (`Kernel::tasks`).
     fn tasks(&self) -> AResult<(Vec<Self::Obj>, Vec<AccessError>)>;
+    /// Like [`KernelAccess::list`], but a list broken by an unreadable node keeps every entry
+    /// reachable on both sides of the break (the kernel view walks back from the head), with
+    /// the error that broke it (the module list, whose nodes no other structure reaches).
+    fn list_salvaged(
+        &self,
+        head: &Self::Obj,
+        type_name: &str,
+        member: &str,
+    ) -> AResult<(Vec<Self::Obj>, Option<AccessError>)>;
     /// The CPUs set in a cpumask variable (`__cpu_online_mask`, …); `Ok(None)` without it.
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>>;
 
@@ -113,6 +122,11 @@ pub trait KernelAccess {
     fn endian(&self) -> Endian;
     /// The value of an enumerator constant (`"PIDTYPE_PID"`); `Ok(None)` when this kernel has none.
     fn enumerator(&self, name: &str) -> AResult<Option<i64>>;
+    /// The value of the enumerator `name` of `enum enum_name` (`("node_stat_item",
+    /// "NR_FILE_PAGES")`); `Ok(None)` when this kernel's enum has no such enumerator, or there
+    /// is no such enum. For names that moved between enums across versions (vmstat items went
+    /// from `zone_stat_item` to `node_stat_item`), where the enum says which array to index.
+    fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>>;
 }
 
 /// Helpers every collector uses, built on the trait.

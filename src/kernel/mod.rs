@@ -326,6 +326,23 @@ impl Kernel {
             .ok_or_else(|| KernelError::NoSymbol(name.to_string()))
     }
 
+    /// The value of the enumerator `name` of `enum enum_name`: which of several enums holds a
+    /// name, for names that moved between enums across versions.
+    pub fn enumerator_in(&self, enum_name: &str, name: &str) -> Result<i64, KernelError> {
+        let id = self.find_type(&format!("enum {enum_name}"))?;
+        let (_, t) = self.resolve(id)?;
+        let TypeKind::Enum { enumerators, .. } = &t.kind else {
+            return Err(KernelError::WrongType(format!(
+                "enum {enum_name} is not an enum"
+            )));
+        };
+        enumerators
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| KernelError::NoSymbol(format!("{name} in enum {enum_name}")))
+    }
+
     /// Whether a type has a member (anonymous members searched, dotted paths allowed).
     pub fn has_member(&self, type_name: &str, path: &str) -> Result<bool, KernelError> {
         match self.offset_of(type_name, path) {

@@ -126,6 +126,19 @@ impl<'k> KernelAccess for KView<'k> {
         Ok((tasks, problems))
     }
 
+    fn list_salvaged(
+        &self,
+        head: &Object<'k>,
+        type_name: &str,
+        member: &str,
+    ) -> AResult<(Vec<Object<'k>>, Option<AccessError>)> {
+        let (entries, broke) = self
+            .kernel
+            .list_entries_salvaged(head.address(), type_name, member, DEFAULT_WALK_CAP)
+            .map_err(err)?;
+        Ok((entries, broke.map(err)))
+    }
+
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         opt(self.kernel.cpumask(name))
     }
@@ -170,5 +183,9 @@ impl<'k> KernelAccess for KView<'k> {
 
     fn enumerator(&self, name: &str) -> AResult<Option<i64>> {
         opt(self.kernel.enumerator(name))
+    }
+
+    fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>> {
+        opt(self.kernel.enumerator_in(enum_name, name))
     }
 }

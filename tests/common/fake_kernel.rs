@@ -97,6 +97,9 @@ pub struct FakeKernel {
     /// (`type name`, member path) -> offset.
     pub offsets: BTreeMap<(String, String), u64>,
     pub enumerators: BTreeMap<String, i64>,
+    /// `enum` name (without the keyword) -> its enumerators; [`FakeKernel::set_enum`] fills
+    /// this and [`FakeKernel::enumerators`] together.
+    pub enum_types: BTreeMap<String, BTreeMap<String, i64>>,
     /// 4096 unless set.
     pub page_size: Option<u64>,
     /// Little-endian unless set.
@@ -141,6 +144,15 @@ impl FakeKernel {
     /// Maps `bytes` at `addr` as raw memory.
     pub fn map(&mut self, addr: u64, bytes: Vec<u8>) {
         self.memory.insert(addr, bytes);
+    }
+
+    /// Declares `enum enum_name` with these enumerators (also visible by name alone).
+    pub fn set_enum(&mut self, enum_name: &str, items: &[(&str, i64)]) {
+        let e = self.enum_types.entry(enum_name.to_string()).or_default();
+        for (n, v) in items {
+            e.insert(n.to_string(), *v);
+            self.enumerators.insert(n.to_string(), *v);
+        }
     }
 
     /// Sets one VMCOREINFO line.
@@ -396,6 +408,34 @@ impl KernelAccess for FakeKernel {
         Ok((out, problems))
     }
 
+    /// Like the kernel view's salvaging walk: an entry that cannot be read is skipped, the
+    /// entries on both sides of it are kept, and the first such error is returned beside them.
+    fn list_salvaged(
+        &self,
+        head: &Obj,
+        type_name: &str,
+        member: &str,
+    ) -> AResult<(Vec<Obj>, Option<AccessError>)> {
+        let Node::List(v) = &*head.node else {
+            return self.list(head, type_name, member).map(|l| (l, None));
+        };
+        let mut out = Vec::new();
+        let mut broke = None;
+        for (b, p) in v {
+            let entry = self.top(*b).and_then(|top| {
+                self.descend(&top, p)
+                    .ok_or_else(|| AccessError::new("bad-list", format!("no {p} in {b:#x}")))
+            });
+            match entry {
+                Ok(e) => out.push(e),
+                Err(e) => {
+                    broke.get_or_insert(e);
+                }
+            }
+        }
+        Ok((out, broke))
+    }
+
     fn cpumask(&self, name: &str) -> AResult<Option<Vec<u32>>> {
         Ok(self.cpumasks.get(name).cloned())
     }
@@ -463,5 +503,13 @@ impl KernelAccess for FakeKernel {
 
     fn enumerator(&self, name: &str) -> AResult<Option<i64>> {
         Ok(self.enumerators.get(name).copied())
+    }
+
+    fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>> {
+        Ok(self
+            .enum_types
+            .get(enum_name)
+            .and_then(|e| e.get(name))
+            .copied())
     }
 }
