@@ -589,127 +589,73 @@ fn word_size<K: KernelAccess>(k: &K) -> AResult<usize> {
 /// The lockless ring's layout, from VMCOREINFO and, for what it lacks, the debug info.
 pub fn prb_layout<K: KernelAccess>(k: &K) -> AResult<(PrbLayout, String)> {
     let mut r = Resolver::new(k);
-    let rb = "printk_ringbuffer";
-    let dr = "prb_desc_ring";
-    let d = "prb_desc";
-    let lp = "prb_data_blk_lpos";
-    let tr = "prb_data_ring";
-    let pi = "printk_info";
-    let dv = "dev_printk_info";
-    let rb_size = r.size(rb)?;
-    let desc_ring = r.offset(rb, "desc_ring")?;
-    let text_data_ring = r.offset(rb, "text_data_ring")?;
-    let count_bits = r.offset(dr, "count_bits")?;
-    let descs = r.offset(dr, "descs")?;
-    let infos = r.offset(dr, "infos")?;
-    let head_id = r.offset(dr, "head_id")?;
-    let tail_id = r.offset(dr, "tail_id")?;
-    // `atomic_long_t` has one member; its offset is 0 wherever it is not recorded
-    let counter = r.offset_opt("atomic_long_t", "counter")?.unwrap_or(0);
-    let desc_size = r.size(d)?;
-    let state_var = r.offset(d, "state_var")?;
-    let text_blk_lpos = r.offset(d, "text_blk_lpos")?;
-    let lpos_begin = r.offset(lp, "begin")?;
-    let lpos_next = r.offset(lp, "next")?;
-    let size_bits = r.offset(tr, "size_bits")?;
-    let data = r.offset(tr, "data")?;
-    let info_size = r.size(pi)?;
-    let seq = r.offset(pi, "seq")?;
-    let ts_nsec = r.offset(pi, "ts_nsec")?;
-    let text_len = r.offset(pi, "text_len")?;
-    let caller_id = r.offset_opt(pi, "caller_id")?;
-    let facility = match k.offset_of("struct printk_info", "facility")? {
-        Some(v) => v,
-        None => text_len.map_or(0, |t| t + 2),
+    let (rb, dr, d, lp) = (
+        "printk_ringbuffer",
+        "prb_desc_ring",
+        "prb_desc",
+        "prb_data_blk_lpos",
+    );
+    let (tr, pi, dv) = ("prb_data_ring", "printk_info", "dev_printk_info");
+    // required entries: a missing one is noted (and reads as 0 until the check below)
+    let req_off = |r: &mut Resolver<'_, K>, st: &str, m: &str| -> AResult<u64> {
+        Ok(r.offset(st, m)?.unwrap_or(0))
     };
-    let dev_info = r.offset_opt(pi, "dev_info")?;
-    let sub_off = r.offset_opt(dv, "subsystem")?;
-    let dev_off = r.offset_opt(dv, "device")?;
-    let dv_size = if dev_info.is_some() {
-        r.size(dv)?
-    } else {
-        None
-    };
-    let sub_len = k
-        .vmcoreinfo_u64("LENGTH(printk_info_subsystem)")
-        .or_else(|| dev_off?.checked_sub(sub_off?));
-    let dev_len = k
-        .vmcoreinfo_u64("LENGTH(printk_info_device)")
-        .or_else(|| dv_size?.checked_sub(dev_off?));
-    let (
-        Some(rb_size),
-        Some(desc_ring),
-        Some(text_data_ring),
-        Some(count_bits),
-        Some(descs),
-        Some(infos),
-        Some(head_id),
-        Some(tail_id),
-        Some(desc_size),
-        Some(state_var),
-        Some(text_blk_lpos),
-        Some(lpos_begin),
-        Some(lpos_next),
-        Some(size_bits),
-        Some(data),
-        Some(info_size),
-        Some(seq),
-        Some(ts_nsec),
-        Some(text_len),
-    ) = (
-        rb_size,
-        desc_ring,
-        text_data_ring,
-        count_bits,
-        descs,
-        infos,
-        head_id,
-        tail_id,
-        desc_size,
-        state_var,
-        text_blk_lpos,
-        lpos_begin,
-        lpos_next,
-        size_bits,
-        data,
-        info_size,
-        seq,
-        ts_nsec,
-        text_len,
-    )
-    else {
-        return Err(r.fail("the printk ring buffer's layout"));
-    };
-    let both = |a: Option<u64>, b: Option<u64>| Some((a?.checked_add(b?)?, 0));
-    let layout = PrbLayout {
+    let rb_size = r.size(rb)?.unwrap_or(0);
+    let desc_size = r.size(d)?.unwrap_or(0);
+    let info_size = r.size(pi)?.unwrap_or(0);
+    let text_len = req_off(&mut r, pi, "text_len")?;
+    let mut layout = PrbLayout {
         endian: k.endian(),
         word: word_size(k)?,
         rb_size,
-        desc_ring,
-        text_data_ring,
-        count_bits,
-        descs,
-        infos,
-        head_id,
-        tail_id,
-        counter,
+        desc_ring: req_off(&mut r, rb, "desc_ring")?,
+        text_data_ring: req_off(&mut r, rb, "text_data_ring")?,
+        count_bits: req_off(&mut r, dr, "count_bits")?,
+        descs: req_off(&mut r, dr, "descs")?,
+        infos: req_off(&mut r, dr, "infos")?,
+        head_id: req_off(&mut r, dr, "head_id")?,
+        tail_id: req_off(&mut r, dr, "tail_id")?,
+        // `atomic_long_t` has one member; its offset is 0 wherever it is not recorded
+        counter: r.offset_opt("atomic_long_t", "counter")?.unwrap_or(0),
         desc_size,
-        state_var,
-        text_blk_lpos,
-        lpos_begin,
-        lpos_next,
-        size_bits,
-        data,
+        state_var: req_off(&mut r, d, "state_var")?,
+        text_blk_lpos: req_off(&mut r, d, "text_blk_lpos")?,
+        lpos_begin: req_off(&mut r, lp, "begin")?,
+        lpos_next: req_off(&mut r, lp, "next")?,
+        size_bits: req_off(&mut r, tr, "size_bits")?,
+        data: req_off(&mut r, tr, "data")?,
         info_size,
-        seq,
-        ts_nsec,
+        seq: req_off(&mut r, pi, "seq")?,
+        ts_nsec: req_off(&mut r, pi, "ts_nsec")?,
         text_len,
-        facility,
-        flags_level: facility + 1,
-        caller_id,
-        subsystem: both(dev_info, sub_off).and_then(|(o, _)| Some((o, sub_len?))),
-        device: both(dev_info, dev_off).and_then(|(o, _)| Some((o, dev_len?))),
+        facility: k
+            .offset_of("struct printk_info", "facility")?
+            .unwrap_or(text_len + 2),
+        flags_level: 0,
+        caller_id: r.offset_opt(pi, "caller_id")?,
+        subsystem: None,
+        device: None,
     };
+    if !r.missing.is_empty() {
+        return Err(r.fail("the printk ring buffer's layout"));
+    }
+    layout.flags_level = layout.facility + 1;
+    // dev_info (5.10+): optional, each string's length from LENGTH() or the member offsets
+    if let Some(dev_info) = r.offset_opt(pi, "dev_info")? {
+        let sub_off = r.offset_opt(dv, "subsystem")?;
+        let dev_off = r.offset_opt(dv, "device")?;
+        let dv_size = r.size(dv)?;
+        r.missing.clear();
+        let sub_len = k
+            .vmcoreinfo_u64("LENGTH(printk_info_subsystem)")
+            .or_else(|| dev_off?.checked_sub(sub_off?));
+        let dev_len = k
+            .vmcoreinfo_u64("LENGTH(printk_info_device)")
+            .or_else(|| dv_size?.checked_sub(dev_off?));
+        let pair = |off: Option<u64>, len: Option<u64>| Some((dev_info.checked_add(off?)?, len?));
+        layout.subsystem = pair(sub_off, sub_len);
+        layout.device = pair(dev_off, dev_len);
+    }
     Ok((layout, r.source()))
 }
 
