@@ -630,7 +630,7 @@ pub fn prb_layout<K: KernelAccess>(k: &K) -> AResult<(PrbLayout, String)> {
         text_len,
         facility: k
             .offset_of("struct printk_info", "facility")?
-            .unwrap_or(text_len + 2),
+            .unwrap_or(text_len.saturating_add(2)),
         flags_level: 0,
         caller_id: r.offset_opt(pi, "caller_id")?,
         subsystem: None,
@@ -639,7 +639,7 @@ pub fn prb_layout<K: KernelAccess>(k: &K) -> AResult<(PrbLayout, String)> {
     if !r.missing.is_empty() {
         return Err(r.fail("the printk ring buffer's layout"));
     }
-    layout.flags_level = layout.facility + 1;
+    layout.flags_level = layout.facility.saturating_add(1);
     // dev_info (5.10+): optional, each string's length from LENGTH() or the member offsets
     if let Some(dev_info) = r.offset_opt(pi, "dev_info")? {
         let sub_off = r.offset_opt(dv, "subsystem")?;
@@ -680,12 +680,14 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
         return Err(r.fail("the legacy log buffer's layout"));
     };
     let c_st = format!("struct {st}");
-    let facility = k.offset_of(&c_st, "facility")?.unwrap_or(dict_len + 2);
+    let facility = k
+        .offset_of(&c_st, "facility")?
+        .unwrap_or(dict_len.saturating_add(2));
     // caller_id (CONFIG_PRINTK_CALLER, 5.1+) is the struct's last member, after the flags byte:
     // a 20-byte header has it at 16 when the debug info does not say
     let caller_id = match k.offset_of(&c_st, "caller_id")? {
         Some(o) => Some(o),
-        None if hdr >= 20 && facility + 2 <= 16 => Some(16),
+        None if hdr >= 20 && facility.saturating_add(2) <= 16 => Some(16),
         None => None,
     };
     Ok((
@@ -698,7 +700,7 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
             text_len,
             dict_len,
             facility,
-            flags_level: facility + 1,
+            flags_level: facility.saturating_add(1),
             caller_id,
         },
         r.source(),
@@ -808,13 +810,23 @@ fn lockless_into<M: LogMemory + ?Sized>(
     let dr = l.desc_ring;
     let tr = l.text_data_ring;
     let fields = (
-        uint(e, &hdr, dr + l.count_bits, 4),
-        uint(e, &hdr, dr + l.descs, w),
-        uint(e, &hdr, dr + l.infos, w),
-        uint(e, &hdr, dr + l.head_id + l.counter, w),
-        uint(e, &hdr, dr + l.tail_id + l.counter, w),
-        uint(e, &hdr, tr + l.size_bits, 4),
-        uint(e, &hdr, tr + l.data, w),
+        uint(e, &hdr, dr.saturating_add(l.count_bits), 4),
+        uint(e, &hdr, dr.saturating_add(l.descs), w),
+        uint(e, &hdr, dr.saturating_add(l.infos), w),
+        uint(
+            e,
+            &hdr,
+            dr.saturating_add(l.head_id).saturating_add(l.counter),
+            w,
+        ),
+        uint(
+            e,
+            &hdr,
+            dr.saturating_add(l.tail_id).saturating_add(l.counter),
+            w,
+        ),
+        uint(e, &hdr, tr.saturating_add(l.size_bits), 4),
+        uint(e, &hdr, tr.saturating_add(l.data), w),
     );
     let (
         Some(count_bits),
@@ -908,8 +920,8 @@ fn lockless_into<M: LogMemory + ?Sized>(
         let lp = l.text_blk_lpos;
         let (Some(sv), Some(begin), Some(next)) = (
             uint(e, &desc, l.state_var, w),
-            uint(e, &desc, lp + l.lpos_begin, w),
-            uint(e, &desc, lp + l.lpos_next, w),
+            uint(e, &desc, lp.saturating_add(l.lpos_begin), w),
+            uint(e, &desc, lp.saturating_add(l.lpos_next), w),
         ) else {
             log.issue("corrupt-data", "prb_desc members past its size");
             return;
@@ -1144,7 +1156,7 @@ impl Ring {
         }
         let take = text_len.min(avail);
         let text = pages
-            .get(block + w, take as usize)
+            .get(block.wrapping_add(w), take as usize)
             .map_err(TextError::NotDumped)?;
         if text_len > avail {
             return Err(TextError::Truncated(text, avail));
@@ -1278,7 +1290,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
         } else {
             (text_len, dict_len)
         };
-        let rest = match pages.get(at + h, (text_len + dict_len) as usize) {
+        let rest = match pages.get(at.wrapping_add(h), (text_len + dict_len) as usize) {
             Ok(b) => b,
             Err(a) => {
                 log.issue(
@@ -1286,7 +1298,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
                     format!("the text at index {idx} (page {a:#x}) is not in the dump"),
                 );
                 idx += len;
-                seq = seq.map(|s| s + 1);
+                seq = seq.map(|s| s.wrapping_add(1));
                 continue;
             }
         };
@@ -1313,7 +1325,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
             device,
             open: false,
         });
-        seq = seq.map(|s| s + 1);
+        seq = seq.map(|s| s.wrapping_add(1));
         idx += len;
     }
 }
