@@ -3,10 +3,11 @@
 //! line), `dmesg -x` names with the caller for people, the JSON (bytes escaped as `\xNN`), and
 //! which findings make the plugin partial. Expected text is written out by hand.
 
-use vmcore_report::addr::Endian;
-use vmcore_report::kernel::printk::{
-    KernelLog, LegacyLayout, LegacyVars, LogIssue, LogRecord, RegionMemory, SeqGap, read_legacy,
-};
+mod common;
+
+use common::fake_kernel::FakeKernel;
+use common::printk::{Legacy, rec};
+use vmcore_report::kernel::printk::{KernelLog, LogIssue, LogRecord, SeqGap, read_kernel_log};
 use vmcore_report::plugins::dmesg::recorded_errors;
 use vmcore_report::plugins::dmesg::render::{dmesg, human, json, timestamp};
 
@@ -68,55 +69,18 @@ user  :notice: [    0.002000] from user\n                              second\n"
     assert_eq!(String::from_utf8(human(&[a, b])).unwrap(), want);
 }
 
+/// A legacy ring (tests/common/printk.rs) of these records, read back; `log_first_seq` is 0
+/// and the records are numbered from it.
 fn legacy_log(records: &[(u64, &[u8])]) -> KernelLog {
-    // a tiny legacy buffer laid out by hand: 16-byte headers, 4-aligned
-    const BASE: u64 = 0x1000;
-    let mut buf = Vec::new();
+    let mut l = Legacy::new(256, false);
     for (ts, text) in records {
-        let len = (16 + text.len()).div_ceil(4) * 4;
-        let mut h = ts.to_le_bytes().to_vec();
-        h.extend_from_slice(&(len as u16).to_le_bytes());
-        h.extend_from_slice(&(text.len() as u16).to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.push(0);
-        h.push(6 << 5);
-        h.extend_from_slice(text);
-        h.resize(len, 0);
-        buf.extend(h);
+        let mut r = rec(text, *ts);
+        r.caller = 0;
+        l.push(r, b"");
     }
-    let next = buf.len() as u32;
-    buf.resize(256, 0);
-    let mut vars = (BASE + 64).to_le_bytes().to_vec();
-    vars.extend_from_slice(&256u32.to_le_bytes());
-    vars.extend_from_slice(&[0; 4]);
-    vars.extend_from_slice(&0u32.to_le_bytes());
-    vars.extend_from_slice(&[0; 4]);
-    vars.extend_from_slice(&next.to_le_bytes());
-    vars.resize(64, 0);
-    vars.extend(buf);
-    let mem = RegionMemory {
-        regions: vec![(BASE, vars)],
-    };
-    let layout = LegacyLayout {
-        endian: Endian::Little,
-        word: 8,
-        hdr_size: 16,
-        ts_nsec: 0,
-        len: 8,
-        text_len: 10,
-        dict_len: 12,
-        facility: 14,
-        flags_level: 15,
-        caller_id: None,
-    };
-    let vars = LegacyVars {
-        log_buf: BASE,
-        log_buf_len: BASE + 8,
-        log_first_idx: BASE + 16,
-        log_next_idx: BASE + 24,
-        log_first_seq: Some(40),
-    };
-    read_legacy(&mem, &layout, &vars, "vmcoreinfo".into())
+    let mut k = FakeKernel::new();
+    l.install(&mut k, 0xffff_ffff_8100_0000);
+    read_kernel_log(&k).unwrap().unwrap()
 }
 
 #[test]
@@ -125,9 +89,9 @@ fn json_escapes_bytes_and_summarizes() {
     let j = serde_json::to_value(json(&log)).unwrap();
     assert_eq!(j["summary"]["format"], "legacy");
     assert_eq!(j["summary"]["records"], 2);
-    assert_eq!(j["summary"]["first_seq"], 40);
-    assert_eq!(j["summary"]["last_seq"], 41);
-    assert_eq!(j["summary"]["lost_before_first"], 40);
+    assert_eq!(j["summary"]["first_seq"], 0);
+    assert_eq!(j["summary"]["last_seq"], 1);
+    assert_eq!(j["summary"]["lost_before_first"], 0);
     assert_eq!(j["summary"]["lost_inside"], 0);
     assert_eq!(j["records"][1]["text"], "café \\xff\\\\");
     assert_eq!(j["records"][1]["timestamp_ns"], 6);

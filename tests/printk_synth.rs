@@ -445,3 +445,36 @@ fn legacy_corruption_is_bounded() {
     assert!(log.issues.iter().any(|i| i.what.contains("truncated")));
     assert!(log.issues.iter().any(|i| i.what.contains("wrap marker")));
 }
+
+/// Writes the fuzz target's seeds (`fuzz/corpus/printk/seed-*`) from the builders: a wrapped
+/// lockless ring in the target's "placed" layout and a wrapped legacy buffer.
+/// `cargo test --test printk_synth -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/printk");
+    std::fs::create_dir_all(&dir).unwrap();
+    // lockless: mode byte (count_bits 3 in bits 2-4, size_bits 8 = 6 + 2 in bits 5-7), then
+    // the 128-byte header region, descs, infos, text
+    let (p, _) = wrapped(false, |i| 10 + (i * 13) % 60, true);
+    let mut seed = vec![3 << 2 | 2 << 5];
+    let mut hdr = vec![0u8; 128];
+    hdr[24..32].copy_from_slice(&p.head_id.to_le_bytes());
+    hdr[32..40].copy_from_slice(&p.tail_id.to_le_bytes());
+    hdr[64..72].copy_from_slice(&p.head_lpos.to_le_bytes());
+    hdr[72..80].copy_from_slice(&p.tail_lpos.to_le_bytes());
+    seed.extend(hdr);
+    seed.extend(&p.descs);
+    seed.extend(&p.infos);
+    seed.extend(&p.data);
+    std::fs::write(dir.join("seed-lockless"), seed).unwrap();
+    // legacy: mode 2 with a 512-byte buffer ((512 / 64 - 1) << 2), variables, the buffer
+    let (l, _) = legacy_ring(true);
+    let mut seed = vec![2 | 7 << 2 | 4];
+    let mut vars = vec![0u8; 64];
+    vars[16..20].copy_from_slice(&(l.first_idx as u32).to_le_bytes());
+    vars[24..28].copy_from_slice(&(l.next_idx as u32).to_le_bytes());
+    seed.extend(vars);
+    seed.extend(&l.buf);
+    std::fs::write(dir.join("seed-legacy"), seed).unwrap();
+}

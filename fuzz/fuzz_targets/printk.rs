@@ -116,12 +116,25 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             };
             let _ = read_legacy(&mem, &layout, &vars, String::new());
         }
-        // raw: the input's own pointers, counts and ids
+        // raw: the input's own pointers, counts and ids; with bit 2 of the mode, a layout
+        // whose offsets are the input's too (a hostile VMCOREINFO)
         _ => {
+            let mut layout = prb_layout();
+            if mode & 4 != 0 && bytes.len() >= 8 {
+                let o = |i: usize| u64::from(bytes[i]);
+                layout.desc_ring = o(0);
+                layout.text_data_ring = o(1);
+                layout.head_id = o(2) << 56;
+                layout.state_var = o(3);
+                layout.text_blk_lpos = o(4) * 0x0101_0101_0101_0101;
+                layout.text_len = o(5);
+                layout.facility = u64::MAX - o(6);
+                layout.flags_level = o(7);
+            }
             let mem = RegionMemory {
                 regions: vec![(BASE, bytes)],
             };
-            let _ = read_lockless(&mem, &prb_layout(), BASE, String::new());
+            let _ = read_lockless(&mem, &layout, BASE, String::new());
         }
     }
 });

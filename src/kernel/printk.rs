@@ -589,127 +589,73 @@ fn word_size<K: KernelAccess>(k: &K) -> AResult<usize> {
 /// The lockless ring's layout, from VMCOREINFO and, for what it lacks, the debug info.
 pub fn prb_layout<K: KernelAccess>(k: &K) -> AResult<(PrbLayout, String)> {
     let mut r = Resolver::new(k);
-    let rb = "printk_ringbuffer";
-    let dr = "prb_desc_ring";
-    let d = "prb_desc";
-    let lp = "prb_data_blk_lpos";
-    let tr = "prb_data_ring";
-    let pi = "printk_info";
-    let dv = "dev_printk_info";
-    let rb_size = r.size(rb)?;
-    let desc_ring = r.offset(rb, "desc_ring")?;
-    let text_data_ring = r.offset(rb, "text_data_ring")?;
-    let count_bits = r.offset(dr, "count_bits")?;
-    let descs = r.offset(dr, "descs")?;
-    let infos = r.offset(dr, "infos")?;
-    let head_id = r.offset(dr, "head_id")?;
-    let tail_id = r.offset(dr, "tail_id")?;
-    // `atomic_long_t` has one member; its offset is 0 wherever it is not recorded
-    let counter = r.offset_opt("atomic_long_t", "counter")?.unwrap_or(0);
-    let desc_size = r.size(d)?;
-    let state_var = r.offset(d, "state_var")?;
-    let text_blk_lpos = r.offset(d, "text_blk_lpos")?;
-    let lpos_begin = r.offset(lp, "begin")?;
-    let lpos_next = r.offset(lp, "next")?;
-    let size_bits = r.offset(tr, "size_bits")?;
-    let data = r.offset(tr, "data")?;
-    let info_size = r.size(pi)?;
-    let seq = r.offset(pi, "seq")?;
-    let ts_nsec = r.offset(pi, "ts_nsec")?;
-    let text_len = r.offset(pi, "text_len")?;
-    let caller_id = r.offset_opt(pi, "caller_id")?;
-    let facility = match k.offset_of("struct printk_info", "facility")? {
-        Some(v) => v,
-        None => text_len.map_or(0, |t| t + 2),
+    let (rb, dr, d, lp) = (
+        "printk_ringbuffer",
+        "prb_desc_ring",
+        "prb_desc",
+        "prb_data_blk_lpos",
+    );
+    let (tr, pi, dv) = ("prb_data_ring", "printk_info", "dev_printk_info");
+    // required entries: a missing one is noted (and reads as 0 until the check below)
+    let req_off = |r: &mut Resolver<'_, K>, st: &str, m: &str| -> AResult<u64> {
+        Ok(r.offset(st, m)?.unwrap_or(0))
     };
-    let dev_info = r.offset_opt(pi, "dev_info")?;
-    let sub_off = r.offset_opt(dv, "subsystem")?;
-    let dev_off = r.offset_opt(dv, "device")?;
-    let dv_size = if dev_info.is_some() {
-        r.size(dv)?
-    } else {
-        None
-    };
-    let sub_len = k
-        .vmcoreinfo_u64("LENGTH(printk_info_subsystem)")
-        .or_else(|| dev_off?.checked_sub(sub_off?));
-    let dev_len = k
-        .vmcoreinfo_u64("LENGTH(printk_info_device)")
-        .or_else(|| dv_size?.checked_sub(dev_off?));
-    let (
-        Some(rb_size),
-        Some(desc_ring),
-        Some(text_data_ring),
-        Some(count_bits),
-        Some(descs),
-        Some(infos),
-        Some(head_id),
-        Some(tail_id),
-        Some(desc_size),
-        Some(state_var),
-        Some(text_blk_lpos),
-        Some(lpos_begin),
-        Some(lpos_next),
-        Some(size_bits),
-        Some(data),
-        Some(info_size),
-        Some(seq),
-        Some(ts_nsec),
-        Some(text_len),
-    ) = (
-        rb_size,
-        desc_ring,
-        text_data_ring,
-        count_bits,
-        descs,
-        infos,
-        head_id,
-        tail_id,
-        desc_size,
-        state_var,
-        text_blk_lpos,
-        lpos_begin,
-        lpos_next,
-        size_bits,
-        data,
-        info_size,
-        seq,
-        ts_nsec,
-        text_len,
-    )
-    else {
-        return Err(r.fail("the printk ring buffer's layout"));
-    };
-    let both = |a: Option<u64>, b: Option<u64>| Some((a?.checked_add(b?)?, 0));
-    let layout = PrbLayout {
+    let rb_size = r.size(rb)?.unwrap_or(0);
+    let desc_size = r.size(d)?.unwrap_or(0);
+    let info_size = r.size(pi)?.unwrap_or(0);
+    let text_len = req_off(&mut r, pi, "text_len")?;
+    let mut layout = PrbLayout {
         endian: k.endian(),
         word: word_size(k)?,
         rb_size,
-        desc_ring,
-        text_data_ring,
-        count_bits,
-        descs,
-        infos,
-        head_id,
-        tail_id,
-        counter,
+        desc_ring: req_off(&mut r, rb, "desc_ring")?,
+        text_data_ring: req_off(&mut r, rb, "text_data_ring")?,
+        count_bits: req_off(&mut r, dr, "count_bits")?,
+        descs: req_off(&mut r, dr, "descs")?,
+        infos: req_off(&mut r, dr, "infos")?,
+        head_id: req_off(&mut r, dr, "head_id")?,
+        tail_id: req_off(&mut r, dr, "tail_id")?,
+        // `atomic_long_t` has one member; its offset is 0 wherever it is not recorded
+        counter: r.offset_opt("atomic_long_t", "counter")?.unwrap_or(0),
         desc_size,
-        state_var,
-        text_blk_lpos,
-        lpos_begin,
-        lpos_next,
-        size_bits,
-        data,
+        state_var: req_off(&mut r, d, "state_var")?,
+        text_blk_lpos: req_off(&mut r, d, "text_blk_lpos")?,
+        lpos_begin: req_off(&mut r, lp, "begin")?,
+        lpos_next: req_off(&mut r, lp, "next")?,
+        size_bits: req_off(&mut r, tr, "size_bits")?,
+        data: req_off(&mut r, tr, "data")?,
         info_size,
-        seq,
-        ts_nsec,
+        seq: req_off(&mut r, pi, "seq")?,
+        ts_nsec: req_off(&mut r, pi, "ts_nsec")?,
         text_len,
-        facility,
-        flags_level: facility + 1,
-        caller_id,
-        subsystem: both(dev_info, sub_off).and_then(|(o, _)| Some((o, sub_len?))),
-        device: both(dev_info, dev_off).and_then(|(o, _)| Some((o, dev_len?))),
+        facility: k
+            .offset_of("struct printk_info", "facility")?
+            .unwrap_or(text_len.saturating_add(2)),
+        flags_level: 0,
+        caller_id: r.offset_opt(pi, "caller_id")?,
+        subsystem: None,
+        device: None,
     };
+    if !r.missing.is_empty() {
+        return Err(r.fail("the printk ring buffer's layout"));
+    }
+    layout.flags_level = layout.facility.saturating_add(1);
+    // dev_info (5.10+): optional, each string's length from LENGTH() or the member offsets
+    if let Some(dev_info) = r.offset_opt(pi, "dev_info")? {
+        let sub_off = r.offset_opt(dv, "subsystem")?;
+        let dev_off = r.offset_opt(dv, "device")?;
+        let dv_size = r.size(dv)?;
+        r.missing.clear();
+        let sub_len = k
+            .vmcoreinfo_u64("LENGTH(printk_info_subsystem)")
+            .or_else(|| dev_off?.checked_sub(sub_off?));
+        let dev_len = k
+            .vmcoreinfo_u64("LENGTH(printk_info_device)")
+            .or_else(|| dv_size?.checked_sub(dev_off?));
+        let pair = |off: Option<u64>, len: Option<u64>| Some((dev_info.checked_add(off?)?, len?));
+        layout.subsystem = pair(sub_off, sub_len);
+        layout.device = pair(dev_off, dev_len);
+    }
     Ok((layout, r.source()))
 }
 
@@ -734,12 +680,14 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
         return Err(r.fail("the legacy log buffer's layout"));
     };
     let c_st = format!("struct {st}");
-    let facility = k.offset_of(&c_st, "facility")?.unwrap_or(dict_len + 2);
+    let facility = k
+        .offset_of(&c_st, "facility")?
+        .unwrap_or(dict_len.saturating_add(2));
     // caller_id (CONFIG_PRINTK_CALLER, 5.1+) is the struct's last member, after the flags byte:
     // a 20-byte header has it at 16 when the debug info does not say
     let caller_id = match k.offset_of(&c_st, "caller_id")? {
         Some(o) => Some(o),
-        None if hdr >= 20 && facility + 2 <= 16 => Some(16),
+        None if hdr >= 20 && facility.saturating_add(2) <= 16 => Some(16),
         None => None,
     };
     Ok((
@@ -752,7 +700,7 @@ pub fn legacy_layout<K: KernelAccess>(k: &K) -> AResult<(LegacyLayout, String)> 
             text_len,
             dict_len,
             facility,
-            flags_level: facility + 1,
+            flags_level: facility.saturating_add(1),
             caller_id,
         },
         r.source(),
@@ -862,13 +810,23 @@ fn lockless_into<M: LogMemory + ?Sized>(
     let dr = l.desc_ring;
     let tr = l.text_data_ring;
     let fields = (
-        uint(e, &hdr, dr + l.count_bits, 4),
-        uint(e, &hdr, dr + l.descs, w),
-        uint(e, &hdr, dr + l.infos, w),
-        uint(e, &hdr, dr + l.head_id + l.counter, w),
-        uint(e, &hdr, dr + l.tail_id + l.counter, w),
-        uint(e, &hdr, tr + l.size_bits, 4),
-        uint(e, &hdr, tr + l.data, w),
+        uint(e, &hdr, dr.saturating_add(l.count_bits), 4),
+        uint(e, &hdr, dr.saturating_add(l.descs), w),
+        uint(e, &hdr, dr.saturating_add(l.infos), w),
+        uint(
+            e,
+            &hdr,
+            dr.saturating_add(l.head_id).saturating_add(l.counter),
+            w,
+        ),
+        uint(
+            e,
+            &hdr,
+            dr.saturating_add(l.tail_id).saturating_add(l.counter),
+            w,
+        ),
+        uint(e, &hdr, tr.saturating_add(l.size_bits), 4),
+        uint(e, &hdr, tr.saturating_add(l.data), w),
     );
     let (
         Some(count_bits),
@@ -962,8 +920,8 @@ fn lockless_into<M: LogMemory + ?Sized>(
         let lp = l.text_blk_lpos;
         let (Some(sv), Some(begin), Some(next)) = (
             uint(e, &desc, l.state_var, w),
-            uint(e, &desc, lp + l.lpos_begin, w),
-            uint(e, &desc, lp + l.lpos_next, w),
+            uint(e, &desc, lp.saturating_add(l.lpos_begin), w),
+            uint(e, &desc, lp.saturating_add(l.lpos_next), w),
         ) else {
             log.issue("corrupt-data", "prb_desc members past its size");
             return;
@@ -1198,7 +1156,7 @@ impl Ring {
         }
         let take = text_len.min(avail);
         let text = pages
-            .get(block + w, take as usize)
+            .get(block.wrapping_add(w), take as usize)
             .map_err(TextError::NotDumped)?;
         if text_len > avail {
             return Err(TextError::Truncated(text, avail));
@@ -1332,7 +1290,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
         } else {
             (text_len, dict_len)
         };
-        let rest = match pages.get(at + h, (text_len + dict_len) as usize) {
+        let rest = match pages.get(at.wrapping_add(h), (text_len + dict_len) as usize) {
             Ok(b) => b,
             Err(a) => {
                 log.issue(
@@ -1340,7 +1298,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
                     format!("the text at index {idx} (page {a:#x}) is not in the dump"),
                 );
                 idx += len;
-                seq = seq.map(|s| s + 1);
+                seq = seq.map(|s| s.wrapping_add(1));
                 continue;
             }
         };
@@ -1367,7 +1325,7 @@ fn legacy_into<M: LogMemory + ?Sized>(
             device,
             open: false,
         });
-        seq = seq.map(|s| s + 1);
+        seq = seq.map(|s| s.wrapping_add(1));
         idx += len;
     }
 }
