@@ -10,7 +10,7 @@
 //! - `sos_commands/kernel/uname_-a`, `proc/version`, `proc/cmdline`, `proc/sys/kernel/tainted`,
 //!   `proc/sys/kernel/hostname`, `proc/sys/kernel/osrelease`,
 //!   `sys/devices/system/cpu/{online,possible,present}`, `sos_commands/date/date`,
-//!   `proc/cpuinfo` (x86_64, [`cpuinfo`]), and the root
+//!   `proc/cpuinfo` (x86_64 and arm64, [`cpuinfo`]), and the root
 //!   symlinks `uname` and `date` that sos makes. A file whose value the dump cannot give is not
 //!   written.
 //!

@@ -12,7 +12,9 @@ use vmcore_report::dump::CpuState;
 use vmcore_report::plugins::sys::collect::{
     SysInput, collect, date_string, last_oops_block, loadavg_figure, panic_message,
 };
-use vmcore_report::plugins::sys::cpuinfo::{X86Cpu, X86Topology, render_x86};
+use vmcore_report::plugins::sys::cpuinfo::{
+    Arm64Cpu, CpuInfo, X86Cpu, X86Topology, render, render_x86,
+};
 use vmcore_report::plugins::sys::render::{cpulist, sos_files, uname_a};
 
 /// `%*pbl` (lib/bitmap.c `bitmap_print_to_pagebuf`, list form).
@@ -417,8 +419,14 @@ fn cpuinfo_collector_x86_64() {
         let mask = k.alloc(st(vec![("bits", Node::Array(vec![int(0b111)]))]));
         maps.push(k.alloc(ptr(mask, "")));
     }
-    k.var("cpu_info", Node::PerCpu(infos.into_iter().map(Some).collect()));
-    k.var("cpu_core_map", Node::PerCpu(maps.into_iter().map(Some).collect()));
+    k.var(
+        "cpu_info",
+        Node::PerCpu(infos.into_iter().map(Some).collect()),
+    );
+    k.var(
+        "cpu_core_map",
+        Node::PerCpu(maps.into_iter().map(Some).collect()),
+    );
     let input = SysInput {
         arch: Some(Arch::X86_64),
         ..Default::default()
@@ -470,4 +478,69 @@ fn cpuinfo_left_out_without_flag_names() {
     let c = collect(&k, &input);
     assert!(sos_files(&c.sys).iter().all(|(p, _)| *p != "proc/cpuinfo"));
     assert!(c.sys.missing.iter().any(|m| m.starts_with("cpuinfo:")));
+}
+
+/// arm64 `c_show()`, byte for byte: the live file of a QEMU TCG `-cpu max` guest (6.1, 2 CPUs,
+/// HZ 250), read back into records. MIDR: implementer 0x00, variant 0, part 0x051, revision 0.
+#[test]
+fn cpuinfo_arm64_renders_as_the_live_file() {
+    let live = include_str!("data/live/cpuinfo-aarch64-6.1.txt");
+    let cpus: Vec<Arm64Cpu> = live
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|stanza| {
+            let f = stanza_fields(stanza);
+            let hex = |k: &str| u32::from_str_radix(f[k].trim_start_matches("0x"), 16).unwrap();
+            let (bi, bf) = f["BogoMIPS"].split_once('.').unwrap();
+            assert_eq!(f["CPU architecture"], "8");
+            Arm64Cpu {
+                processor: f["processor"].parse().unwrap(),
+                loops_per_jiffy: bi.parse::<u64>().unwrap() * 2000
+                    + bf.parse::<u64>().unwrap() * 20,
+                hz: 250,
+                features: f["Features"].split_whitespace().map(String::from).collect(),
+                midr: hex("CPU implementer") << 24
+                    | hex("CPU variant") << 20
+                    | 0xf << 16
+                    | hex("CPU part") << 4
+                    | f["CPU revision"].parse::<u32>().unwrap(),
+            }
+        })
+        .collect();
+    assert_eq!(cpus.len(), 2);
+    assert_eq!(render(&CpuInfo::Arm64(cpus)), live);
+}
+
+/// The arm64 collector: `elf_hwcap` as a bitmap of two words (bit 64 is in the second), names
+/// from `hwcap_str[]` (bit 2 set but unnamed: nothing), MIDR 0x413fd0c1 (Neoverse N1 r3p1:
+/// implementer 0x41, variant 3, part 0xd0c, revision 1), HZ 100: BogoMIPS lpj / 5000.
+#[test]
+fn cpuinfo_collector_arm64() {
+    let mut k = fake();
+    let table = name_table(&mut k, 66, &[(0, "fp"), (1, "asimd"), (64, "sve2p1")]);
+    k.var("hwcap_str", table);
+    k.var("elf_hwcap", Node::Array(vec![int(0b111), int(1)]));
+    k.var("loops_per_jiffy", int(250_000));
+    k.var("tick_nsec", int(10_000_000));
+    let d0 = k.alloc(st(vec![("reg_midr", int4(0x413f_d0c1))]));
+    let d1 = k.alloc(st(vec![("reg_midr", int4(0x413f_d0c1))]));
+    k.var("cpu_data", Node::PerCpu(vec![Some(d0), Some(d1)]));
+    let input = SysInput {
+        arch: Some(Arch::Aarch64),
+        ..Default::default()
+    };
+    let c = collect(&k, &input);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let files: BTreeMap<&str, Vec<u8>> = sos_files(&c.sys).into_iter().collect();
+    let stanza = |cpu: u32| {
+        format!(
+            "processor\t: {cpu}\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve2p1\n\
+             CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\n\
+             CPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+        )
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&files["proc/cpuinfo"]),
+        format!("{}{}", stanza(0), stanza(1))
+    );
 }

@@ -10,12 +10,13 @@
 //!   `_totalram_pages` / `totalram_pages`;
 //! - `panic_cpu` (atomic_t, kernel/panic.c), `crash_kexec_post_notifiers`, `panic_on_oops`;
 //! - the panicking task: `runqueues.curr` of `panic_cpu`;
-//! - `/proc/cpuinfo` (x86_64): the per-CPU `cpu_info`, see [`super::cpuinfo`].
+//! - `/proc/cpuinfo`: the per-CPU `cpu_info` (x86_64) or `cpu_data` (arm64), see
+//!   [`super::cpuinfo`].
 //!
 //! The register set comes from the panicking CPU's PRSTATUS note: the notes are per running CPU
 //! in CPU order (`pr_pid` is no guide: QEMU writes the vCPU number + 1 there, not a pid).
 
-use super::cpuinfo::{X86Cpu, read_x86};
+use super::cpuinfo::{CpuInfo, read_arm64, read_x86};
 use super::record::{Cpus, Panic, PanicTask, Registers, Sys};
 use crate::addr::Arch;
 use crate::dump::CpuState;
@@ -118,9 +119,11 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
     }
     sys.cpus = cpus;
     sys.cpuinfo = match input.arch {
-        Some(Arch::X86_64) => keep!("cpuinfo", cpuinfo(k, &sys.cpus)),
+        Some(arch @ (Arch::X86_64 | Arch::Aarch64)) => {
+            keep!("cpuinfo", cpuinfo(k, arch, &sys.cpus))
+        }
         _ => {
-            missing.push("cpuinfo: written for x86_64 kernels only".into());
+            missing.push("cpuinfo: written for x86_64 and arm64 kernels only".into());
             None
         }
     };
@@ -169,14 +172,17 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
 
 /// `/proc/cpuinfo` for the CPUs that ran the system (the active ones: after the panic only the
 /// panicking CPU is still online); `HZ` is needed for the bogomips line.
-fn cpuinfo<K: KernelAccess>(k: &K, cpus: &Cpus) -> AResult<Option<Vec<X86Cpu>>> {
+fn cpuinfo<K: KernelAccess>(k: &K, arch: Arch, cpus: &Cpus) -> AResult<Option<CpuInfo>> {
     let Some(list) = cpus.active.as_ref().or(cpus.online.as_ref()) else {
         return Ok(None);
     };
     let Some(hz) = hz(k)? else {
         return Ok(None);
     };
-    read_x86(k, list, hz)
+    Ok(match arch {
+        Arch::Aarch64 => read_arm64(k, list, hz)?.map(CpuInfo::Arm64),
+        _ => read_x86(k, list, hz)?.map(CpuInfo::X86),
+    })
 }
 
 /// An `atomic_t` global.

@@ -1,6 +1,7 @@
-//! `/proc/cpuinfo` on x86_64, from the per-CPU `struct cpuinfo_x86`.
+//! `/proc/cpuinfo` on x86_64, from the per-CPU `struct cpuinfo_x86`, and on arm64, from the
+//! per-CPU `struct cpuinfo_arm64`.
 //!
-//! The kernel's format (arch/x86/kernel/cpu/proc.c `show_cpuinfo()`, the same in 6.1 and 6.12),
+//! x86_64: the kernel's format (arch/x86/kernel/cpu/proc.c `show_cpuinfo()`, the same in 6.1 and 6.12),
 //! one stanza per CPU, each ended by an empty line:
 //!
 //! ```text
@@ -44,6 +45,22 @@
 //! `cpu_khz` (arch/x86/kernel/cpu/aperfmperf.c `arch_freq_get_on_cpu()`). Only the last is in
 //! the dump: the line is written when the CPU has no `aperfmperf` flag and no cpufreq driver is
 //! registered (`cpufreq_driver` NULL or absent), else left out.
+//!
+//! arm64 (arch/arm64/kernel/cpuinfo.c `c_show()`, 6.1 and 6.12), one stanza per CPU:
+//!
+//! ```text
+//! processor\t: %d
+//! BogoMIPS\t: %lu.%02lu             (the global loops_per_jiffy, as on x86)
+//! Features\t: + " name" for each j < ARRAY_SIZE(hwcap_str) with bit j of elf_hwcap set
+//! CPU implementer\t: 0x%02x         (MIDR bits 31:24, from per-CPU cpu_data.reg_midr)
+//! CPU architecture: 8
+//! CPU variant\t: 0x%x               (MIDR bits 23:20)
+//! CPU part\t: 0x%03x                (MIDR bits 15:4)
+//! CPU revision\t: %d                (MIDR bits 3:0), then an empty line
+//! ```
+//!
+//! `elf_hwcap` is a bitmap of `unsigned long` words (an `unsigned long` on older kernels);
+//! a 32-bit reader (`PER_LINUX32`) sees the compat names instead, `cat` under sos does not.
 
 use serde::Serialize;
 
@@ -54,7 +71,26 @@ const NAME_MAX: usize = 64;
 /// Bound on the CPU count read from `nr_cpu_ids` (the kernel's `NR_CPUS` limit).
 const CPUS_MAX: u64 = 8192;
 
-/// One stanza: what `show_cpuinfo()` prints for a CPU.
+/// The file's stanzas, per architecture.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuInfo {
+    X86(Vec<X86Cpu>),
+    Arm64(Vec<Arm64Cpu>),
+}
+
+/// One arm64 stanza: what `c_show()` prints for a CPU.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Arm64Cpu {
+    pub processor: u32,
+    pub loops_per_jiffy: u64,
+    pub hz: u64,
+    pub features: Vec<String>,
+    /// `MIDR_EL1`.
+    pub midr: u32,
+}
+
+/// One x86 stanza: what `show_cpuinfo()` prints for a CPU.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct X86Cpu {
     pub processor: u32,
@@ -184,6 +220,46 @@ fn cpumask_weight<K: KernelAccess>(k: &K, mask: &K::Obj, nr_cpu_ids: u64) -> ARe
     Ok(n)
 }
 
+/// The arm64 stanzas for `cpus`; `Ok(None)` without `hwcap_str`, `elf_hwcap` or `cpu_data`.
+pub fn read_arm64<K: KernelAccess>(k: &K, cpus: &[u32], hz: u64) -> AResult<Option<Vec<Arm64Cpu>>> {
+    let (Some(table), Some(hwcap), Some(data), Some(lpj)) = (
+        names(k, "hwcap_str", None)?,
+        k.var("elf_hwcap")?,
+        k.var("cpu_data")?,
+        k.var_int("loops_per_jiffy")?,
+    ) else {
+        return Ok(None);
+    };
+    // test_bit(j, elf_hwcap): bit j % 64 of the word j / 64 (unsigned long words).
+    let words: Vec<u64> = match k.array_len(&hwcap) {
+        Ok(Some(n)) => (0..n.min(64))
+            .map(|i| Ok(k.int(&k.index(&hwcap, i)?)? as u64))
+            .collect::<AResult<_>>()?,
+        _ => vec![k.int(&hwcap)? as u64],
+    };
+    let features: Vec<String> = table
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| words.get(j / 64).is_some_and(|w| w >> (j % 64) & 1 == 1))
+        .filter_map(|(_, n)| n.clone())
+        .collect();
+    let mut out = Vec::new();
+    for &cpu in cpus {
+        let c = k.per_cpu(&data, cpu)?;
+        let midr = k
+            .int_at(&c, "reg_midr")?
+            .ok_or_else(|| AccessError::new("no-member", "struct cpuinfo_arm64 has no reg_midr"))?;
+        out.push(Arm64Cpu {
+            processor: cpu,
+            loops_per_jiffy: lpj as u64,
+            hz,
+            features: features.clone(),
+            midr: midr as u32,
+        });
+    }
+    Ok(Some(out))
+}
+
 /// The stanzas of `/proc/cpuinfo` for `cpus`; `Ok(None)` when this is not an x86 kernel with
 /// the flag names (`x86_cap_flags`) in memory.
 pub fn read_x86<K: KernelAccess>(k: &K, cpus: &[u32], hz: u64) -> AResult<Option<Vec<X86Cpu>>> {
@@ -290,7 +366,45 @@ pub fn read_x86<K: KernelAccess>(k: &K, cpus: &[u32], hz: u64) -> AResult<Option
     Ok(Some(out))
 }
 
-/// The file, as `show_cpuinfo()` prints it.
+/// The file.
+pub fn render(c: &CpuInfo) -> String {
+    match c {
+        CpuInfo::X86(v) => render_x86(v),
+        CpuInfo::Arm64(v) => render_arm64(v),
+    }
+}
+
+/// `%lu.%02lu` of `lpj / (500000/HZ)` and `(lpj / (5000/HZ)) % 100`, the kernels' BogoMIPS.
+fn bogomips(lpj: u64, hz: u64) -> String {
+    let hz = hz.max(1);
+    format!(
+        "{}.{:02}",
+        lpj / (500_000 / hz).max(1),
+        (lpj / (5000 / hz).max(1)) % 100
+    )
+}
+
+/// The arm64 file, as `c_show()` prints it for a 64-bit reader.
+pub fn render_arm64(cpus: &[Arm64Cpu]) -> String {
+    let mut o = String::new();
+    for c in cpus {
+        o += &format!("processor\t: {}\n", c.processor);
+        o += &format!("BogoMIPS\t: {}\n", bogomips(c.loops_per_jiffy, c.hz));
+        o += "Features\t:";
+        for f in &c.features {
+            o += &format!(" {f}");
+        }
+        let m = c.midr;
+        o += &format!("\nCPU implementer\t: 0x{:02x}\n", m >> 24);
+        o += "CPU architecture: 8\n";
+        o += &format!("CPU variant\t: {:#x}\n", (m >> 20) & 0xf);
+        o += &format!("CPU part\t: 0x{:03x}\n", (m >> 4) & 0xfff);
+        o += &format!("CPU revision\t: {}\n\n", m & 0xf);
+    }
+    o
+}
+
+/// The x86 file, as `show_cpuinfo()` prints it.
 pub fn render_x86(cpus: &[X86Cpu]) -> String {
     let mut o = String::new();
     for c in cpus {
@@ -329,12 +443,7 @@ pub fn render_x86(cpus: &[X86Cpu]) -> String {
             o += &format!("\nvmx flags\t:{}", list(v));
         }
         o += &format!("\nbugs\t\t:{}", list(&c.bugs));
-        let hz = c.hz.max(1);
-        o += &format!(
-            "\nbogomips\t: {}.{:02}\n",
-            c.loops_per_jiffy / (500_000 / hz).max(1),
-            (c.loops_per_jiffy / (5000 / hz).max(1)) % 100
-        );
+        o += &format!("\nbogomips\t: {}\n", bogomips(c.loops_per_jiffy, c.hz));
         if c.tlb_size > 0 {
             o += &format!("TLB size\t: {} 4K pages\n", c.tlb_size);
         }

@@ -86,7 +86,7 @@ pub fn sos_files(s: &Sys) -> Vec<(&'static str, Vec<u8>)> {
         }
     }
     if let Some(c) = &s.cpuinfo {
-        out.push(("proc/cpuinfo", super::cpuinfo::render_x86(c).into_bytes()));
+        out.push(("proc/cpuinfo", super::cpuinfo::render(c).into_bytes()));
     }
     if let Some(d) = &s.date {
         out.push(("sos_commands/date/date", format!("{d}\n").into_bytes()));
