@@ -9,13 +9,15 @@
 //!   registers, the taints with their names; what could not be determined, and why;
 //! - `sos_commands/kernel/uname_-a`, `proc/version`, `proc/cmdline`, `proc/sys/kernel/tainted`,
 //!   `proc/sys/kernel/hostname`, `proc/sys/kernel/osrelease`,
-//!   `sys/devices/system/cpu/{online,possible,present}`, `sos_commands/date/date`, and the root
+//!   `sys/devices/system/cpu/{online,possible,present}`, `sos_commands/date/date`,
+//!   `proc/cpuinfo` (x86_64 and arm64, [`cpuinfo`]), and the root
 //!   symlinks `uname` and `date` that sos makes. A file whose value the dump cannot give is not
 //!   written.
 //!
 //! Page: docs/plugins/sys.md.
 
 pub mod collect;
+pub mod cpuinfo;
 pub mod record;
 pub mod render;
 

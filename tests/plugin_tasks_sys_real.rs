@@ -1,7 +1,7 @@
 //! tasks and sys on the real fixture sets, every dump format, against what the live guest
 //! printed before it crashed (`truth.txt`: busybox `ps -o pid,ppid,stat,comm`, `/proc/cmdline`,
 //! `uname -a`, `/proc/version`, the CPU lists, and in sets built since the `---cmdlines---`
-//! block, every process's command line) and against the console's panic lines (`console.log`).
+//! block, every process's command line, and since `---cpuinfo---`, `/proc/cpuinfo`) and against the console's panic lines (`console.log`).
 //!
 //! Run with `cargo test --release --test plugin_tasks_sys_real`.
 //! busybox's ps has other columns than procps's, so fields are compared, not layouts (the layouts
@@ -26,6 +26,8 @@ struct Truth {
     ps: BTreeMap<i64, (i64, String, String)>,
     /// pid → command line, when the set has the block.
     cmdlines: Option<BTreeMap<i64, String>>,
+    /// `/proc/cpuinfo`, when the set has the block.
+    cpuinfo: Option<String>,
 }
 
 fn section<'a>(t: &'a str, name: &str) -> Option<&'a str> {
@@ -61,7 +63,13 @@ fn truth(dir: &Path) -> Truth {
             .filter_map(|(p, c)| Some((p.parse().ok()?, c.to_string())))
             .collect()
     });
-    Truth { keys, ps, cmdlines }
+    let cpuinfo = section(&t, "cpuinfo").map(String::from);
+    Truth {
+        keys,
+        ps,
+        cmdlines,
+        cpuinfo,
+    }
 }
 
 /// The console's last `CPU: n [UID: u ]PID: p Comm: c` line (the panic's dump_stack header).
@@ -293,6 +301,41 @@ fn check_set(set: &str) {
             (live..live + 120).contains(&crash),
             "{set}/{name}: crash {crash}, live {live}"
         );
+        // /proc/cpuinfo, byte for byte, every line included: on x86_64 `cpu MHz` is `cpu_khz`
+        // on these guests (QEMU TCG has no APERF/MPERF and the kernel no cpufreq driver) and
+        // `bogomips` the per-CPU loops_per_jiffy, as the live kernel printed them; on arm64
+        // BogoMIPS is the global loops_per_jiffy and the features elf_hwcap's.
+        match out
+            .files
+            .get("proc/cpuinfo")
+            .map(|b| String::from_utf8_lossy(b))
+        {
+            Some(ours) => match &truth.cpuinfo {
+                Some(live) => assert_eq!(ours, live.as_str(), "{set}/{name}"),
+                // sets built before the block: one stanza per CPU the guest ran
+                None => assert_eq!(
+                    ours.lines()
+                        .filter(|l| l.starts_with("processor\t:"))
+                        .count(),
+                    truth.keys["nproc"].parse::<usize>().unwrap(),
+                    "{set}/{name}"
+                ),
+            },
+            // Only where makedumpfile left out a page the file needs (on 6.12, which bookworm's
+            // makedumpfile does not know, it drops the page of CPU 0's cpu_core_map), and
+            // sys.json says so.
+            None => {
+                let missing = sys["missing"].as_array().unwrap();
+                assert!(
+                    name.starts_with("mdf.")
+                        && missing.iter().any(|m| {
+                            let m = m.as_str().unwrap();
+                            m.starts_with("cpuinfo:") && m.contains("not in the dump")
+                        }),
+                    "{set}/{name}: no proc/cpuinfo: {missing:?}"
+                );
+            }
+        }
         assert_eq!(
             out.links.get("uname").map(String::as_str),
             Some("sos_commands/kernel/uname_-a")

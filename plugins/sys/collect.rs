@@ -9,11 +9,14 @@
 //!   `/proc/loadavg` does: `LOAD_INT(a + FIXED_1/200).LOAD_FRAC(…)`), `nr_threads`,
 //!   `_totalram_pages` / `totalram_pages`;
 //! - `panic_cpu` (atomic_t, kernel/panic.c), `crash_kexec_post_notifiers`, `panic_on_oops`;
-//! - the panicking task: `runqueues.curr` of `panic_cpu`.
+//! - the panicking task: `runqueues.curr` of `panic_cpu`;
+//! - `/proc/cpuinfo`: the per-CPU `cpu_info` (x86_64) or `cpu_data` (arm64), see
+//!   [`super::cpuinfo`].
 //!
 //! The register set comes from the panicking CPU's PRSTATUS note: the notes are per running CPU
 //! in CPU order (`pr_pid` is no guide: QEMU writes the vCPU number + 1 there, not a pid).
 
+use super::cpuinfo::{CpuInfo, read_arm64, read_x86};
 use super::record::{Cpus, Panic, PanicTask, Registers, Sys};
 use crate::addr::Arch;
 use crate::dump::CpuState;
@@ -23,6 +26,7 @@ use crate::plugins::kernel_info::DumpFacts;
 use crate::plugins::kernel_info::collect::{
     read_banner, read_taints, read_uptime, read_uts, read_wall_clock,
 };
+use crate::plugins::tasks::collect::hz;
 
 /// `COMMAND_LINE_SIZE` is 2048 on x86 and 4096 on arm64; a bound, not a layout.
 const CMDLINE_MAX: usize = 4096;
@@ -114,6 +118,15 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
         }
     }
     sys.cpus = cpus;
+    sys.cpuinfo = match input.arch {
+        Some(arch @ (Arch::X86_64 | Arch::Aarch64)) => {
+            keep!("cpuinfo", cpuinfo(k, arch, &sys.cpus))
+        }
+        _ => {
+            missing.push("cpuinfo: written for x86_64 and arm64 kernels only".into());
+            None
+        }
+    };
     let mut panic = Panic {
         panic_cpu: keep!("panic_cpu", atomic(k, "panic_cpu")),
         crash_kexec_post_notifiers: keep!(
@@ -155,6 +168,21 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
     sys.panic = panic;
     sys.missing = missing;
     Collected { sys, errors }
+}
+
+/// `/proc/cpuinfo` for the CPUs that ran the system (the active ones: after the panic only the
+/// panicking CPU is still online); `HZ` is needed for the bogomips line.
+fn cpuinfo<K: KernelAccess>(k: &K, arch: Arch, cpus: &Cpus) -> AResult<Option<CpuInfo>> {
+    let Some(list) = cpus.active.as_ref().or(cpus.online.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(hz) = hz(k)? else {
+        return Ok(None);
+    };
+    Ok(match arch {
+        Arch::Aarch64 => read_arm64(k, list, hz)?.map(CpuInfo::Arm64),
+        _ => read_x86(k, list, hz)?.map(CpuInfo::X86),
+    })
 }
 
 /// An `atomic_t` global.

@@ -39,6 +39,8 @@ pub struct Sys {
     /// `/proc/version` (`linux_proc_banner` filled with the utsname, as fs/proc/version.c does).
     #[serde(serialize_with = "ser_opt_bytes")]
     pub proc_version: Option<Vec<u8>>,
+    /// `/proc/cpuinfo`'s stanzas (x86_64, arm64), one per active CPU.
+    pub cpuinfo: Option<super::cpuinfo::CpuInfo>,
     /// What was left out, and why: `field: reason`.
     pub missing: Vec<String>,
 }

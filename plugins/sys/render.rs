@@ -6,7 +6,8 @@
 //!   then the operating system `GNU/Linux`;
 //! - `/proc/version`, `/proc/sys/kernel/{hostname,osrelease,tainted}`, `/proc/cmdline`: one line;
 //! - `sys/devices/system/cpu/{online,possible,present}`: `%*pbl`, ranges `0-3,5`;
-//! - `date`: `%a %b %e %H:%M:%S %Z %Y` in the C locale.
+//! - `date`: `%a %b %e %H:%M:%S %Z %Y` in the C locale;
+//! - `/proc/cpuinfo`: see [`super::cpuinfo`].
 
 use super::record::Sys;
 use crate::plugins::sched_debug::record::escape_bytes;
@@ -83,6 +84,9 @@ pub fn sos_files(s: &Sys) -> Vec<(&'static str, Vec<u8>)> {
         if let Some(m) = mask {
             out.push((path, format!("{}\n", cpulist(m)).into_bytes()));
         }
+    }
+    if let Some(c) = &s.cpuinfo {
+        out.push(("proc/cpuinfo", super::cpuinfo::render(c).into_bytes()));
     }
     if let Some(d) = &s.date {
         out.push(("sos_commands/date/date", format!("{d}\n").into_bytes()));

@@ -197,7 +197,7 @@ fn mem_total_pages<K: KernelAccess>(k: &K) -> AResult<Option<u64>> {
 }
 
 /// HZ from `tick_nsec` (kernel/time/ntp.c: `TICK_NSEC` rounded from NSEC_PER_SEC / HZ).
-fn hz<K: KernelAccess>(k: &K) -> AResult<Option<u64>> {
+pub fn hz<K: KernelAccess>(k: &K) -> AResult<Option<u64>> {
     Ok(k.var_int("tick_nsec")?
         .filter(|&t| t > 0)
         .map(|t| ((1_000_000_000 + t / 2) / t) as u64))
