@@ -21,11 +21,11 @@ use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::{DebugInfoError, Type, TypeId, TypeSource};
 use vmcore_report::dump::{DumpError, PhysMem, PhysRange};
 use vmcore_report::kernel::Kernel;
-use vmcore_report::plugins::meminfo::MeminfoPlugin;
-use vmcore_report::plugins::modules::ModulesPlugin;
 use vmcore_report::plugins::dmesg::{ARCHIVE_PATH as DMESG_PATH, DmesgPlugin};
 use vmcore_report::plugins::kernel_info::KernelInfoPlugin;
 use vmcore_report::plugins::kernel_info::taint::{documented_flags, taint_string};
+use vmcore_report::plugins::meminfo::MeminfoPlugin;
+use vmcore_report::plugins::modules::ModulesPlugin;
 use vmcore_report::plugins::sched_debug::{ARCHIVE_PATH, SchedDebugPlugin};
 use vmcore_report::{arch, debuginfo, dump};
 

@@ -142,15 +142,27 @@ pub const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// recurse).
 const PLUGIN_STACK: usize = 8 << 20;
 
-/// A plugin's files, held until it finishes in time.
+/// What a plugin wrote at one path: a file's bytes, or a symbolic link's target.
+enum Entry {
+    File(Vec<u8>),
+    Link(String),
+}
+
+/// A plugin's files and links, in the order written, held until it finishes in time.
 #[derive(Default)]
 struct Buffer {
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, Entry)>,
 }
 
 impl OutputSink for Buffer {
     fn write_file(&mut self, path: &str, data: &[u8]) -> Result<(), PluginError> {
-        self.files.push((path.to_string(), data.to_vec()));
+        self.files
+            .push((path.to_string(), Entry::File(data.to_vec())));
+        Ok(())
+    }
+    fn write_symlink(&mut self, path: &str, target: &str) -> Result<(), PluginError> {
+        self.files
+            .push((path.to_string(), Entry::Link(target.to_string())));
         Ok(())
     }
 }
@@ -313,8 +325,12 @@ pub fn run_one(
             recorded: Recorded::default(),
         }
     });
-    for (path, data) in std::mem::take(&mut f.buffer.files) {
-        if let Err(e) = sink.write_file(&path, &data) {
+    for (path, entry) in std::mem::take(&mut f.buffer.files) {
+        let written = match &entry {
+            Entry::File(data) => sink.write_file(&path, data),
+            Entry::Link(target) => sink.write_symlink(&path, target),
+        };
+        if let Err(e) = written {
             tracing::error!(plugin = name, code = %e.code, "{}", e.message);
             f.files.retain(|p| p != &path);
             f.failure.get_or_insert_with(|| err_record(&e, "collect"));
