@@ -106,9 +106,17 @@ fn truncated_files_give_errors_not_panics() {
             }
         }
     }
-    // An ELF whose PT_LOAD goes past the end is refused at open, naming the truncation.
+    // An ELF whose PT_LOAD goes past the end opens; the lost page is not dumped and the
+    // truncation is reported.
     let elf = b.build_elf(&ElfOpts::default());
-    let e = err(elf[..elf.len() - 10].to_vec());
+    let d = dump::open_bytes(elf[..elf.len() - 10].to_vec()).unwrap();
+    let t = d.truncation().expect("truncation reported");
+    assert_eq!(t.expected_size, Some(elf.len() as u64));
+    assert_eq!((t.actual_size, t.pages_lost), (elf.len() as u64 - 10, 1));
+    let lost: Vec<_> = read_all(&d).into_iter().filter_map(|r| r.err()).collect();
+    assert!(lost.iter().any(|e| e.code() == "not-dumped"), "{lost:?}");
+    // Cut inside the program header table: nothing can be placed, a clear error.
+    let e = err(elf[..70].to_vec());
     assert_eq!(e.code(), "truncated", "{e}");
 }
 
@@ -136,9 +144,9 @@ fn corrupt_descriptors_are_reported_with_their_offset() {
     let (_, img) = kdump_image(SynthCodec::Zlib);
     let desc = img.desc_offset(2);
 
-    // Offset far past the end of the file.
+    // Offset far past the end of the file: the page is not in the file, as in a truncated one.
     let e = read_pfn(img.with_desc(2, Some(1 << 50), None, None), 2).unwrap_err();
-    assert_eq!(e.code(), "truncated", "{e}");
+    assert_eq!(e.code(), "not-dumped", "{e}");
 
     // Size larger than a page.
     let e = read_pfn(img.with_desc(2, None, Some(PS as u32 * 2), None), 2).unwrap_err();

@@ -758,6 +758,24 @@ impl VmcoreBuilder {
         }
     }
 
+    /// makedumpfile's flattened format for `image` written front to back, as `makedumpfile -F`
+    /// streams a dump: records of at most `record` bytes, then the end marker.
+    pub fn flatten_in_order(image: &KdumpImage, record: usize) -> Vec<u8> {
+        let file = image.to_vec();
+        let mut out = vec![0u8; 4096];
+        out[..12].copy_from_slice(b"makedumpfile");
+        out[16..24].copy_from_slice(&1i64.to_be_bytes());
+        out[24..32].copy_from_slice(&1i64.to_be_bytes());
+        for (o, chunk) in file.chunks(record).enumerate() {
+            out.extend_from_slice(&((o * record) as i64).to_be_bytes());
+            out.extend_from_slice(&(chunk.len() as i64).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out
+    }
+
     /// makedumpfile's flattened format for `image`: records of at most `record` bytes, emitted
     /// back to front, with a garbage pass over the first 64 KiB that later records overwrite.
     pub fn flatten(image: &KdumpImage, record: usize) -> Vec<u8> {
