@@ -506,6 +506,16 @@ impl Overlaps {
 }
 
 impl ElfMem {
+    /// The file offset the byte at physical `addr` is read from, if the file holds it (for
+    /// tools and tests that patch a dump in place).
+    pub fn file_offset(&self, addr: PhysAddr) -> Option<u64> {
+        let p = self.pieces[self.piece(addr.0)?];
+        match p.src {
+            Src::File(off) => Some(off + (addr.0 - p.start)),
+            Src::Zero | Src::Missing => None,
+        }
+    }
+
     /// Index of the piece holding `addr`.
     fn piece(&self, addr: u64) -> Option<usize> {
         let i = self

@@ -32,7 +32,9 @@
 //! written) is not in the dump: `NotDumped`, like a filtered page. The loss is estimated at open
 //! from the headers ([`PhysMem::truncation`]): makedumpfile and QEMU write the page data in
 //! descriptor order, except the pages that share one zero page (the first data block), so a
-//! binary search over the descriptors finds the first one whose data is gone, in O(log n) reads.
+//! binary search over the descriptors finds the first one whose data is gone, in O(log n) reads;
+//! the descriptors from there on (up to 2^20 of them) are then checked one by one, so the pages
+//! sharing the zero page are not counted as lost. Past that, `pages_lost` is an upper bound.
 //!
 //! A descriptor's flags name the codec (see [`super::codec`]); a page without codec flag whose size
 //! equals the block size is stored raw. `DUMP_DH_COMPRESSED_INCOMPLETE` in the header status means
@@ -250,6 +252,8 @@ impl Bitmap {
                 ranks.push(total);
                 total += block.iter().map(|w| w.count_ones() as u64).sum::<u64>();
             }
+            // The count of the whole bitmap: `rank(nbits)` when nbits ends a block of 8 words.
+            ranks.push(total);
         }
         Bitmap {
             words,
@@ -508,10 +512,12 @@ fn read_prefix<'a>(
             "kdump {what} cut short by the end of the file"
         );
     }
-    Ok((
-        file.read(off, present, what)?,
-        (len - present).saturating_mul(8),
-    ))
+    let bits_lost = (len - present).saturating_mul(8);
+    if present == 0 {
+        // The file ends before the area starts (an offset past the end cannot even be sliced).
+        return Ok((Cow::Borrowed(&[]), bits_lost));
+    }
+    Ok((file.read(off, present, what)?, bits_lost))
 }
 
 fn read_meta(file: &dyn KdumpFile, off: u64, size: u64, what: &str) -> Result<Vec<u8>, DumpError> {
@@ -604,16 +610,24 @@ impl KdumpMem {
         const WINDOW: u64 = 64;
         let n = self.dumped.rank(self.pfn_hi) - self.rank_base;
         let data_start = self.desc_offset(n).ok()?;
-        // The size the headers imply: the end of the last page's data, or at least the end of
-        // the descriptor table.
-        let last_data_end = n
+        // The size the headers imply: the end of the data of the last descriptor that does not
+        // point at the shared zero page (looked for among the last TAIL), or at least the end of
+        // the descriptor table. `None`: the last descriptor itself is past the end.
+        const TAIL: u64 = 4096;
+        let last_desc_written = n
             .checked_sub(1)
             .and_then(|i| self.desc_offset(i).ok())
-            .filter(|&d| self.file.written(d, DESC_SIZE))
-            .and_then(|d| self.descriptor(d).ok())
-            .and_then(|(o, sz, _)| o.checked_add(sz));
+            .is_none_or(|d| self.file.written(d, DESC_SIZE));
+        let last_data_end = last_desc_written.then(|| {
+            (n.saturating_sub(TAIL)..n)
+                .rev()
+                .filter_map(|i| self.descriptor(self.desc_offset(i).ok()?).ok())
+                .find(|&(o, sz, _)| o >= data_start.saturating_add(self.block_size) || sz == 0)
+                .and_then(|(o, sz, _)| o.checked_add(sz))
+                .unwrap_or(0)
+        });
         let kdump_end = data_start.max(last_data_end.unwrap_or(0));
-        let short = kdump_end > self.file.len() || last_data_end.is_none() && n > 0;
+        let short = kdump_end > self.file.len() || last_data_end.is_none();
         if !short && !self.file.cut() && bitmap_bits_lost == 0 {
             return None;
         }
@@ -631,7 +645,22 @@ impl KdumpMem {
                 }
             }
         }
-        let pages_lost = (n - lo).saturating_add(bitmap_bits_lost);
+        // The descriptors from `lo` on are checked one by one, up to EXACT of them: pages
+        // sharing the zero page (still present) are not lost. Past EXACT, every descriptor
+        // counts (the upper bound).
+        const EXACT: u64 = 1 << 20;
+        let checked = (n - lo).min(EXACT);
+        let lost_checked = (lo..lo + checked)
+            .filter(|&j| {
+                self.desc_offset(j).is_ok_and(|d| {
+                    !self.file.written(d, DESC_SIZE)
+                        || self.descriptor(d).is_ok_and(|(o, sz, _)| {
+                            sz == 0 || sz > self.block_size || !self.file.written(o, sz)
+                        })
+                })
+            })
+            .count() as u64;
+        let pages_lost = (n - lo - checked + lost_checked).saturating_add(bitmap_bits_lost);
         let (actual_size, stream_expected) = self.file.stored_size();
         // In a flattened stream the kdump offsets say nothing of the stream's size: only a
         // record cut short tells it. `None`: a stream cut at a record boundary.
@@ -802,6 +831,11 @@ mod tests {
             naive += bit(i) as u64;
         }
         assert!(!bm.get(nbits));
+        assert_eq!(bm.rank(nbits), naive, "rank(nbits)");
+        // A bitmap ending exactly at a block of 8 words: its full count too.
+        let full = Bitmap::new(&[0xff; 128], 1024, true);
+        assert_eq!(full.rank(1024), 1024);
+        assert_eq!(full.rank(512), 512);
         let runs = bm.runs(0, nbits);
         let from_runs: u64 = runs.iter().map(|(s, e)| e - s).sum();
         assert_eq!(from_runs, naive);
