@@ -22,14 +22,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fixtures;
 use vmcore_report::addr::VirtAddr;
-use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::dump::{ByteSource, elf};
-use vmcore_report::kernel::Kernel;
 
 const SET: &str = "x86_64-6.1-l5";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -212,23 +209,24 @@ fn le(file: &Path, at: u64, n: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// File offset just past an ELF dump's headers and notes: the first `PT_LOAD`'s data.
-fn elf_first_load(file: &Path) -> u64 {
+/// The file offsets (`p_offset`) of an ELF dump's segments of type `p_type`, read from its
+/// program headers (little-endian, 56 bytes each).
+fn elf_segments(file: &Path, p_type: u64) -> Vec<u64> {
     let (phoff, phnum) = (le(file, 32, 8), le(file, 56, 2));
     (0..phnum)
-        .filter(|i| le(file, phoff + 56 * i, 4) == 1)
+        .filter(|i| le(file, phoff + 56 * i, 4) == p_type)
         .map(|i| le(file, phoff + 56 * i + 8, 8))
-        .min()
-        .unwrap()
+        .collect()
+}
+
+/// File offset just past an ELF dump's headers and notes: the first `PT_LOAD`'s data.
+fn elf_first_load(file: &Path) -> u64 {
+    elf_segments(file, 1).into_iter().min().unwrap()
 }
 
 /// File offset of an ELF dump's first `PT_NOTE` data.
 fn elf_notes(file: &Path) -> u64 {
-    let (phoff, phnum) = (le(file, 32, 8), le(file, 56, 2));
-    (0..phnum)
-        .find(|i| le(file, phoff + 56 * i, 4) == 4)
-        .map(|i| le(file, phoff + 56 * i + 8, 8))
-        .unwrap()
+    elf_segments(file, 4)[0]
 }
 
 /// Block-aligned offsets of a kdump file's regions: (block size, bitmap 1, bitmap 2,
@@ -241,22 +239,9 @@ fn kdump_layout(file: &Path, base: u64) -> (u64, u64, u64, u64) {
     (bs, b1, b1 + bitmap_blocks / 2 * bs, b1 + bitmap_blocks * bs)
 }
 
-/// The kernel view of an ELF dump, built as the CLI does.
-fn kernel(dump_path: &Path, vmlinux: &Path) -> Kernel {
-    let dump = vmcore_report::dump::open(&[dump_path.to_path_buf()]).unwrap();
-    let vm = Arc::new(Vmlinux::open(vmlinux).unwrap());
-    let mut cfg = vmcore_report::arch::config_from_dump(&dump);
-    let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).unwrap();
-    if cfg.pgd_va.is_none() {
-        cfg.pgd_va = syms.address("init_top_pgt").map(|a| a.0);
-    }
-    let space = vmcore_report::arch::address_space(&dump, &cfg).unwrap();
-    Kernel::new(space, syms, types, dump.info.clone())
-}
-
 /// File offsets in the ELF dump `path` of kernel data: (name, offset, length to flip).
 fn kernel_data_offsets(path: &Path, vmlinux: &Path) -> Vec<(&'static str, u64, usize)> {
-    let k = kernel(path, vmlinux);
+    let k = fixtures::kernel(path, vmlinux);
     let mem = elf::open(ByteSource::open(path).unwrap()).unwrap().mem;
     let file_of = |va: u64| {
         let phys = k.space().translate(VirtAddr(va)).ok()?.phys;

@@ -6,25 +6,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::fixtures;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::locate::{self, DumpIdentity, MatchProof};
-use vmcore_report::kernel::{DEFAULT_WALK_CAP, Kernel};
-
-/// The glue the CLI performs: dump → address space, vmlinux → symbols + types → Kernel.
-fn kernel(dump_path: &Path, vmlinux: &Path) -> Kernel {
-    let dump = vmcore_report::dump::open(&[dump_path.to_path_buf()]).unwrap();
-    let vm = Arc::new(Vmlinux::open(vmlinux).unwrap());
-    let mut cfg = vmcore_report::arch::config_from_dump(&dump);
-    let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).unwrap();
-    if cfg.pgd_va.is_none() {
-        cfg.pgd_va = syms.address("init_top_pgt").map(|a| a.0);
-    }
-    let space = vmcore_report::arch::address_space(&dump, &cfg).unwrap();
-    Kernel::new(space, syms, types, dump.info.clone())
-}
+use vmcore_report::kernel::DEFAULT_WALK_CAP;
 
 fn truth(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("truth.txt")).unwrap()
@@ -57,7 +43,7 @@ fn real_dumps_match_live_truth() {
             .collect();
         for dump in fixtures::dumps(&dir) {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
-            let k = kernel(&dump, &dir.join("vmlinux"));
+            let k = fixtures::kernel(&dump, &dir.join("vmlinux"));
             let uts = k.variable("init_uts_ns").unwrap().member("name").unwrap();
             let field = |f: &str| uts.member(f).unwrap().string_lossy(65).unwrap();
             let expect = format!(

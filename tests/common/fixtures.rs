@@ -14,6 +14,10 @@
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vmcore_report::debuginfo::elf::Vmlinux;
+use vmcore_report::kernel::Kernel;
 
 /// QEMU's dumps, in every set.
 pub const QEMU_DUMPS: &[&str] = &["vmcore.elf", "vmcore.kdump-zlib", "qemu.kdump-zlib"];
@@ -126,4 +130,18 @@ pub fn drgn_oracle(dir: &Path, file: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// The kernel view of a real dump, with the glue the CLI performs: dump → address space,
+/// vmlinux → symbols + types → Kernel.
+pub fn kernel(dump_path: &Path, vmlinux: &Path) -> Kernel {
+    let dump = vmcore_report::dump::open(&[dump_path.to_path_buf()]).unwrap();
+    let vm = Arc::new(Vmlinux::open(vmlinux).unwrap());
+    let mut cfg = vmcore_report::arch::config_from_dump(&dump);
+    let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).unwrap();
+    if cfg.pgd_va.is_none() {
+        cfg.pgd_va = syms.address("init_top_pgt").map(|a| a.0);
+    }
+    let space = vmcore_report::arch::address_space(&dump, &cfg).unwrap();
+    Kernel::new(space, syms, types, dump.info.clone())
 }
