@@ -306,3 +306,48 @@ fn byte_flips_never_panic() {
         }
     }
 }
+
+/// Counts and sizes a header claims but the file does not hold drive no allocation or loop:
+/// a kdump file claiming 256 MiB bitmaps for 2^40 PFNs, an ELF segment of 2^50 file bytes and a
+/// flattened record of 2^62 bytes, each a few KiB long, open at once as truncated dumps.
+#[test]
+fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
+    let b = machine();
+    let start = std::time::Instant::now();
+
+    let img = b.build_kdump(&KdumpOpts::default());
+    let mut kd = img.to_vec();
+    patch(&mut kd, 436, &(2u32 * 65536).to_le_bytes()); // bitmap_blocks: 256 MiB each
+    patch(&mut kd, PS + 96, &(1u64 << 40).to_le_bytes()); // max_mapnr_64
+    let d = dump::open_bytes(kd).unwrap();
+    let t = d.truncation().expect("kdump truncation");
+    assert!(t.expected_size.unwrap() > t.actual_size, "{t:?}");
+    // Bitmap 1 now spans the rest of the file: its runs are bounded by the bytes present.
+    assert!(d.mem.ranges().len() as u64 <= t.actual_size * 4, "{t:?}");
+    read_all(&d);
+
+    let mut elf = b.build_elf(&ElfOpts::default());
+    // The first program header after the PT_NOTE (QEMU layout or not, e_phoff says where).
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap());
+    let ph = phoff + 56;
+    assert_eq!(elf[ph as usize], 1, "a PT_LOAD");
+    patch(&mut elf, ph + 32, &(1u64 << 50).to_le_bytes()); // p_filesz
+    patch(&mut elf, ph + 40, &(1u64 << 50).to_le_bytes()); // p_memsz
+    let d = dump::open_bytes(elf).unwrap();
+    let t = d.truncation().expect("elf truncation");
+    assert!(t.pages_lost > (1 << 38) - 64, "{t:?}");
+    read_all(&d);
+
+    let mut flat = VmcoreBuilder::flatten(&b.build_kdump(&KdumpOpts::default()), 777);
+    let end = flat.len();
+    flat.truncate(end - 16); // drop the end marker
+    flat.extend_from_slice(&(1i64 << 20).to_be_bytes()); // past the kdump file's bytes
+    flat.extend_from_slice(&(1i64 << 62).to_be_bytes());
+    flat.extend_from_slice(&[0xa5; 100]);
+    let d = dump::open_bytes(flat).unwrap();
+    let t = d.truncation().expect("flattened truncation");
+    assert!(t.expected_size.unwrap() > 1 << 62, "{t:?}");
+    read_all(&d);
+
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}

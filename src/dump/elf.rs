@@ -79,6 +79,9 @@ const PHDR_SIZE: u64 = 56;
 /// Overlaps whose copies are compared at open (one page each, at most).
 pub const SAMPLED_OVERLAPS: usize = 64;
 const SAMPLE_BYTES: u64 = 4096;
+/// The largest page size believed from VMCOREINFO when counting lost pages (a hostile
+/// `PAGESIZE` must not make a page span the whole map).
+const MAX_PAGE: u64 = 1 << 20;
 
 /// One `PT_LOAD` segment, as its program header says.
 #[derive(Clone, Copy, Debug)]
@@ -572,7 +575,7 @@ impl PhysMem for ElfMem {
         }
         // In a truncated file, a page partly cut off is not dumped: look at the pieces its
         // other bytes fall in.
-        let ps = self.page_size.max(1);
+        let ps = self.page_size.clamp(1, MAX_PAGE);
         let (lo, hi) = (addr.0 / ps * ps, (addr.0 / ps * ps).saturating_add(ps));
         let first = self.pieces.partition_point(|p| p.end <= lo);
         !self.pieces[first..]
@@ -590,7 +593,7 @@ impl PhysMem for ElfMem {
     /// partly present is).
     fn truncation(&self) -> Option<Truncation> {
         let expected = self.expected_size?;
-        let ps = self.page_size.max(1);
+        let ps = self.page_size.clamp(1, MAX_PAGE);
         let pages_lost = self
             .pieces
             .iter()
