@@ -351,3 +351,21 @@ fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
 
     assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
 }
+
+/// Inputs the fuzz targets found crashing, replayed: kdump files whose dumped bitmap is cut short
+/// while `max_mapnr` reaches past it (the rank of a PFN past the bytes held went back to zero, and
+/// the descriptor count underflowed).
+#[test]
+fn fuzz_regressions_open_and_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if let Ok(d) = dump::open_bytes(std::fs::read(&path).unwrap()) {
+            let _ = d.truncation();
+            read_all(&d);
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "{n} inputs in {}", dir.display());
+}

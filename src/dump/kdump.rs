@@ -270,11 +270,15 @@ impl Bitmap {
                 .is_some_and(|w| w >> (bit % 64) & 1 == 1)
     }
 
-    /// Set bits strictly below `bit` (`bit <= nbits`).
+    /// Set bits strictly below `bit` (`bit <= nbits`). Past the words held (a bitmap cut short)
+    /// every bit is clear, so the rank stays the whole count: ranks never decrease.
     fn rank(&self, bit: u64) -> u64 {
         let w = (bit / 64) as usize;
         let sb = w / 8;
-        let mut r = self.ranks.get(sb).copied().unwrap_or(0);
+        if sb >= self.ranks.len() {
+            return self.ranks.last().copied().unwrap_or(0);
+        }
+        let mut r = self.ranks[sb];
         for i in sb * 8..w {
             r += self.words.get(i).map_or(0, |x| x.count_ones() as u64);
         }
@@ -594,7 +598,8 @@ impl KdumpMem {
 
     /// Whether the descriptor and the data of dumped page `pfn` are in the file.
     fn stored(&self, pfn: u64) -> bool {
-        let Ok(desc_off) = self.desc_offset(self.dumped.rank(pfn) - self.rank_base) else {
+        let Ok(desc_off) = self.desc_offset(self.dumped.rank(pfn).saturating_sub(self.rank_base))
+        else {
             return false;
         };
         self.file.written(desc_off, DESC_SIZE)
@@ -608,7 +613,7 @@ impl KdumpMem {
     fn find_truncation(&self, bitmap_bits_lost: u64) -> Option<Truncation> {
         /// Descriptors looked at from a probe to find one not pointing at the shared zero page.
         const WINDOW: u64 = 64;
-        let n = self.dumped.rank(self.pfn_hi) - self.rank_base;
+        let n = self.dumped.rank(self.pfn_hi).saturating_sub(self.rank_base);
         let data_start = self.desc_offset(n).ok()?;
         // The size the headers imply: the end of the data of the last descriptor that does not
         // point at the shared zero page (looked for among the last TAIL), or at least the end of
@@ -696,7 +701,7 @@ impl KdumpMem {
         if let Some(p) = self.cache.get(pfn) {
             return Ok(Page::Cached(p));
         }
-        let idx = self.dumped.rank(pfn) - self.rank_base;
+        let idx = self.dumped.rank(pfn).saturating_sub(self.rank_base);
         let desc_off = self.desc_offset(idx)?;
         // A descriptor past the end of a truncated file: the page is not in the dump.
         if !self.file.written(desc_off, DESC_SIZE) {
@@ -832,6 +837,9 @@ mod tests {
         }
         assert!(!bm.get(nbits));
         assert_eq!(bm.rank(nbits), naive, "rank(nbits)");
+        // Past the words held, the rank is the whole count (a bitmap cut short).
+        let held: u64 = bytes.iter().map(|b| b.count_ones() as u64).sum();
+        assert_eq!(bm.rank(nbits + 100_000), held);
         // A bitmap ending exactly at a block of 8 words: its full count too.
         let full = Bitmap::new(&[0xff; 128], 1024, true);
         assert_eq!(full.rank(1024), 1024);
