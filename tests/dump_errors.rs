@@ -106,9 +106,17 @@ fn truncated_files_give_errors_not_panics() {
             }
         }
     }
-    // An ELF whose PT_LOAD goes past the end is refused at open, naming the truncation.
+    // An ELF whose PT_LOAD goes past the end opens; the lost page is not dumped and the
+    // truncation is reported.
     let elf = b.build_elf(&ElfOpts::default());
-    let e = err(elf[..elf.len() - 10].to_vec());
+    let d = dump::open_bytes(elf[..elf.len() - 10].to_vec()).unwrap();
+    let t = d.truncation().expect("truncation reported");
+    assert_eq!(t.expected_size, Some(elf.len() as u64));
+    assert_eq!((t.actual_size, t.pages_lost), (elf.len() as u64 - 10, 1));
+    let lost: Vec<_> = read_all(&d).into_iter().filter_map(|r| r.err()).collect();
+    assert!(lost.iter().any(|e| e.code() == "not-dumped"), "{lost:?}");
+    // Cut inside the program header table: nothing can be placed, a clear error.
+    let e = err(elf[..70].to_vec());
     assert_eq!(e.code(), "truncated", "{e}");
 }
 
@@ -136,9 +144,9 @@ fn corrupt_descriptors_are_reported_with_their_offset() {
     let (_, img) = kdump_image(SynthCodec::Zlib);
     let desc = img.desc_offset(2);
 
-    // Offset far past the end of the file.
+    // Offset far past the end of the file: the page is not in the file, as in a truncated one.
     let e = read_pfn(img.with_desc(2, Some(1 << 50), None, None), 2).unwrap_err();
-    assert_eq!(e.code(), "truncated", "{e}");
+    assert_eq!(e.code(), "not-dumped", "{e}");
 
     // Size larger than a page.
     let e = read_pfn(img.with_desc(2, None, Some(PS as u32 * 2), None), 2).unwrap_err();
@@ -297,4 +305,67 @@ fn byte_flips_never_panic() {
             let _ = name;
         }
     }
+}
+
+/// Counts and sizes a header claims but the file does not hold drive no allocation or loop:
+/// a kdump file claiming 256 MiB bitmaps for 2^40 PFNs, an ELF segment of 2^50 file bytes and a
+/// flattened record of 2^62 bytes, each a few KiB long, open at once as truncated dumps.
+#[test]
+fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
+    let b = machine();
+    let start = std::time::Instant::now();
+
+    let img = b.build_kdump(&KdumpOpts::default());
+    let mut kd = img.to_vec();
+    patch(&mut kd, 436, &(2u32 * 65536).to_le_bytes()); // bitmap_blocks: 256 MiB each
+    patch(&mut kd, PS + 96, &(1u64 << 40).to_le_bytes()); // max_mapnr_64
+    let d = dump::open_bytes(kd).unwrap();
+    let t = d.truncation().expect("kdump truncation");
+    assert!(t.expected_size.unwrap() > t.actual_size, "{t:?}");
+    // Bitmap 1 now spans the rest of the file: its runs are bounded by the bytes present.
+    assert!(d.mem.ranges().len() as u64 <= t.actual_size * 4, "{t:?}");
+    read_all(&d);
+
+    let mut elf = b.build_elf(&ElfOpts::default());
+    // The first program header after the PT_NOTE (QEMU layout or not, e_phoff says where).
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap());
+    let ph = phoff + 56;
+    assert_eq!(elf[ph as usize], 1, "a PT_LOAD");
+    patch(&mut elf, ph + 32, &(1u64 << 50).to_le_bytes()); // p_filesz
+    patch(&mut elf, ph + 40, &(1u64 << 50).to_le_bytes()); // p_memsz
+    let d = dump::open_bytes(elf).unwrap();
+    let t = d.truncation().expect("elf truncation");
+    assert!(t.pages_lost > (1 << 38) - 64, "{t:?}");
+    read_all(&d);
+
+    let mut flat = VmcoreBuilder::flatten(&b.build_kdump(&KdumpOpts::default()), 777);
+    let end = flat.len();
+    flat.truncate(end - 16); // drop the end marker
+    flat.extend_from_slice(&(1i64 << 20).to_be_bytes()); // past the kdump file's bytes
+    flat.extend_from_slice(&(1i64 << 62).to_be_bytes());
+    flat.extend_from_slice(&[0xa5; 100]);
+    let d = dump::open_bytes(flat).unwrap();
+    let t = d.truncation().expect("flattened truncation");
+    assert!(t.expected_size.unwrap() > 1 << 62, "{t:?}");
+    read_all(&d);
+
+    assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+}
+
+/// Inputs the fuzz targets found crashing, replayed: kdump files whose dumped bitmap is cut short
+/// while `max_mapnr` reaches past it (the rank of a PFN past the bytes held went back to zero, and
+/// the descriptor count underflowed).
+#[test]
+fn fuzz_regressions_open_and_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if let Ok(d) = dump::open_bytes(std::fs::read(&path).unwrap()) {
+            let _ = d.truncation();
+            read_all(&d);
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "{n} inputs in {}", dir.display());
 }

@@ -312,13 +312,20 @@ fn split_dump_pieces_merge_in_any_order() {
         }
         let d = dump::open(&paths).unwrap();
         check_memory(&b, &d, &format!("split v{version}"));
-        // One piece alone reads its own range and reports the rest out of range.
+        // One piece alone reads its own range; the rest belongs to pieces not given: not dumped.
         let one = dump::open(&paths[2..]).unwrap();
         let mut buf = vec![0u8; PS as usize];
         one.mem.read_phys(PhysAddr(0), &mut buf).unwrap();
         assert_eq!(
             one.mem
                 .read_phys(PhysAddr(299 * PS), &mut buf)
+                .unwrap_err()
+                .code(),
+            "not-dumped"
+        );
+        assert_eq!(
+            one.mem
+                .read_phys(PhysAddr(300 * PS), &mut buf)
                 .unwrap_err()
                 .code(),
             "out-of-range"
@@ -332,7 +339,7 @@ fn split_dump_pieces_merge_in_any_order() {
 }
 
 /// An empty split piece starting where another piece starts (given after it) is not an overlap;
-/// the PFNs no piece covers read as out of range.
+/// the PFNs no piece covers read as not dumped.
 #[test]
 fn split_dump_with_an_empty_piece_and_a_gap() {
     let b = machine(SynthArch::X86_64);
@@ -357,7 +364,7 @@ fn split_dump_with_an_empty_piece_and_a_gap() {
     for (&pfn, page) in b.pages() {
         let got = d.mem.read_phys(PhysAddr(pfn * PS), &mut buf);
         if (100..200).contains(&pfn) {
-            assert_eq!(got.unwrap_err().code(), "out-of-range", "pfn {pfn}");
+            assert_eq!(got.unwrap_err().code(), "not-dumped", "pfn {pfn}");
         } else {
             got.unwrap_or_else(|e| panic!("pfn {pfn}: {e}"));
             assert_eq!(&buf, page, "pfn {pfn}");
@@ -514,4 +521,249 @@ fn write_fuzz_seeds() {
         "aarch64",
         b"OSRELEASE=6.1.0\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff800008000000\n",
     );
+}
+
+/// Where each dumped page whose content is unique in `file` lies in it (searched in the bytes,
+/// not asked of the reader); zero pages and other repeated content are left out.
+fn unique_page_offsets(b: &VmcoreBuilder, file: &[u8]) -> Vec<(u64, usize)> {
+    let find = |page: &[u8]| -> Vec<usize> {
+        file.windows(page.len())
+            .enumerate()
+            .filter(|(_, w)| *w == page)
+            .map(|(i, _)| i)
+            .take(2)
+            .collect()
+    };
+    b.pages()
+        .iter()
+        .filter(|(_, p)| p.iter().any(|&x| x != 0))
+        .filter_map(|(&pfn, p)| match find(p)[..] {
+            [one] => Some((pfn, one)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads `pfn`: `Ok(true)` if it reads the builder's bytes, `Ok(false)` if not dumped; any other
+/// outcome (an error of another kind, wrong bytes) fails the test.
+fn read_or_not_dumped(b: &VmcoreBuilder, d: &Dump, pfn: u64, ctx: &str) -> bool {
+    let mut buf = vec![0u8; PS as usize];
+    let addr = PhysAddr(pfn * PS);
+    match d.mem.read_phys(addr, &mut buf) {
+        Ok(()) => {
+            assert!(buf == b.pages()[&pfn], "{ctx}: pfn {pfn} reads wrong bytes");
+            assert!(
+                d.mem.is_dumped(addr),
+                "{ctx}: pfn {pfn} reads but is not dumped"
+            );
+            true
+        }
+        Err(e) => {
+            assert_eq!(e.code(), "not-dumped", "{ctx}: pfn {pfn}: {e}");
+            assert!(
+                !d.mem.is_dumped(addr),
+                "{ctx}: pfn {pfn} fails but is dumped"
+            );
+            false
+        }
+    }
+}
+
+/// An ELF cut inside a segment: the pages before the cut read, the rest are not dumped, and the
+/// truncation is reported with the sizes the headers imply.
+#[test]
+fn elf_cut_inside_a_segment_reads_the_present_part() {
+    let b = machine(SynthArch::X86_64);
+    let full = b.build_elf(&ElfOpts::default());
+    let offsets = unique_page_offsets(&b, &full);
+    let last = offsets.iter().map(|&(_, o)| o).max().unwrap();
+    let first = offsets.iter().map(|&(_, o)| o).min().unwrap();
+    assert!(offsets.len() > 20, "{}", offsets.len());
+    // Mid-page, mid-file, and just past the first page's data.
+    for cut in [last + 100, (first + last) / 2 + 1234, first + PS as usize] {
+        let ctx = format!("elf cut at {cut:#x}");
+        let d = dump::open_bytes(full[..cut].to_vec()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let t = d
+            .truncation()
+            .unwrap_or_else(|| panic!("{ctx}: no truncation"));
+        assert_eq!(t.expected_size, Some(full.len() as u64), "{ctx}");
+        assert_eq!(t.actual_size, cut as u64, "{ctx}");
+        let mut lost = 0;
+        for &(pfn, off) in &offsets {
+            let read = read_or_not_dumped(&b, &d, pfn, &ctx);
+            assert_eq!(
+                read,
+                off + PS as usize <= cut,
+                "{ctx}: pfn {pfn} at {off:#x}"
+            );
+            lost += !read as u64;
+        }
+        assert!(
+            lost > 0 && t.pages_lost >= lost,
+            "{ctx}: {t:?}, {lost} lost"
+        );
+        // Notes and VMCOREINFO sit before the data: still there.
+        assert_eq!(d.info.cpus.len(), 2, "{ctx}");
+        assert!(d.info.vmcoreinfo.is_some(), "{ctx}");
+    }
+    // The complete file reports nothing.
+    assert_eq!(dump::open_bytes(full).unwrap().truncation(), None);
+}
+
+/// The file offset and size of each dumped page's data, from the image's own descriptors.
+fn kdump_data_extents(img: &common::vmcore::KdumpImage) -> Vec<(u64, u64, u64)> {
+    let bytes = img.to_vec();
+    let le = |at: u64, n: usize| {
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(&bytes[at as usize..at as usize + n]);
+        u64::from_le_bytes(v)
+    };
+    img.desc_pfns
+        .iter()
+        .enumerate()
+        .map(|(i, &pfn)| {
+            let d = img.desc_table + 24 * i as u64;
+            (pfn, le(d, 8), le(d + 8, 4))
+        })
+        .collect()
+}
+
+/// A kdump file cut inside its page data, its descriptors or its bitmaps: what is there reads,
+/// the rest is not dumped, and the loss is counted exactly (the builder shares no zero page).
+#[test]
+fn kdump_cut_inside_the_page_data_descriptors_and_bitmaps() {
+    let b = machine(SynthArch::X86_64);
+    let img = b.build_kdump(&KdumpOpts::default());
+    let full = img.to_vec();
+    let extents = kdump_data_extents(&img);
+    let data_start = extents.iter().map(|e| e.1).min().unwrap();
+    let desc_mid = img.desc_table + 24 * 5 + 7;
+    let cuts = [
+        full.len() as u64 - 1,
+        (data_start + full.len() as u64) / 2,
+        data_start + 10,
+        desc_mid,
+        img.bitmap2 + 3,
+    ];
+    for cut in cuts {
+        let ctx = format!("kdump cut at {cut:#x}");
+        let d = dump::open_bytes(full[..cut as usize].to_vec())
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let mut lost = 0;
+        for (i, &(pfn, off, size)) in extents.iter().enumerate() {
+            let desc_end = img.desc_table + 24 * (i as u64 + 1);
+            let bit_present = img.bitmap2 + pfn / 8 < cut;
+            let present = bit_present && desc_end <= cut && off + size <= cut;
+            assert_eq!(
+                read_or_not_dumped(&b, &d, pfn, &ctx),
+                present,
+                "{ctx}: pfn {pfn}"
+            );
+            lost += !present as u64;
+        }
+        let t = d
+            .truncation()
+            .unwrap_or_else(|| panic!("{ctx}: no truncation"));
+        assert_eq!(t.actual_size, cut, "{ctx}");
+        assert!(t.expected_size.unwrap() > cut, "{ctx}: {t:?}");
+        let desc_end = img.desc_table + 24 * extents.len() as u64;
+        if cut >= img.desc_table {
+            assert_eq!(t.pages_lost, lost, "{ctx}: {t:?}");
+            // Without the last descriptor, the end of the table is all the headers tell.
+            let expected = if cut >= desc_end {
+                full.len() as u64
+            } else {
+                desc_end
+            };
+            assert_eq!(t.expected_size, Some(expected), "{ctx}");
+        } else {
+            // Cut inside the bitmap: every bit lost counts, RAM or not (an upper bound).
+            assert!(t.pages_lost >= lost, "{ctx}: {t:?}");
+        }
+        assert_eq!(d.info.cpus.len(), 2, "{ctx}: the notes precede the bitmaps");
+    }
+    assert_eq!(dump::open_bytes(full).unwrap().truncation(), None);
+}
+
+/// A flattened stream cut inside a record: the records before the cut (and the part of the cut
+/// record that is there) read, pages never written are not dumped.
+#[test]
+fn flattened_cut_mid_record() {
+    let b = machine(SynthArch::X86_64);
+    let img = b.build_kdump(&KdumpOpts::default());
+    let extents = kdump_data_extents(&img);
+    let record = 1000usize;
+    let flat = VmcoreBuilder::flatten_in_order(&img, record);
+    // The stream offset of kdump offset `k`: the 4096-byte header, then per record 16 + record.
+    let rec = record as u64;
+    let stream_of = |k: u64| 4096 + (k / rec) * (16 + rec) + 16 + k % rec;
+    let data_start = extents.iter().map(|e| e.1).min().unwrap();
+    for kcut in [img.len - 1500, (data_start + img.len) / 2] {
+        let cut = stream_of(kcut);
+        let ctx = format!("flattened cut at stream {cut:#x} (kdump {kcut:#x})");
+        let d = dump::open_bytes(flat[..cut as usize].to_vec())
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let (mut read, mut lost) = (0, 0);
+        for &(pfn, off, size) in &extents {
+            let present = off + size <= kcut;
+            assert_eq!(
+                read_or_not_dumped(&b, &d, pfn, &ctx),
+                present,
+                "{ctx}: pfn {pfn}"
+            );
+            if present { read += 1 } else { lost += 1 }
+        }
+        assert!(read > 0 && lost > 0, "{ctx}");
+        let t = d
+            .truncation()
+            .unwrap_or_else(|| panic!("{ctx}: no truncation"));
+        assert_eq!(t.actual_size, cut, "{ctx}");
+        // The cut record's header says how long the stream should have been at least.
+        let r = kcut / record as u64;
+        let rec_len = (record as u64).min(img.len - r * record as u64);
+        let rec_end = 4096 + r * (16 + record as u64) + 16 + rec_len;
+        assert_eq!(t.expected_size, Some(rec_end), "{ctx}");
+        assert_eq!(t.pages_lost, lost, "{ctx}: {t:?}");
+    }
+    // Cut at a record boundary: no end marker, so cut, at an unknown size.
+    let boundary = (data_start / rec + 3) * rec;
+    let at = stream_of(boundary) - 16;
+    let d = dump::open_bytes(flat[..at as usize].to_vec()).unwrap();
+    let t = d.truncation().expect("a stream without end marker is cut");
+    assert_eq!((t.expected_size, t.actual_size), (None, at));
+    assert!(t.pages_lost > 0, "{t:?}");
+}
+
+/// A split dump given without its middle piece: the other pieces read, the missing piece's PFNs
+/// are not dumped, and the truncation says a piece is missing (no expected size).
+#[test]
+fn split_dump_missing_its_middle_piece() {
+    let b = machine(SynthArch::X86_64);
+    let dir = tempfile::tempdir().unwrap();
+    let pieces = b.build_split(&KdumpOpts::default(), 3); // PFNs 0..100, 100..200, 200..300
+    let mut paths = Vec::new();
+    for i in [2usize, 0] {
+        let path = dir.path().join(format!("piece{i}"));
+        std::fs::write(&path, pieces[i].to_vec()).unwrap();
+        paths.push(path);
+    }
+    let d = dump::open(&paths).unwrap();
+    for &pfn in b.pages().keys() {
+        let read = read_or_not_dumped(&b, &d, pfn, "split without piece 1");
+        assert_eq!(read, !(100..200).contains(&pfn), "pfn {pfn}");
+    }
+    let t = d.truncation().expect("a missing piece is reported");
+    assert_eq!(t.expected_size, None);
+    assert_eq!(t.pages_lost, 100, "{t:?}");
+    let size = pieces[0].len + pieces[2].len;
+    assert_eq!(t.actual_size, size);
+    // All three pieces: complete.
+    let mut all = paths.clone();
+    let p1 = dir.path().join("piece1");
+    std::fs::write(&p1, pieces[1].to_vec()).unwrap();
+    all.push(p1);
+    assert_eq!(dump::open(&all).unwrap().truncation(), None);
+    // A lone piece knows the others are missing.
+    let one = dump::open(&paths[1..]).unwrap();
+    assert_eq!(one.truncation().map(|t| t.pages_lost), Some(200));
 }

@@ -14,11 +14,6 @@ use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::debuginfo::locate::{self, DumpIdentity, MatchProof};
 use vmcore_report::kernel::Kernel;
 
-/// The glue the CLI performs: dump → address space, vmlinux → symbols + types → Kernel.
-fn kernel(dump_path: &Path, vmlinux: &Path) -> Kernel {
-    common::kernel::open(dump_path, vmlinux)
-}
-
 fn truth(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("truth.txt")).unwrap()
 }
@@ -43,7 +38,7 @@ fn real_dumps_match_live_truth() {
         let version_line = line(&t, "version:");
         for dump in fixtures::dumps(&dir) {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
-            let k = kernel(&dump, &dir.join("vmlinux"));
+            let k = common::kernel::open(&dump, &dir.join("vmlinux"));
             let uts = k.variable("init_uts_ns").unwrap().member("name").unwrap();
             let field = |f: &str| uts.member(f).unwrap().string_lossy(65).unwrap();
             let expect = format!(
@@ -190,7 +185,7 @@ fn the_task_enumeration_lists_what_each_dump_holds() {
         files.extend(fixtures::lossy_dumps(&dir));
         for dump in files {
             let name = dump.file_name().unwrap().to_string_lossy().to_string();
-            let k = kernel(&dump, &dir.join("vmlinux"));
+            let k = common::kernel::open(&dump, &dir.join("vmlinux"));
             let t0 = std::time::Instant::now();
             let w = k.tasks().unwrap();
             let first = t0.elapsed();

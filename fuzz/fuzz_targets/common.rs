@@ -9,6 +9,10 @@ pub fn open_and_read(data: &[u8]) {
     let Ok(d) = dump::open_bytes(data.to_vec()) else {
         return;
     };
+    // What a cut file lacks (computed from the headers; ELF walks its pieces here).
+    if let Some(t) = d.truncation() {
+        assert!(t.actual_size <= data.len() as u64, "{t:?}");
+    }
     let ps = d.info.page_size.clamp(512, 1 << 16);
     let mut buf = vec![0u8; ps as usize + 17];
     let mut reads = 0;

@@ -14,6 +14,16 @@
 //!   -E shortens `p_filesz` for excluded pages at the end of a range).
 //! - `PT_NOTE` segments hold the notes (see [`super::notes`]).
 //!
+//! # Truncated files are read
+//!
+//! A capture that ran out of disk or a copy cut short leaves a file whose segments extend past its
+//! end. Like `crash`, which opens such a file with a warning, the reader keeps what is there: the
+//! bytes of a segment past the end of the file are "not in the dump" (`is_dumped` false, reads
+//! fail with [`DumpError::NotDumped`], exactly as for a filtered page), the notes still present
+//! are read (iteration stops at the first note cut short), and [`PhysMem::truncation`] reports the
+//! size the headers imply, the real size and the pages lost. Only the ELF header and the whole
+//! program header table must be in the file; without them nothing can be placed.
+//!
 //! # Overlapping `PT_LOAD` segments are normal
 //!
 //! The crash ELF header a kernel prepares for its capture kernel (`crash_prepare_elf64_headers`,
@@ -32,7 +42,8 @@
 //! A byte's winner is, in order:
 //!
 //! 1. a segment that has the byte in the file over one that only covers it with its zero-filled
-//!    `p_memsz` tail (so the byte is dumped if any segment dumped it);
+//!    `p_memsz` tail, and that over one whose file bytes for it were lost to truncation (so the
+//!    byte is dumped if any segment still holds it);
 //! 2. a *direct-map* segment over any other. Every RAM segment's `p_vaddr - p_paddr` is the same
 //!    number (the direct map's base), while the image segment's is `_text - __pa_symbol(_text)`;
 //!    the difference that covers the most bytes is taken as the direct map's (a tie goes to the
@@ -58,7 +69,7 @@ use crate::addr::{Arch, Endian, PhysAddr, VirtAddr};
 
 use super::notes::NoteInfo;
 use super::source::ByteSource;
-use super::{DumpError, HeaderMapping, PhysMem, PhysRange};
+use super::{DumpError, HeaderMapping, PhysMem, PhysRange, Truncation};
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
@@ -68,6 +79,9 @@ const PHDR_SIZE: u64 = 56;
 /// Overlaps whose copies are compared at open (one page each, at most).
 pub const SAMPLED_OVERLAPS: usize = 64;
 const SAMPLE_BYTES: u64 = 4096;
+/// The largest page size believed from VMCOREINFO when counting lost pages (a hostile
+/// `PAGESIZE` must not make a page span the whole map).
+const MAX_PAGE: u64 = 1 << 20;
 
 /// One `PT_LOAD` segment, as its program header says.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +93,32 @@ struct Segment {
     filesz: u64,
     memsz: u64,
     offset: u64,
+    /// How many of the `filesz` bytes the file really holds (less when it is truncated).
+    present: u64,
+}
+
+/// Where the bytes of a piece come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Src {
+    /// The file, from this offset of the piece's start.
+    File(u64),
+    /// A zero-filled `p_memsz` tail: reads as zeros, not dumped.
+    Zero,
+    /// File bytes the header promises past the end of a truncated file: not dumped, and reads
+    /// fail as `NotDumped`, like filtered pages.
+    Missing,
+}
+
+impl Src {
+    /// Rank of the kind among the parts covering a byte: file bytes, then a zero tail, then
+    /// bytes lost to truncation.
+    fn rank(self) -> u8 {
+        match self {
+            Src::File(_) => 0,
+            Src::Zero => 1,
+            Src::Missing => 2,
+        }
+    }
 }
 
 /// A piece of the flattened physical map: `[start, end)` read from one segment.
@@ -86,8 +126,7 @@ struct Segment {
 struct Piece {
     start: u64,
     end: u64,
-    /// File offset of `start`; `None` for a zero-filled `p_memsz` tail (not dumped).
-    file: Option<u64>,
+    src: Src,
 }
 
 /// Physical memory of an ELF vmcore.
@@ -98,6 +137,10 @@ pub struct ElfMem {
     pieces: Vec<Piece>,
     ranges: Vec<PhysRange>,
     mappings: Vec<HeaderMapping>,
+    /// The file size the headers imply, when larger than the file.
+    expected_size: Option<u64>,
+    /// Page size `pages_lost` is counted in (the opener sets VMCOREINFO's `PAGESIZE`).
+    pub(super) page_size: u64,
 }
 
 /// The parse result: memory plus what the headers and notes said.
@@ -186,6 +229,9 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
 
     let mut segments = Vec::new();
     let mut notes = NoteInfo::default();
+    let file_len = src.len();
+    // The end of the last byte any header places in the file.
+    let mut expected_end = e_phoff + table_len;
     for i in 0..e_phnum {
         let at = (i * e_phentsize) as usize;
         let ph = table.get(at..at + PHDR_SIZE as usize).unwrap_or(&[]);
@@ -193,13 +239,19 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
         let ph_off = e_phoff + at as u64;
         match f(0, 4) as u32 {
             PT_LOAD => {
+                let (offset, filesz) = (f(8, 8), f(32, 8));
+                let Some(end) = offset.checked_add(filesz) else {
+                    return Err(bad(ph_off, "PT_LOAD file range wraps around"));
+                };
                 let seg = Segment {
                     index: i as usize,
-                    offset: f(8, 8),
+                    offset,
                     vaddr: f(16, 8),
                     paddr: f(24, 8),
-                    filesz: f(32, 8),
+                    filesz,
                     memsz: f(40, 8),
+                    // A truncated file holds only a prefix (maybe nothing) of the segment.
+                    present: filesz.min(file_len.saturating_sub(offset)),
                 };
                 if seg.filesz > seg.memsz {
                     return Err(bad(ph_off, "PT_LOAD with p_filesz larger than p_memsz"));
@@ -207,15 +259,23 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
                 if seg.paddr.checked_add(seg.memsz).is_none() {
                     return Err(bad(ph_off, "PT_LOAD physical range wraps around"));
                 }
-                // The file must hold the bytes the header promises.
-                src.slice(seg.offset, seg.filesz, "PT_LOAD contents")?;
+                expected_end = expected_end.max(end);
                 if seg.memsz > 0 {
                     segments.push(seg);
                 }
             }
             PT_NOTE => {
-                let buf = src.slice(f(8, 8), f(32, 8), "PT_NOTE contents")?;
-                notes.collect(buf, endian);
+                let (offset, size) = (f(8, 8), f(32, 8));
+                let Some(end) = offset.checked_add(size) else {
+                    return Err(bad(ph_off, "PT_NOTE file range wraps around"));
+                };
+                expected_end = expected_end.max(end);
+                // The notes a truncated file still holds are read; iteration stops at the first
+                // note cut short.
+                let present = size.min(file_len.saturating_sub(offset));
+                if present > 0 {
+                    notes.collect(src.slice(offset, present, "PT_NOTE contents")?, endian);
+                }
             }
             _ => {}
         }
@@ -242,12 +302,21 @@ pub fn open(src: ByteSource) -> Result<ElfDump, DumpError> {
             direct_map: Some(s.vaddr.wrapping_sub(s.paddr)) == direct,
         })
         .collect();
+    if expected_end > file_len {
+        tracing::debug!(
+            expected_end,
+            file_len,
+            "ELF dump is truncated: segment bytes past the end of the file are not in the dump"
+        );
+    }
     Ok(ElfDump {
         mem: ElfMem {
             src,
             pieces,
             ranges,
             mappings,
+            expected_size: (expected_end > file_len).then_some(expected_end),
+            page_size: 4096,
         },
         endian,
         machine_arch,
@@ -273,30 +342,36 @@ fn direct_map_delta(segments: &[Segment]) -> Option<u64> {
 }
 
 /// Which of several segments covering a byte wins it: smaller is better (see the module doc).
-type Rank = (bool, bool, Reverse<u64>, usize);
+type Rank = (u8, bool, Reverse<u64>, usize);
 
 /// Flattens the segments into sorted, disjoint pieces, each read from the segment that wins it.
 fn flatten(src: &ByteSource, segments: &[Segment], direct: Option<u64>) -> Vec<Piece> {
-    // Each segment is a file part and a zero-fill tail, ranked separately.
+    // Each segment is a file part, a part lost to truncation and a zero-fill tail, ranked
+    // separately.
     struct Part {
         start: u64,
-        file: Option<u64>,
+        src: Src,
         rank: Rank,
     }
-    let mut parts: Vec<Part> = Vec::with_capacity(2 * segments.len());
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(4 * segments.len());
+    let mut parts: Vec<Part> = Vec::with_capacity(3 * segments.len());
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(6 * segments.len());
     for s in segments {
         let indirect = Some(s.vaddr.wrapping_sub(s.paddr)) != direct;
+        let present_end = s.paddr + s.present;
         let file_end = s.paddr + s.filesz;
         let end = s.paddr + s.memsz;
-        for (start, stop, file) in [(s.paddr, file_end, Some(s.offset)), (file_end, end, None)] {
+        for (start, stop, src) in [
+            (s.paddr, present_end, Src::File(s.offset)),
+            (present_end, file_end, Src::Missing),
+            (file_end, end, Src::Zero),
+        ] {
             if start < stop {
                 events.push((start, true, parts.len()));
                 events.push((stop, false, parts.len()));
                 parts.push(Part {
                     start,
-                    file,
-                    rank: (file.is_none(), indirect, Reverse(s.memsz), s.index),
+                    src,
+                    rank: (src.rank(), indirect, Reverse(s.memsz), s.index),
                 });
             }
         }
@@ -325,17 +400,20 @@ fn flatten(src: &ByteSource, segments: &[Segment], direct: Option<u64>) -> Vec<P
         let Some(&(_, won)) = candidates.next() else {
             continue;
         };
-        let file = parts[won].file.map(|o| o + (at - parts[won].start));
+        let from = match parts[won].src {
+            Src::File(o) => Src::File(o + (at - parts[won].start)),
+            other => other,
+        };
         push_piece(
             &mut pieces,
             Piece {
                 start: at,
                 end: next,
-                file,
+                src: from,
             },
         );
-        if let (Some(f), Some(&(rank, lost))) = (file, candidates.next())
-            && let Some(g) = parts[lost].file
+        if let (Src::File(f), Some(&(rank, lost))) = (from, candidates.next())
+            && let Src::File(g) = parts[lost].src
         {
             overlaps.check(src, at, next, f, g + (at - parts[lost].start), !rank.1);
         }
@@ -350,10 +428,9 @@ fn push_piece(pieces: &mut Vec<Piece>, p: Piece) {
         && last.end == p.start
     {
         let len = last.end - last.start;
-        let continues = match (last.file, p.file) {
-            (Some(a), Some(b)) => a.checked_add(len) == Some(b),
-            (None, None) => true,
-            _ => false,
+        let continues = match (last.src, p.src) {
+            (Src::File(a), Src::File(b)) => a.checked_add(len) == Some(b),
+            (a, b) => a == b,
         };
         if continues {
             last.end = p.end;
@@ -432,6 +509,16 @@ impl Overlaps {
 }
 
 impl ElfMem {
+    /// The file offset the byte at physical `addr` is read from, if the file holds it (for
+    /// tools and tests that patch a dump in place).
+    pub fn file_offset(&self, addr: PhysAddr) -> Option<u64> {
+        let p = self.pieces[self.piece(addr.0)?];
+        match p.src {
+            Src::File(off) => Some(off + (addr.0 - p.start)),
+            Src::Zero | Src::Missing => None,
+        }
+    }
+
     /// Index of the piece holding `addr`.
     fn piece(&self, addr: u64) -> Option<usize> {
         let i = self
@@ -459,9 +546,12 @@ impl PhysMem for ElfMem {
             let rel = at - p.start;
             let n = ((buf.len() - done) as u64).min(p.end - at);
             let out = &mut buf[done..done + n as usize];
-            match p.file {
-                Some(off) => out.copy_from_slice(self.src.slice(off + rel, n, "PT_LOAD page")?),
-                None => out.fill(0),
+            match p.src {
+                Src::File(off) => {
+                    out.copy_from_slice(self.src.slice(off + rel, n, "PT_LOAD page")?)
+                }
+                Src::Zero => out.fill(0),
+                Src::Missing => return Err(DumpError::NotDumped { addr: PhysAddr(at) }),
             }
             done += n as usize;
             i += 1;
@@ -474,11 +564,46 @@ impl PhysMem for ElfMem {
     }
 
     fn is_dumped(&self, addr: PhysAddr) -> bool {
-        self.piece(addr.0)
-            .is_some_and(|i| self.pieces[i].file.is_some())
+        let Some(i) = self.piece(addr.0) else {
+            return false;
+        };
+        if !matches!(self.pieces[i].src, Src::File(_)) {
+            return false;
+        }
+        if self.expected_size.is_none() {
+            return true;
+        }
+        // In a truncated file, a page partly cut off is not dumped: look at the pieces its
+        // other bytes fall in.
+        let ps = self.page_size.clamp(1, MAX_PAGE);
+        let (lo, hi) = (addr.0 / ps * ps, (addr.0 / ps * ps).saturating_add(ps));
+        let first = self.pieces.partition_point(|p| p.end <= lo);
+        !self.pieces[first..]
+            .iter()
+            .take_while(|p| p.start < hi)
+            .any(|p| p.src == Src::Missing)
     }
 
     fn header_mappings(&self) -> &[HeaderMapping] {
         &self.mappings
+    }
+
+    /// `pages_lost` counts the pages touched by the pieces no segment holds in the file (after
+    /// the overlap resolution, so a page another segment still holds is not counted; a page
+    /// partly present is).
+    fn truncation(&self) -> Option<Truncation> {
+        let expected = self.expected_size?;
+        let ps = self.page_size.clamp(1, MAX_PAGE);
+        let pages_lost = self
+            .pieces
+            .iter()
+            .filter(|p| p.src == Src::Missing)
+            .map(|p| p.end.div_ceil(ps) - p.start / ps)
+            .sum();
+        Some(Truncation {
+            expected_size: Some(expected),
+            actual_size: self.src.len(),
+            pages_lost,
+        })
     }
 }

@@ -44,6 +44,8 @@ pub struct FlatView {
     pub records: usize,
     /// The stream ended without the `-1/-1` end marker.
     pub unterminated: bool,
+    /// The stream size the record cut by the end of the file implies.
+    cut_record_end: Option<u64>,
 }
 
 impl FlatView {
@@ -78,9 +80,11 @@ impl FlatView {
         let mut pos = HEADER_SIZE;
         let mut records = 0usize;
         let mut unterminated = true;
+        let mut cut_record_end = None;
         let total = src.len();
         while pos < total {
             let Ok(rec) = src.slice(pos, 16, "flattened record header") else {
+                cut_record_end = Some(pos + 16);
                 break;
             };
             let (offset, size) = (be(rec, 0), be(rec, 8));
@@ -101,7 +105,13 @@ impl FlatView {
                 what: "flattened record range overflows".into(),
             })?;
             if data.checked_add(size).is_none_or(|e| e > total) {
-                tracing::warn!(pos, "flattened stream truncated inside a record");
+                // Keep the part of the record that is there: its bytes are as good as any.
+                tracing::debug!(pos, "flattened stream truncated inside a record");
+                let present = total.saturating_sub(data);
+                if present > 0 {
+                    overwrite(&mut map, offset, offset + present, data);
+                }
+                cut_record_end = Some(data.saturating_add(size));
                 break;
             }
             if size > 0 {
@@ -111,7 +121,7 @@ impl FlatView {
             pos = data + size;
         }
         if unterminated {
-            tracing::warn!("flattened stream has no end marker; using the records present");
+            tracing::debug!("flattened stream has no end marker; using the records present");
         }
         let extents: Vec<Extent> = map
             .into_iter()
@@ -124,6 +134,7 @@ impl FlatView {
             len,
             records,
             unterminated,
+            cut_record_end,
         })
     }
 }
@@ -155,6 +166,31 @@ impl KdumpFile for FlatView {
 
     fn path(&self) -> &Path {
         self.src.path()
+    }
+
+    /// Whether records wrote every byte of `[offset, offset + len)`.
+    fn written(&self, offset: u64, len: u64) -> bool {
+        let Some(end) = offset.checked_add(len) else {
+            return false;
+        };
+        let mut at = offset;
+        let mut i = self.extents.partition_point(|e| e.end <= offset);
+        while at < end {
+            match self.extents.get(i) {
+                Some(x) if x.start <= at => at = x.end,
+                _ => return false,
+            }
+            i += 1;
+        }
+        true
+    }
+
+    fn stored_size(&self) -> (u64, Option<u64>) {
+        (self.src.len(), self.cut_record_end)
+    }
+
+    fn cut(&self) -> bool {
+        self.unterminated
     }
 
     fn read(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, DumpError> {

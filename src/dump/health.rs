@@ -7,16 +7,7 @@
 //! `include/diskdump_mod.h`: set when writing stopped early, typically on ENOSPC). Either way the
 //! memory that is present is read; what is missing reads as "not in the dump".
 
-/// A file shorter than its headers say.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Truncation {
-    /// The size the headers imply, in bytes.
-    pub expected_size: u64,
-    /// The size of the file(s), in bytes.
-    pub actual_size: u64,
-    /// Pages described by the headers whose data lies past the end.
-    pub pages_lost: u64,
-}
+use super::Truncation;
 
 /// What the readers found missing. The default is a whole dump.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,9 +27,12 @@ impl DumpHealth {
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
         if let Some(t) = &self.truncated {
+            let of = t
+                .expected_size
+                .map_or(String::new(), |e| format!(" of at least {e}"));
             parts.push(format!(
-                "truncated: {} of {} bytes present, {} pages lost",
-                t.actual_size, t.expected_size, t.pages_lost
+                "truncated: {}{of} bytes present, up to {} pages lost",
+                t.actual_size, t.pages_lost
             ));
         }
         if self.flagged_incomplete_by_header {

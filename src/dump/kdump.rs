@@ -24,6 +24,18 @@
 //! each file holds the descriptors of its own `[start_pfn, end_pfn)` only, so the rank is counted
 //! from `start_pfn`.
 //!
+//! # Truncated files
+//!
+//! A file cut short (a capture that ran out of disk, an upload cut) is read, not refused: a
+//! bitmap cut short reads as zeros past the end (those pages are not dumped), and a page whose
+//! descriptor or data lies past the end of the file (or, in a cut flattened stream, was never
+//! written) is not in the dump: `NotDumped`, like a filtered page. The loss is estimated at open
+//! from the headers ([`PhysMem::truncation`]): makedumpfile and QEMU write the page data in
+//! descriptor order, except the pages that share one zero page (the first data block), so a
+//! binary search over the descriptors finds the first one whose data is gone, in O(log n) reads;
+//! the descriptors from there on (up to 2^20 of them) are then checked one by one, so the pages
+//! sharing the zero page are not counted as lost. Past that, `pages_lost` is an upper bound.
+//!
 //! A descriptor's flags name the codec (see [`super::codec`]); a page without codec flag whose size
 //! equals the block size is stored raw. `DUMP_DH_COMPRESSED_INCOMPLETE` in the header status means
 //! the dump ran out of space: descriptors past that point are zero or missing, and such pages are
@@ -38,7 +50,7 @@ use super::cache::PageCache;
 use super::codec::{self, Codec};
 use super::notes::NoteInfo;
 use super::source::ByteSource;
-use super::{DumpError, HeaderUtsname, PhysMem, PhysRange};
+use super::{DumpError, HeaderUtsname, PhysMem, PhysRange, Truncation};
 
 /// A kdump file's bytes: the file itself, or a flattened stream seen through its index.
 pub trait KdumpFile: Send + Sync + std::fmt::Debug {
@@ -49,6 +61,21 @@ pub trait KdumpFile: Send + Sync + std::fmt::Debug {
     fn path(&self) -> &Path;
     /// `len` bytes at kdump-file `offset`.
     fn read(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, DumpError>;
+    /// Whether the file really holds `[offset, offset + len)`: false past the end of a truncated
+    /// file, or where a cut flattened stream never wrote.
+    fn written(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|e| e <= self.len())
+    }
+    /// The size of the file on disk and, for a stream cut inside a record, the size it should
+    /// have at least.
+    fn stored_size(&self) -> (u64, Option<u64>) {
+        (self.len(), None)
+    }
+    /// Whether the file is known to be cut short by its own framing (a flattened stream without
+    /// its end marker).
+    fn cut(&self) -> bool {
+        false
+    }
 }
 
 impl KdumpFile for ByteSource {
@@ -225,6 +252,8 @@ impl Bitmap {
                 ranks.push(total);
                 total += block.iter().map(|w| w.count_ones() as u64).sum::<u64>();
             }
+            // The count of the whole bitmap: `rank(nbits)` when nbits ends a block of 8 words.
+            ranks.push(total);
         }
         Bitmap {
             words,
@@ -241,11 +270,15 @@ impl Bitmap {
                 .is_some_and(|w| w >> (bit % 64) & 1 == 1)
     }
 
-    /// Set bits strictly below `bit` (`bit <= nbits`).
+    /// Set bits strictly below `bit` (`bit <= nbits`). Past the words held (a bitmap cut short)
+    /// every bit is clear, so the rank stays the whole count: ranks never decrease.
     fn rank(&self, bit: u64) -> u64 {
         let w = (bit / 64) as usize;
         let sb = w / 8;
-        let mut r = self.ranks.get(sb).copied().unwrap_or(0);
+        if sb >= self.ranks.len() {
+            return self.ranks.last().copied().unwrap_or(0);
+        }
+        let mut r = self.ranks[sb];
         for i in sb * 8..w {
             r += self.words.get(i).map_or(0, |x| x.count_ones() as u64);
         }
@@ -261,7 +294,10 @@ impl Bitmap {
 
     /// Runs of set bits within `[lo, hi)`, as half-open bit ranges.
     fn runs(&self, lo: u64, hi: u64) -> Vec<(u64, u64)> {
-        let hi = hi.min(self.nbits);
+        // Past the words held (a bitmap cut short by the end of the file) every bit is clear:
+        // the loop stops there rather than walking the 2^32 bits a header can claim.
+        let held = (self.words.len() as u64).saturating_mul(64);
+        let hi = hi.min(self.nbits).min(held);
         let mut out: Vec<(u64, u64)> = Vec::new();
         let mut bit = lo;
         while bit < hi {
@@ -307,6 +343,9 @@ pub struct KdumpMem {
     incomplete: bool,
     ranges: Vec<PhysRange>,
     cache: PageCache,
+    /// PFNs the bitmaps can describe (`max_mapnr` bounded by the bitmap size).
+    nbits: u64,
+    truncation: Option<Truncation>,
 }
 
 /// The parse result: memory plus what the headers and notes said.
@@ -356,10 +395,13 @@ pub fn open(file: Box<dyn KdumpFile>) -> Result<KdumpDump, DumpError> {
     if half > MAX_META * 8 {
         return Err(corrupt(436, format!("bitmaps of {half:#x} bytes each")));
     }
-    let dumped_bytes = file.read(bitmap_off + half, half, "second (dumped) bitmap")?;
+    // A file cut inside its bitmaps keeps what is there: the missing bits read as zero (not
+    // dumped), and they count as lost pages.
+    let (dumped_bytes, dumped_cut) =
+        read_prefix(&*file, bitmap_off + half, half, "second (dumped) bitmap")?;
     let dumped = Bitmap::new(&dumped_bytes, nbits, true);
     drop(dumped_bytes);
-    let ram_bytes = file.read(bitmap_off, half, "first (RAM) bitmap")?;
+    let (ram_bytes, _) = read_prefix(&*file, bitmap_off, half, "first (RAM) bitmap")?;
     let mut ram = Bitmap::new(&ram_bytes, nbits, false);
     drop(ram_bytes);
     // A dumped page is RAM even if bitmap 1 forgot it: otherwise it would read but lie outside
@@ -401,17 +443,36 @@ pub fn open(file: Box<dyn KdumpFile>) -> Result<KdumpDump, DumpError> {
         })
         .collect();
 
+    let mut mem = KdumpMem {
+        file,
+        block_size: bs,
+        endian,
+        ram,
+        dumped,
+        pfn_lo,
+        pfn_hi,
+        rank_base,
+        desc_base,
+        incomplete: header.status & codec::DUMP_DH_COMPRESSED_INCOMPLETE != 0,
+        ranges,
+        cache: PageCache::new(bs as usize),
+        nbits,
+        truncation: None,
+    };
+    mem.truncation = mem.find_truncation(dumped_cut.min(nbits));
+    let file: &dyn KdumpFile = &*mem.file;
+
     let mut notes = NoteInfo::default();
     let mut vmcoreinfo = None;
     if let Some(s) = &sub {
         if let Some((off, size)) = s.note {
-            match read_meta(&*file, off, size, "ELF notes") {
+            match read_meta(file, off, size, "ELF notes") {
                 Ok(buf) => notes.collect(&buf, endian),
                 Err(e) => tracing::warn!("kdump notes unreadable: {e}"),
             }
         }
         if let Some((off, size)) = s.vmcoreinfo {
-            match read_meta(&*file, off, size, "VMCOREINFO") {
+            match read_meta(file, off, size, "VMCOREINFO") {
                 Ok(buf) => {
                     vmcoreinfo = Some(
                         String::from_utf8_lossy(&buf)
@@ -428,20 +489,7 @@ pub fn open(file: Box<dyn KdumpFile>) -> Result<KdumpDump, DumpError> {
     }
 
     Ok(KdumpDump {
-        mem: KdumpMem {
-            file,
-            block_size: bs,
-            endian,
-            ram,
-            dumped,
-            pfn_lo,
-            pfn_hi,
-            rank_base,
-            desc_base,
-            incomplete: header.status & codec::DUMP_DH_COMPRESSED_INCOMPLETE != 0,
-            ranges,
-            cache: PageCache::new(bs as usize),
-        },
+        mem,
         header,
         sub,
         endian,
@@ -449,6 +497,31 @@ pub fn open(file: Box<dyn KdumpFile>) -> Result<KdumpDump, DumpError> {
         vmcoreinfo,
         max_mapnr,
     })
+}
+
+/// Up to `len` bytes at `off`: those the file holds (a file cut short gives fewer), and how many
+/// bits of a bitmap that length loses.
+fn read_prefix<'a>(
+    file: &'a dyn KdumpFile,
+    off: u64,
+    len: u64,
+    what: &str,
+) -> Result<(Cow<'a, [u8]>, u64), DumpError> {
+    let present = len.min(file.len().saturating_sub(off));
+    if present < len {
+        tracing::debug!(
+            off,
+            len,
+            present,
+            "kdump {what} cut short by the end of the file"
+        );
+    }
+    let bits_lost = (len - present).saturating_mul(8);
+    if present == 0 {
+        // The file ends before the area starts (an offset past the end cannot even be sliced).
+        return Ok((Cow::Borrowed(&[]), bits_lost));
+    }
+    Ok((file.read(off, present, what)?, bits_lost))
 }
 
 fn read_meta(file: &dyn KdumpFile, off: u64, size: u64, what: &str) -> Result<Vec<u8>, DumpError> {
@@ -479,6 +552,135 @@ impl KdumpMem {
         (self.pfn_lo, self.pfn_hi)
     }
 
+    /// PFNs the bitmaps describe (the whole machine, also in a split piece).
+    pub fn pfn_limit(&self) -> u64 {
+        self.nbits
+    }
+
+    /// The size of the file on disk.
+    pub fn file_size(&self) -> u64 {
+        self.file.stored_size().0
+    }
+
+    /// File offset of this file's `idx`-th descriptor.
+    fn desc_offset(&self, idx: u64) -> Result<u64, DumpError> {
+        idx.checked_mul(DESC_SIZE)
+            .and_then(|o| o.checked_add(self.desc_base))
+            .ok_or_else(|| corrupt(self.desc_base, "descriptor offset overflows"))
+    }
+
+    /// `(offset, size, flags)` of the descriptor at `desc_off`.
+    fn descriptor(&self, desc_off: u64) -> Result<(u64, u64, u64), DumpError> {
+        let desc = self.file.read(desc_off, DESC_SIZE, "page descriptor")?;
+        let e = self.endian;
+        let field = |off: usize, w: usize| e.uint(desc.get(off..).unwrap_or(&[]), w).unwrap_or(0);
+        Ok((field(0, 8), field(8, 4), field(12, 4)))
+    }
+
+    /// Whether the `idx`-th descriptor's page is lost: `Some(true)` when the descriptor or its
+    /// data is not in the file (or the descriptor is zero in an incomplete dump), `Some(false)`
+    /// when both are, `None` for a descriptor pointing into the first data block (the zero page
+    /// many descriptors share), which says nothing about where the file ends.
+    fn lost(&self, idx: u64, data_start: u64) -> Option<bool> {
+        let desc_off = self.desc_offset(idx).ok()?;
+        if !self.file.written(desc_off, DESC_SIZE) {
+            return Some(true);
+        }
+        let (offset, size, _) = self.descriptor(desc_off).ok()?;
+        if size == 0 && offset == 0 {
+            return Some(true);
+        }
+        if offset < data_start.saturating_add(self.block_size) || size > self.block_size {
+            return None;
+        }
+        Some(!self.file.written(offset, size))
+    }
+
+    /// Whether the descriptor and the data of dumped page `pfn` are in the file.
+    fn stored(&self, pfn: u64) -> bool {
+        let Ok(desc_off) = self.desc_offset(self.dumped.rank(pfn).saturating_sub(self.rank_base))
+        else {
+            return false;
+        };
+        self.file.written(desc_off, DESC_SIZE)
+            && self.descriptor(desc_off).is_ok_and(|(offset, size, _)| {
+                (1..=self.block_size).contains(&size) && self.file.written(offset, size)
+            })
+    }
+
+    /// The truncation of this file, from its headers and O(log n) descriptors (see the module
+    /// doc); `bitmap_bits_lost` bits of the dumped bitmap were past the end of the file.
+    fn find_truncation(&self, bitmap_bits_lost: u64) -> Option<Truncation> {
+        /// Descriptors looked at from a probe to find one not pointing at the shared zero page.
+        const WINDOW: u64 = 64;
+        let n = self.dumped.rank(self.pfn_hi).saturating_sub(self.rank_base);
+        let data_start = self.desc_offset(n).ok()?;
+        // The size the headers imply: the end of the data of the last descriptor that does not
+        // point at the shared zero page (looked for among the last TAIL), or at least the end of
+        // the descriptor table. `None`: the last descriptor itself is past the end.
+        const TAIL: u64 = 4096;
+        let last_desc_written = n
+            .checked_sub(1)
+            .and_then(|i| self.desc_offset(i).ok())
+            .is_none_or(|d| self.file.written(d, DESC_SIZE));
+        let last_data_end = last_desc_written.then(|| {
+            (n.saturating_sub(TAIL)..n)
+                .rev()
+                .filter_map(|i| self.descriptor(self.desc_offset(i).ok()?).ok())
+                .find(|&(o, sz, _)| o >= data_start.saturating_add(self.block_size) || sz == 0)
+                .and_then(|(o, sz, _)| o.checked_add(sz))
+                .unwrap_or(0)
+        });
+        let kdump_end = data_start.max(last_data_end.unwrap_or(0));
+        let short = kdump_end > self.file.len() || last_data_end.is_none();
+        if !short && !self.file.cut() && bitmap_bits_lost == 0 {
+            return None;
+        }
+        let mut lo = 0u64;
+        if self.file.written(data_start, 1) || n == 0 {
+            // Invariant: every descriptor below `lo` (pointing past the zero page) is intact.
+            let mut hi = n;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let probe = (mid..hi.min(mid.saturating_add(WINDOW)))
+                    .find_map(|j| self.lost(j, data_start).map(|l| (j, l)));
+                match probe {
+                    Some((j, false)) => lo = j + 1,
+                    _ => hi = mid,
+                }
+            }
+        }
+        // The descriptors from `lo` on are checked one by one, up to EXACT of them: pages
+        // sharing the zero page (still present) are not lost. Past EXACT, every descriptor
+        // counts (the upper bound).
+        const EXACT: u64 = 1 << 20;
+        let checked = (n - lo).min(EXACT);
+        let lost_checked = (lo..lo + checked)
+            .filter(|&j| {
+                self.desc_offset(j).is_ok_and(|d| {
+                    !self.file.written(d, DESC_SIZE)
+                        || self.descriptor(d).is_ok_and(|(o, sz, _)| {
+                            sz == 0 || sz > self.block_size || !self.file.written(o, sz)
+                        })
+                })
+            })
+            .count() as u64;
+        let pages_lost = (n - lo - checked + lost_checked).saturating_add(bitmap_bits_lost);
+        let (actual_size, stream_expected) = self.file.stored_size();
+        // In a flattened stream the kdump offsets say nothing of the stream's size: only a
+        // record cut short tells it. `None`: a stream cut at a record boundary.
+        let expected_size = if self.file.cut() {
+            stream_expected
+        } else {
+            Some(kdump_end.max(actual_size))
+        };
+        Some(Truncation {
+            expected_size,
+            actual_size,
+            pages_lost,
+        })
+    }
+
     pub fn page_size(&self) -> u64 {
         self.block_size
     }
@@ -499,25 +701,13 @@ impl KdumpMem {
         if let Some(p) = self.cache.get(pfn) {
             return Ok(Page::Cached(p));
         }
-        let not_dumped_if_incomplete = |e: DumpError| {
-            if self.incomplete {
-                DumpError::NotDumped { addr }
-            } else {
-                e
-            }
-        };
-        let idx = self.dumped.rank(pfn) - self.rank_base;
-        let desc_off = idx
-            .checked_mul(DESC_SIZE)
-            .and_then(|o| o.checked_add(self.desc_base))
-            .ok_or_else(|| corrupt(self.desc_base, "descriptor offset overflows"))?;
-        let desc = self
-            .file
-            .read(desc_off, DESC_SIZE, "page descriptor")
-            .map_err(not_dumped_if_incomplete)?;
-        let e = self.endian;
-        let field = |off: usize, w: usize| e.uint(desc.get(off..).unwrap_or(&[]), w).unwrap_or(0);
-        let (offset, size, flags) = (field(0, 8), field(8, 4), field(12, 4));
+        let idx = self.dumped.rank(pfn).saturating_sub(self.rank_base);
+        let desc_off = self.desc_offset(idx)?;
+        // A descriptor past the end of a truncated file: the page is not in the dump.
+        if !self.file.written(desc_off, DESC_SIZE) {
+            return Err(DumpError::NotDumped { addr });
+        }
+        let (offset, size, flags) = self.descriptor(desc_off)?;
         if size == 0 && offset == 0 && self.incomplete {
             return Err(DumpError::NotDumped { addr });
         }
@@ -536,10 +726,10 @@ impl KdumpMem {
                 ),
             )
         })?;
-        let data = self
-            .file
-            .read(offset, size, "page data")
-            .map_err(not_dumped_if_incomplete)?;
+        if !self.file.written(offset, size) {
+            return Err(DumpError::NotDumped { addr });
+        }
+        let data = self.file.read(offset, size, "page data")?;
         match codec {
             None => {
                 if size != self.block_size {
@@ -574,7 +764,15 @@ impl PhysMem for KdumpMem {
 
     fn is_dumped(&self, addr: PhysAddr) -> bool {
         let pfn = addr.0 / self.block_size;
-        pfn >= self.pfn_lo && pfn < self.pfn_hi && self.dumped.get(pfn)
+        if !(pfn >= self.pfn_lo && pfn < self.pfn_hi && self.dumped.get(pfn)) {
+            return false;
+        }
+        // In a truncated file, a page is dumped only if its descriptor and data are there.
+        self.truncation.is_none() || self.stored(pfn)
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.truncation
     }
 }
 
@@ -638,6 +836,14 @@ mod tests {
             naive += bit(i) as u64;
         }
         assert!(!bm.get(nbits));
+        assert_eq!(bm.rank(nbits), naive, "rank(nbits)");
+        // Past the words held, the rank is the whole count (a bitmap cut short).
+        let held: u64 = bytes.iter().map(|b| b.count_ones() as u64).sum();
+        assert_eq!(bm.rank(nbits + 100_000), held);
+        // A bitmap ending exactly at a block of 8 words: its full count too.
+        let full = Bitmap::new(&[0xff; 128], 1024, true);
+        assert_eq!(full.rank(1024), 1024);
+        assert_eq!(full.rank(512), 512);
         let runs = bm.runs(0, nbits);
         let from_runs: u64 = runs.iter().map(|(s, e)| e - s).sum();
         assert_eq!(from_runs, naive);

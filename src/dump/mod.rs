@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::addr::{Arch, Endian, Pfn, PhysAddr, VirtAddr};
-pub use health::{DumpHealth, Truncation};
+pub use health::DumpHealth;
 pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -92,6 +92,43 @@ pub trait PhysMem: Send + Sync {
     /// cross-checking the page tables; empty for formats that carry none.
     fn header_mappings(&self) -> &[HeaderMapping] {
         &[]
+    }
+    /// What is missing because the file ends before its headers say it should (or, for a split
+    /// dump, because a piece is missing); `None` for a complete file. Computed at open from the
+    /// headers, without reading every page.
+    fn truncation(&self) -> Option<Truncation> {
+        None
+    }
+}
+
+/// A dump shorter than its own headers promise (a capture that ran out of disk, an upload cut
+/// short) or a split dump missing a piece. The pages the missing bytes held read as
+/// [`DumpError::NotDumped`], exactly like pages filtered out when the dump was taken; everything
+/// in the part that is present reads as usual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Truncation {
+    /// The file size the headers imply (summed over the pieces of a split dump), when known: a
+    /// lower bound, since only headers that are present can be consulted. `None` when a split
+    /// piece is missing altogether (its size is nowhere written).
+    pub expected_size: Option<u64>,
+    /// The size of the file (summed over the pieces given).
+    pub actual_size: u64,
+    /// Pages (of the dump's page size) the headers describe as dumped that are no longer
+    /// readable. An upper bound: it is computed from the headers (segment and descriptor
+    /// positions, or the PFN span of a missing split piece), not by trying every page, so it can
+    /// count a page that another copy still holds (ELF overlaps), one that several descriptors
+    /// share (makedumpfile's single zero page), or, for a missing piece, PFNs that were never RAM.
+    pub pages_lost: u64,
+}
+
+impl Truncation {
+    /// Combines the truncations of several pieces (a split dump): sizes and losses add up.
+    fn sum(parts: impl IntoIterator<Item = Truncation>) -> Option<Truncation> {
+        parts.into_iter().reduce(|a, b| Truncation {
+            expected_size: a.expected_size.zip(b.expected_size).map(|(x, y)| x + y),
+            actual_size: a.actual_size + b.actual_size,
+            pages_lost: a.pages_lost + b.pages_lost,
+        })
     }
 }
 
@@ -203,25 +240,52 @@ pub struct Dump {
     pub info: DumpInfo,
 }
 
+impl Dump {
+    /// What the file lacks that its headers promise ([`PhysMem::truncation`]).
+    pub fn truncation(&self) -> Option<Truncation> {
+        self.mem.truncation()
+    }
+
+    /// Whether the kdump header says the capture ran out of space
+    /// (`DUMP_DH_COMPRESSED_INCOMPLETE`): its last pages were never written.
+    pub fn header_incomplete(&self) -> bool {
+        matches!(
+            self.info.format,
+            DumpFormat::Kdump {
+                incomplete: true,
+                ..
+            }
+        )
+    }
+}
+
 /// Opens a dump, detecting its format from its content. Several paths are the pieces of a split
 /// dump (`makedumpfile --split`), given in any order.
 pub fn open(paths: &[PathBuf]) -> Result<Dump, DumpError> {
-    match paths {
-        [] => Err(DumpError::NotADump("no dump file given".into())),
-        [one] => open_source(ByteSource::open(one)?),
+    let dump = match paths {
+        [] => return Err(DumpError::NotADump("no dump file given".into())),
+        [one] => open_source(ByteSource::open(one)?)?,
         many => {
             let sources = many
                 .iter()
                 .map(|p| ByteSource::open(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            open_split(sources)
+            open_split(sources)?
         }
-    }
+    };
+    Ok(with_health(dump))
 }
 
 /// Opens a dump held in memory (tests, fuzzing).
 pub fn open_bytes(bytes: Vec<u8>) -> Result<Dump, DumpError> {
-    open_source(ByteSource::from_vec(bytes))
+    open_source(ByteSource::from_vec(bytes)).map(with_health)
+}
+
+/// Records in the dump's [`DumpHealth`] what its memory found missing at open (the readers'
+/// [`PhysMem::truncation`]), beside the header's own incomplete flag.
+fn with_health(mut dump: Dump) -> Dump {
+    dump.info.health.truncated = dump.mem.truncation();
+    dump
 }
 
 /// What the first bytes of a file say it is.
@@ -297,7 +361,7 @@ fn check_kdump_signature(file: &dyn kdump::KdumpFile) -> Result<(), DumpError> {
 }
 
 fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, DumpError> {
-    let e = elf::open(src)?;
+    let mut e = elf::open(src)?;
     let vmcoreinfo = e.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
     let arch = e
         .machine_arch
@@ -309,6 +373,7 @@ fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, Dump
         .filter(|p| p.is_power_of_two())
         .unwrap_or(4096);
     let cpus = e.notes.cpus(arch, e.endian);
+    e.mem.page_size = page_size;
     let info = DumpInfo {
         paths: vec![path],
         file_size,
@@ -393,7 +458,12 @@ fn kdump_to_dump(
             flagged_incomplete_by_header: flagged_incomplete,
         },
     };
-    let mem: Arc<dyn PhysMem> = if pieces.len() == 1 {
+    // A lone piece of a split dump still goes through SplitMem, which knows the others are
+    // missing.
+    let split = pieces
+        .iter()
+        .any(|p| p.sub.as_ref().is_some_and(|s| s.split));
+    let mem: Arc<dyn PhysMem> = if pieces.len() == 1 && !split {
         match pieces.pop() {
             Some(p) => Arc::new(p.mem),
             None => Arc::new(SplitMem::new(Vec::new())),
@@ -439,7 +509,7 @@ fn open_split(sources: Vec<ByteSource>) -> Result<Dump, DumpError> {
     for w in pieces.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         if a.mem.pfn_range().1 < b.mem.pfn_range().0 {
-            // Pages of the gap read as out of range; say which piece seems to be missing.
+            // Pages of the gap read as not dumped; say which piece seems to be missing.
             tracing::warn!(
                 "split pieces leave PFNs {:#x}..{:#x} uncovered (a piece not given?)",
                 a.mem.pfn_range().1,
@@ -468,14 +538,21 @@ fn open_split(sources: Vec<ByteSource>) -> Result<Dump, DumpError> {
     Ok(kdump_to_dump(pieces, paths, file_size, flattened))
 }
 
-/// The pieces of a split dump, each covering its own PFN range.
+/// The pieces of a split dump, each covering its own PFN range. PFNs below the machine's
+/// `max_mapnr` that no piece covers belong to a piece not given: they read as not dumped and
+/// count in [`PhysMem::truncation`] (all of them, RAM or not: the missing piece's bitmap is
+/// what would tell).
 #[derive(Debug)]
 pub struct SplitMem {
     pieces: Vec<kdump::KdumpMem>,
     ranges: Vec<PhysRange>,
+    /// PFNs the pieces' bitmaps describe (the whole machine).
+    pfn_limit: u64,
+    truncation: Option<Truncation>,
 }
 
 impl SplitMem {
+    /// `pieces` sorted by PFN range, not overlapping.
     fn new(pieces: Vec<kdump::KdumpMem>) -> SplitMem {
         let mut ranges: Vec<PhysRange> = Vec::new();
         for r in pieces.iter().flat_map(|p| p.ranges().iter()) {
@@ -484,7 +561,32 @@ impl SplitMem {
                 _ => ranges.push(*r),
             }
         }
-        SplitMem { pieces, ranges }
+        let pfn_limit = pieces.iter().map(|p| p.pfn_limit()).max().unwrap_or(0);
+        let covered: u64 = pieces
+            .iter()
+            .map(|p| p.pfn_range().1.saturating_sub(p.pfn_range().0))
+            .sum();
+        let missing = pfn_limit.saturating_sub(covered);
+        let sum = Truncation::sum(pieces.iter().map(|p| {
+            p.truncation().unwrap_or(Truncation {
+                expected_size: Some(p.file_size()),
+                actual_size: p.file_size(),
+                pages_lost: 0,
+            })
+        }));
+        let truncation = sum
+            .filter(|t| t.pages_lost > 0 || t.expected_size != Some(t.actual_size) || missing > 0)
+            .map(|t| Truncation {
+                expected_size: t.expected_size.filter(|_| missing == 0),
+                pages_lost: t.pages_lost.saturating_add(missing),
+                ..t
+            });
+        SplitMem {
+            pieces,
+            ranges,
+            pfn_limit,
+            truncation,
+        }
     }
 
     fn piece(&self, pfn: u64) -> Option<&kdump::KdumpMem> {
@@ -502,11 +604,12 @@ impl PhysMem for SplitMem {
     fn read_phys(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), DumpError> {
         let ps = self.page_size();
         kdump::read_paged(ps, addr, buf, |pfn| {
-            self.piece(pfn)
-                .ok_or(DumpError::OutOfRange {
-                    addr: PhysAddr(pfn.wrapping_mul(ps)),
-                })?
-                .page(pfn)
+            let addr = PhysAddr(pfn.wrapping_mul(ps));
+            match self.piece(pfn) {
+                Some(p) => p.page(pfn),
+                None if pfn < self.pfn_limit => Err(DumpError::NotDumped { addr }),
+                None => Err(DumpError::OutOfRange { addr }),
+            }
         })
     }
 
@@ -517,6 +620,10 @@ impl PhysMem for SplitMem {
     fn is_dumped(&self, addr: PhysAddr) -> bool {
         self.piece(addr.0 / self.page_size())
             .is_some_and(|p| p.is_dumped(addr))
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.truncation
     }
 }
 

@@ -758,19 +758,25 @@ impl VmcoreBuilder {
         }
     }
 
+    /// makedumpfile's flattened format for `image` written front to back, as `makedumpfile -F`
+    /// streams a dump: records of at most `record` bytes, then the end marker.
+    pub fn flatten_in_order(image: &KdumpImage, record: usize) -> Vec<u8> {
+        let file = image.to_vec();
+        let mut out = flat_header();
+        for (o, chunk) in file.chunks(record).enumerate() {
+            flat_record(&mut out, (o * record) as u64, chunk);
+        }
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out
+    }
+
     /// makedumpfile's flattened format for `image`: records of at most `record` bytes, emitted
     /// back to front, with a garbage pass over the first 64 KiB that later records overwrite.
     pub fn flatten(image: &KdumpImage, record: usize) -> Vec<u8> {
         let file = image.to_vec();
-        let mut out = vec![0u8; 4096];
-        out[..12].copy_from_slice(b"makedumpfile");
-        out[16..24].copy_from_slice(&1i64.to_be_bytes());
-        out[24..32].copy_from_slice(&1i64.to_be_bytes());
-        let rec = |out: &mut Vec<u8>, off: u64, bytes: &[u8]| {
-            out.extend_from_slice(&(off as i64).to_be_bytes());
-            out.extend_from_slice(&(bytes.len() as i64).to_be_bytes());
-            out.extend_from_slice(bytes);
-        };
+        let mut out = flat_header();
+        let rec = flat_record;
         // Garbage first: the real records below must win.
         let garbage_len = file.len().min(65536);
         for off in (0..garbage_len).step_by(1000) {
@@ -788,6 +794,22 @@ impl VmcoreBuilder {
         out.extend_from_slice(&(-1i64).to_be_bytes());
         out
     }
+}
+
+/// The 4096-byte header of makedumpfile's flattened format: signature, type 1, version 1.
+fn flat_header() -> Vec<u8> {
+    let mut out = vec![0u8; 4096];
+    out[..12].copy_from_slice(b"makedumpfile");
+    out[16..24].copy_from_slice(&1i64.to_be_bytes());
+    out[24..32].copy_from_slice(&1i64.to_be_bytes());
+    out
+}
+
+/// Appends one flattened record: big-endian offset and size, then the bytes.
+fn flat_record(out: &mut Vec<u8>, off: u64, bytes: &[u8]) {
+    out.extend_from_slice(&(off as i64).to_be_bytes());
+    out.extend_from_slice(&(bytes.len() as i64).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
 /// A page of bytes derived from `seed` that compresses well (so codecs are really exercised).
