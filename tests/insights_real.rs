@@ -5,9 +5,9 @@
 //! The parsers run in `tests/insights/read_archive.py` under the Python that has insights-core:
 //! `$VMCORE_PYTHON`, else the virtual environment `.ci/run` creates
 //! (`~/.cache/vmcore-report/venv`), else `python3`. Without insights-core the test prints one
-//! SKIP line, or fails under `VMCORE_REQUIRE_FIXTURES=1`. Each set's unfiltered `vmcore.elf` is
-//! read as an extracted directory and as the `.tar.xz`; the filtered `mdf.zlib-d31` as a
-//! directory (its missing pages may hide tasks, so only the values a filtered dump keeps are
+//! SKIP line, or fails under `VMCORE_REQUIRE_FIXTURES=1`. Each set's unfiltered dump
+//! (`vmcore.elf`, or a kdump set's `vmcore.raw`) is read as an extracted directory and as the
+//! `.tar.xz`; makedumpfile's zlib dump at the set's dump level as a directory (its missing pages may hide tasks, so only the values a filtered dump keeps are
 //! compared there).
 
 mod common;
@@ -181,7 +181,12 @@ fn check(set: &str, what: &str, v: &Value, truth: &str, unfiltered: bool) {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, m)| (k.clone(), m["size"].as_u64().unwrap_or(0)))
+        .map(|(k, m)| {
+            (
+                k.clone(),
+                m["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(ours, live_mods, "{set} {what}: LsMod names and sizes");
 
@@ -203,11 +208,9 @@ fn check(set: &str, what: &str, v: &Value, truth: &str, unfiltered: bool) {
         "{set} {what}: DmesgLineList has no line with the live /proc/version `{version}`"
     );
 
-    if set.starts_with("x86_64") {
-        let cpu = parsed(v, "CpuInfo", what);
-        let nproc: u64 = field(truth, "nproc:").parse().unwrap();
-        assert_eq!(cpu["cpu_count"], nproc, "{set} {what}: CpuInfo.cpu_count");
-    }
+    let cpu = parsed(v, "CpuInfo", what);
+    let nproc: u64 = field(truth, "nproc:").parse().unwrap();
+    assert_eq!(cpu["cpu_count"], nproc, "{set} {what}: CpuInfo.cpu_count");
 
     if unfiltered {
         let live = long_lived(truth);
@@ -256,9 +259,20 @@ fn insights_core_reads_live_values_from_our_archives() {
             continue;
         };
         let truth = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
-        for (dump, unfiltered) in [("vmcore.elf", true), ("mdf.zlib-d31", false)] {
-            let path = dir.join(dump);
+        // the unfiltered dump (QEMU's, or a kdump set's /proc/vmcore copy) and makedumpfile's
+        // zlib dump at the set's dump level
+        let whole = if common::fixtures::is_kdump_set(set) {
+            "vmcore.raw"
+        } else {
+            "vmcore.elf"
+        };
+        let filtered = common::fixtures::mdf_level(set).map(|l| format!("mdf.zlib-d{l}"));
+        let mut dumps = vec![(whole.to_string(), true)];
+        dumps.extend(filtered.map(|f| (f, false)));
+        for (dump, unfiltered) in dumps {
+            let path = dir.join(&dump);
             if !path.exists() {
+                common::fixtures::skip(format_args!("{set} lacks {dump}"));
                 continue;
             }
             let out = tempfile::tempdir().unwrap();
