@@ -106,7 +106,7 @@ impl From<&crate::dump::DumpHealth> for HealthRecord {
     fn from(h: &crate::dump::DumpHealth) -> HealthRecord {
         HealthRecord {
             complete: h.is_complete(),
-            truncated: h.truncated.clone(),
+            truncated: h.truncated,
             flagged_incomplete_by_header: h.flagged_incomplete_by_header,
         }
     }
