@@ -727,18 +727,30 @@ impl DwarfTypes {
             let (addr, lo, hi) = b?;
             let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
             let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+            let defined_in = |slot: &UnitSlot| {
+                let mut local = Index::default();
+                self.scan_slot(slot, &mut local).ok()?;
+                Some(
+                    local
+                        .names
+                        .get(&key)
+                        .filter(|e| !e.declaration && self.located_at(e.offset, addr))
+                        .copied(),
+                )
+            };
+            // The unit of the local symbol above is tried first: a global placed just below a
+            // static of its own file (`blockdev_superblock` under block/bdev.c's `bdev_cachep`)
+            // is found in one unit instead of after every unit linked between the two files.
+            if let Some(e) = defined_in(&last)? {
+                return Some(e);
+            }
             let mut slot = first;
             for _ in 0..=PLACED_MAX_UNITS {
-                let mut local = Index::default();
-                self.scan_slot(&slot, &mut local).ok()?;
-                if let Some(e) = local.names.get(&key)
-                    && !e.declaration
-                    && self.located_at(e.offset, addr)
-                {
-                    return Some(*e);
-                }
                 if slot.offset >= last.offset {
                     return None;
+                }
+                if let Some(e) = defined_in(&slot)? {
+                    return Some(e);
                 }
                 slot = self.slot_at(slot.end).ok()?;
             }
