@@ -541,7 +541,7 @@ fn damaged_copies_of_real_dumps_are_salvaged_or_refused() {
         let copy = prefix(&src, len, &w.join("cut"));
         // The reader reports the cut, from the headers alone.
         if let Ok(d) = vmcore_report::dump::open(std::slice::from_ref(&copy)) {
-            let t = d.truncation();
+            let t = d.info.health.truncated;
             let t = t.unwrap_or_else(|| panic!("{name}: opens without a truncation"));
             assert_eq!(t.actual_size, len, "{name}");
             assert!(t.expected_size.is_none_or(|e| e > len), "{name}: {t:?}");

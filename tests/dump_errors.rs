@@ -110,7 +110,7 @@ fn truncated_files_give_errors_not_panics() {
     // truncation is reported.
     let elf = b.build_elf(&ElfOpts::default());
     let d = dump::open_bytes(elf[..elf.len() - 10].to_vec()).unwrap();
-    let t = d.truncation().expect("truncation reported");
+    let t = d.info.health.truncated.expect("truncation reported");
     assert_eq!(t.expected_size, Some(elf.len() as u64));
     assert_eq!((t.actual_size, t.pages_lost), (elf.len() as u64 - 10, 1));
     let lost: Vec<_> = read_all(&d).into_iter().filter_map(|r| r.err()).collect();
@@ -320,7 +320,7 @@ fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
     patch(&mut kd, 436, &(2u32 * 65536).to_le_bytes()); // bitmap_blocks: 256 MiB each
     patch(&mut kd, PS + 96, &(1u64 << 40).to_le_bytes()); // max_mapnr_64
     let d = dump::open_bytes(kd).unwrap();
-    let t = d.truncation().expect("kdump truncation");
+    let t = d.info.health.truncated.expect("kdump truncation");
     assert!(t.expected_size.unwrap() > t.actual_size, "{t:?}");
     // Bitmap 1 now spans the rest of the file: its runs are bounded by the bytes present.
     assert!(d.mem.ranges().len() as u64 <= t.actual_size * 4, "{t:?}");
@@ -334,7 +334,7 @@ fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
     patch(&mut elf, ph + 32, &(1u64 << 50).to_le_bytes()); // p_filesz
     patch(&mut elf, ph + 40, &(1u64 << 50).to_le_bytes()); // p_memsz
     let d = dump::open_bytes(elf).unwrap();
-    let t = d.truncation().expect("elf truncation");
+    let t = d.info.health.truncated.expect("elf truncation");
     assert!(t.pages_lost > (1 << 38) - 64, "{t:?}");
     read_all(&d);
 
@@ -345,7 +345,7 @@ fn hostile_sizes_in_short_files_open_quickly_as_truncated() {
     flat.extend_from_slice(&(1i64 << 62).to_be_bytes());
     flat.extend_from_slice(&[0xa5; 100]);
     let d = dump::open_bytes(flat).unwrap();
-    let t = d.truncation().expect("flattened truncation");
+    let t = d.info.health.truncated.expect("flattened truncation");
     assert!(t.expected_size.unwrap() > 1 << 62, "{t:?}");
     read_all(&d);
 
@@ -362,7 +362,6 @@ fn fuzz_regressions_open_and_read() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if let Ok(d) = dump::open_bytes(std::fs::read(&path).unwrap()) {
-            let _ = d.truncation();
             read_all(&d);
         }
         n += 1;

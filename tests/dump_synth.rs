@@ -584,7 +584,9 @@ fn elf_cut_inside_a_segment_reads_the_present_part() {
         let ctx = format!("elf cut at {cut:#x}");
         let d = dump::open_bytes(full[..cut].to_vec()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let t = d
-            .truncation()
+            .info
+            .health
+            .truncated
             .unwrap_or_else(|| panic!("{ctx}: no truncation"));
         assert_eq!(t.expected_size, Some(full.len() as u64), "{ctx}");
         assert_eq!(t.actual_size, cut as u64, "{ctx}");
@@ -607,7 +609,7 @@ fn elf_cut_inside_a_segment_reads_the_present_part() {
         assert!(d.info.vmcoreinfo.is_some(), "{ctx}");
     }
     // The complete file reports nothing.
-    assert_eq!(dump::open_bytes(full).unwrap().truncation(), None);
+    assert_eq!(dump::open_bytes(full).unwrap().info.health.truncated, None);
 }
 
 /// The file offset and size of each dumped page's data, from the image's own descriptors.
@@ -662,7 +664,9 @@ fn kdump_cut_inside_the_page_data_descriptors_and_bitmaps() {
             lost += !present as u64;
         }
         let t = d
-            .truncation()
+            .info
+            .health
+            .truncated
             .unwrap_or_else(|| panic!("{ctx}: no truncation"));
         assert_eq!(t.actual_size, cut, "{ctx}");
         assert!(t.expected_size.unwrap() > cut, "{ctx}: {t:?}");
@@ -682,7 +686,7 @@ fn kdump_cut_inside_the_page_data_descriptors_and_bitmaps() {
         }
         assert_eq!(d.info.cpus.len(), 2, "{ctx}: the notes precede the bitmaps");
     }
-    assert_eq!(dump::open_bytes(full).unwrap().truncation(), None);
+    assert_eq!(dump::open_bytes(full).unwrap().info.health.truncated, None);
 }
 
 /// A flattened stream cut inside a record: the records before the cut (and the part of the cut
@@ -715,7 +719,9 @@ fn flattened_cut_mid_record() {
         }
         assert!(read > 0 && lost > 0, "{ctx}");
         let t = d
-            .truncation()
+            .info
+            .health
+            .truncated
             .unwrap_or_else(|| panic!("{ctx}: no truncation"));
         assert_eq!(t.actual_size, cut, "{ctx}");
         // The cut record's header says how long the stream should have been at least.
@@ -729,7 +735,11 @@ fn flattened_cut_mid_record() {
     let boundary = (data_start / rec + 3) * rec;
     let at = stream_of(boundary) - 16;
     let d = dump::open_bytes(flat[..at as usize].to_vec()).unwrap();
-    let t = d.truncation().expect("a stream without end marker is cut");
+    let t = d
+        .info
+        .health
+        .truncated
+        .expect("a stream without end marker is cut");
     assert_eq!((t.expected_size, t.actual_size), (None, at));
     assert!(t.pages_lost > 0, "{t:?}");
 }
@@ -752,7 +762,11 @@ fn split_dump_missing_its_middle_piece() {
         let read = read_or_not_dumped(&b, &d, pfn, "split without piece 1");
         assert_eq!(read, !(100..200).contains(&pfn), "pfn {pfn}");
     }
-    let t = d.truncation().expect("a missing piece is reported");
+    let t = d
+        .info
+        .health
+        .truncated
+        .expect("a missing piece is reported");
     assert_eq!(t.expected_size, None);
     assert_eq!(t.pages_lost, 100, "{t:?}");
     let size = pieces[0].len + pieces[2].len;
@@ -762,8 +776,8 @@ fn split_dump_missing_its_middle_piece() {
     let p1 = dir.path().join("piece1");
     std::fs::write(&p1, pieces[1].to_vec()).unwrap();
     all.push(p1);
-    assert_eq!(dump::open(&all).unwrap().truncation(), None);
+    assert_eq!(dump::open(&all).unwrap().info.health.truncated, None);
     // A lone piece knows the others are missing.
     let one = dump::open(&paths[1..]).unwrap();
-    assert_eq!(one.truncation().map(|t| t.pages_lost), Some(200));
+    assert_eq!(one.info.health.truncated.map(|t| t.pages_lost), Some(200));
 }

@@ -10,7 +10,7 @@ pub fn open_and_read(data: &[u8]) {
         return;
     };
     // What a cut file lacks (computed from the headers; ELF walks its pieces here).
-    if let Some(t) = d.truncation() {
+    if let Some(t) = d.info.health.truncated {
         assert!(t.actual_size <= data.len() as u64, "{t:?}");
     }
     let ps = d.info.page_size.clamp(512, 1 << 16);

@@ -240,25 +240,6 @@ pub struct Dump {
     pub info: DumpInfo,
 }
 
-impl Dump {
-    /// What the file lacks that its headers promise ([`PhysMem::truncation`]).
-    pub fn truncation(&self) -> Option<Truncation> {
-        self.mem.truncation()
-    }
-
-    /// Whether the kdump header says the capture ran out of space
-    /// (`DUMP_DH_COMPRESSED_INCOMPLETE`): its last pages were never written.
-    pub fn header_incomplete(&self) -> bool {
-        matches!(
-            self.info.format,
-            DumpFormat::Kdump {
-                incomplete: true,
-                ..
-            }
-        )
-    }
-}
-
 /// Opens a dump, detecting its format from its content. Several paths are the pieces of a split
 /// dump (`makedumpfile --split`), given in any order.
 pub fn open(paths: &[PathBuf]) -> Result<Dump, DumpError> {

@@ -24,8 +24,14 @@ use vmcore_report::kernel::Kernel;
 /// translation config (its VMCOREINFO), completed with `init_top_pgt` from the vmlinux when the
 /// dump does not name the page-table root.
 pub fn open(dump: &Path, vmlinux: &Path) -> Kernel {
-    let d = vmcore_report::dump::open(&[dump.to_path_buf()]).expect("dump opens");
     let vm = Arc::new(vmcore_report::debuginfo::elf::Vmlinux::open(vmlinux).expect("vmlinux"));
+    open_with(&vm, dump)
+}
+
+/// [`open`] with a vmlinux already mapped (tests that open many dumps of one kernel).
+pub fn open_with(vm: &Arc<vmcore_report::debuginfo::elf::Vmlinux>, dump: &Path) -> Kernel {
+    let d = vmcore_report::dump::open(&[dump.to_path_buf()]).expect("dump opens");
+    let vm = Arc::clone(vm);
     let mut cfg = vmcore_report::arch::config_from_dump(&d);
     let (syms, types) = vmcore_report::debuginfo::load(vm, cfg.kaslr_offset).expect("debuginfo");
     if cfg.pgd_va.is_none() {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::kernel::Kernel;
 use vmcore_report::report::plugin::{OutputSink, Plugin, PluginContext, PluginError};
-use vmcore_report::{arch, debuginfo, dump};
 
 /// The files a plugin wrote (path → contents) and its symbolic links (path → target).
 #[derive(Default)]
@@ -40,11 +39,7 @@ impl OutputSink for MemSink {
 }
 
 pub fn open_kernel(vm: &Arc<Vmlinux>, path: &Path) -> Kernel {
-    let d = dump::open(&[path.to_path_buf()]).expect("dump opens");
-    let cfg = arch::config_from_dump(&d);
-    let space = arch::address_space(&d, &cfg).expect("address space");
-    let (syms, types) = debuginfo::load(Arc::clone(vm), cfg.kaslr_offset).expect("debuginfo");
-    Kernel::new(space, syms, types, d.info)
+    super::kernel::open_with(vm, path)
 }
 
 /// Runs `p` on `k`; returns what it wrote and its recorded errors (`code: message`).
