@@ -23,6 +23,7 @@ pub mod dump;
 pub mod error;
 pub mod kernel;
 pub mod report;
+pub mod unwind;
 
 #[path = "../plugins/mod.rs"]
 pub mod plugins;

@@ -19,6 +19,7 @@
 pub const MAX_READ_LEN: usize = 64 << 20;
 
 use crate::addr::Endian;
+use crate::kernel::stack::{CpuContext, StackTrace};
 
 /// Why a read failed. `code` goes into the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +128,27 @@ pub trait KernelAccess {
     /// is no such enum. For names that moved between enums across versions (vmstat items went
     /// from `zone_stat_item` to `node_stat_item`), where the enum says which array to index.
     fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>>;
+
+    // ---- backtraces ---------------------------------------------------------------------------
+
+    /// Each possible CPU with its current task, where its registers came from, and which one
+    /// panicked. `Err` with code `unsupported` when the crate cannot unwind this architecture.
+    fn cpu_contexts(&self) -> AResult<Vec<CpuContext>> {
+        Err(AccessError::new(
+            "unsupported",
+            "no backtraces for this kernel",
+        ))
+    }
+    /// The backtrace of a task (a `struct task_struct` object), symbolized. `Err` when it has no
+    /// starting registers or the architecture no unwinder; a trace cut short is `Ok` with its
+    /// stop reason.
+    fn stack_trace(&self, task: &Self::Obj) -> AResult<StackTrace> {
+        let _ = task;
+        Err(AccessError::new(
+            "unsupported",
+            "no backtraces for this kernel",
+        ))
+    }
 }
 
 /// Helpers every collector uses, built on the trait.

@@ -21,6 +21,7 @@ pub mod access;
 mod error;
 mod object;
 pub mod printk;
+pub mod stack;
 pub mod task_state;
 mod tasks;
 mod view;
