@@ -286,7 +286,9 @@ pub struct Unwound {
     pub stop: StopReason,
 }
 
-/// The result of one step.
+/// The result of one step. (Returned once per frame and moved straight into the trace: boxing
+/// the register set would only add an allocation.)
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// The caller's frame: its registers and how it was found.
     Caller {
