@@ -9,6 +9,7 @@
 
 use crate::report::plugin::Plugin;
 
+pub mod backtrace;
 pub mod dmesg;
 pub mod kernel_info;
 pub mod meminfo;

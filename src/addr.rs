@@ -129,3 +129,17 @@ impl fmt::Display for Arch {
         f.write_str(self.uname_machine())
     }
 }
+
+/// Serializes an address as a `"0x…"` string (serde `serialize_with`): a kernel address does not
+/// fit JSON's exact integer range.
+pub fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+/// [`ser_hex`] for an optional address (`null` when absent).
+pub fn ser_opt_hex<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => ser_hex(v, s),
+        None => s.serialize_none(),
+    }
+}

@@ -46,7 +46,7 @@ pub enum Layout {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Module {
     /// `struct module`'s address.
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub address: u64,
     /// `name`, raw bytes (escaped in text and JSON).
     #[serde(serialize_with = "ser_bytes")]
@@ -66,7 +66,7 @@ pub struct Module {
     /// `init && !exit`: the module can never be unloaded (`[permanent]`).
     pub permanent: bool,
     /// The core text base (`mem[MOD_TEXT].base`, `core_layout.base`, `module_core`).
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub base: u64,
     /// `taints`, the module's own taint bits.
     pub taints: u64,
@@ -82,7 +82,7 @@ pub struct Module {
 /// A module that could not be read whole: left out of the text files, listed in the JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreadable {
-    #[serde(serialize_with = "ser_hex")]
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub address: u64,
     #[serde(serialize_with = "ser_opt_bytes")]
     pub name: Option<Vec<u8>>,
@@ -105,10 +105,6 @@ pub struct Modules {
     /// Set when the list walk stopped early (an unreadable or corrupt node, the walk cap): the
     /// modules above are then those reachable on both sides of the break.
     pub list_error: Option<String>,
-}
-
-fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
 }
 
 fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {

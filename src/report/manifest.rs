@@ -181,9 +181,9 @@ pub struct ErrorCause {
     pub count: u64,
     /// The address of the first and the last error that had one, written as `0x…` strings
     /// (kernel addresses do not fit a JSON number's exact range).
-    #[serde(serialize_with = "hex_address")]
+    #[serde(serialize_with = "crate::addr::ser_opt_hex")]
     pub first_address: Option<u64>,
-    #[serde(serialize_with = "hex_address")]
+    #[serde(serialize_with = "crate::addr::ser_opt_hex")]
     pub last_address: Option<u64>,
     /// The first error's message.
     pub example: String,
@@ -193,13 +193,6 @@ impl ErrorCause {
     /// Whether the cause is only memory that a filtered dump leaves out (`makedumpfile -d`).
     pub fn is_filtering(&self) -> bool {
         matches!(self.code.as_str(), "not-dumped" | "page-table-not-dumped")
-    }
-}
-
-fn hex_address<S: serde::Serializer>(a: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    match a {
-        Some(a) => s.serialize_str(&format!("{a:#x}")),
-        None => s.serialize_none(),
     }
 }
 

@@ -19,7 +19,7 @@
 //! - s390x (ELF ABI s390x supplement): 0–15 r0–r15 (15 = sp, 14 = return address),
 //!   64 psw mask, 65 psw address.
 
-use crate::addr::Arch;
+use crate::addr::{Arch, ser_hex};
 
 /// The deepest trace [`unwind`] builds; a deeper stack is cut with [`StopReason::MaxDepth`]. The
 /// kernel's own stack traces stop at 64 entries in most configurations; 192 leaves room for
@@ -248,7 +248,8 @@ pub struct Frame {
     pub regs: Option<Regs>,
 }
 
-/// Why an unwind stopped.
+/// Why an unwind stopped. Serialized with its addresses as `"0x…"` strings (a kernel address
+/// does not fit JSON's exact integer range).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum StopReason {
@@ -256,20 +257,40 @@ pub enum StopReason {
     /// the final frame record, the user-mode `pt_regs` at the top of the task stack).
     EndOfStack,
     /// The next frame is in user mode.
-    UserMode { pc: u64 },
+    UserMode {
+        #[serde(serialize_with = "ser_hex")]
+        pc: u64,
+    },
     /// No unwind rule covers this program counter and no fallback applied.
-    NoUnwindInfo { pc: u64 },
+    NoUnwindInfo {
+        #[serde(serialize_with = "ser_hex")]
+        pc: u64,
+    },
     /// A read of stack memory failed.
-    Memory { addr: u64, why: String },
+    Memory {
+        #[serde(serialize_with = "ser_hex")]
+        addr: u64,
+        why: String,
+    },
     /// The caller's stack pointer did not move up on the same stack, or a frame repeated.
-    Loop { sp: u64 },
+    Loop {
+        #[serde(serialize_with = "ser_hex")]
+        sp: u64,
+    },
     /// The caller's program counter is not kernel text.
-    BadAddress { pc: u64 },
+    BadAddress {
+        #[serde(serialize_with = "ser_hex")]
+        pc: u64,
+    },
     /// [`MAX_FRAMES`] reached.
     MaxDepth,
     /// The unwind information at `pc` cannot be used (an unknown ORC type or register, a CFI
     /// rule the unwinder does not evaluate).
-    Unsupported { pc: u64, what: String },
+    Unsupported {
+        #[serde(serialize_with = "ser_hex")]
+        pc: u64,
+        what: String,
+    },
 }
 
 impl StopReason {

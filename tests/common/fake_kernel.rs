@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use vmcore_report::addr::Endian;
 use vmcore_report::kernel::access::MAX_READ_LEN;
+use vmcore_report::kernel::stack::{CpuContext, StackTrace};
 use vmcore_report::kernel::{AResult, AccessError, KernelAccess};
 
 #[derive(Clone, Debug)]
@@ -104,6 +105,10 @@ pub struct FakeKernel {
     pub page_size: Option<u64>,
     /// Little-endian unless set.
     pub endian: Option<Endian>,
+    /// What `cpu_contexts` returns (`None`: unsupported, the trait's default).
+    pub cpu_contexts: Option<Vec<CpuContext>>,
+    /// `stack_trace` by task address (a task without one: unsupported).
+    pub traces: BTreeMap<u64, AResult<StackTrace>>,
 }
 
 fn not_dumped(what: &str) -> AccessError {
@@ -511,5 +516,18 @@ impl KernelAccess for FakeKernel {
             .get(enum_name)
             .and_then(|e| e.get(name))
             .copied())
+    }
+
+    fn cpu_contexts(&self) -> AResult<Vec<CpuContext>> {
+        self.cpu_contexts
+            .clone()
+            .ok_or_else(|| AccessError::new("unsupported", "no backtraces for this kernel"))
+    }
+
+    fn stack_trace(&self, task: &Obj) -> AResult<StackTrace> {
+        self.traces
+            .get(&task.base)
+            .cloned()
+            .unwrap_or_else(|| Err(AccessError::new("unsupported", "no trace for this task")))
     }
 }

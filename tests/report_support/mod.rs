@@ -283,15 +283,21 @@ pub fn check(root: &Value, s: &Value, v: &Value, at: &str, errs: &mut Vec<String
 }
 
 pub fn validate_against_schema(m: &Value) {
-    let s = schema();
+    validate_with_schema("docs/manifest.schema.json", m);
+}
+
+/// Validates `v` against the JSON Schema at `schema_rel` (relative to the crate root) with the
+/// small validator above, and, where installed, with Python's jsonschema (required under
+/// VMCORE_REQUIRE_FIXTURES=1: `.ci/run` installs it).
+pub fn validate_with_schema(schema_rel: &str, v: &Value) {
+    let sp = Path::new(env!("CARGO_MANIFEST_DIR")).join(schema_rel);
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&sp).unwrap()).unwrap();
     let mut errs = Vec::new();
-    check(&s, &s, m, "$", &mut errs);
+    check(&s, &s, v, "$", &mut errs);
     assert!(
         errs.is_empty(),
-        "manifest does not match the schema: {errs:#?}"
+        "{schema_rel}: the JSON does not match: {errs:#?}"
     );
-    // and, where installed, with an independent implementation (required under
-    // VMCORE_REQUIRE_FIXTURES=1: `.ci/run` installs it)
     let py = Command::new("python3")
         .args(["-c", "import jsonschema"])
         .status()
@@ -300,9 +306,8 @@ pub fn validate_against_schema(m: &Value) {
         crate::common::fixtures::skip("python3 cannot import jsonschema (pip install jsonschema)");
     } else {
         let dir = tempfile::tempdir().unwrap();
-        let mp = dir.path().join("m.json");
-        std::fs::write(&mp, m.to_string()).unwrap();
-        let sp = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/manifest.schema.json");
+        let mp = dir.path().join("v.json");
+        std::fs::write(&mp, v.to_string()).unwrap();
         let out = Command::new("python3")
             .args([
                 "-c",
@@ -314,7 +319,7 @@ pub fn validate_against_schema(m: &Value) {
             .unwrap();
         assert!(
             out.status.success(),
-            "python jsonschema: {}",
+            "python jsonschema ({schema_rel}): {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

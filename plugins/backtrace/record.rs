@@ -1,0 +1,143 @@
+//! The records the backtrace plugin collects once and renders three times (`bt.txt`,
+//! `stacks.txt`, `backtrace.json`). The JSON layout is documented in docs/plugins/backtrace.md
+//! and checked against docs/backtrace.schema.json by the test suite.
+//!
+//! Addresses are `"0x…"` strings: a kernel address does not fit JSON's exact integer range.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+
+use crate::addr::{ser_hex, ser_opt_hex};
+use crate::kernel::stack::{InlinedFrame, SourceLoc, StartKind};
+use crate::plugins::sched_debug::record::ser_bytes;
+use crate::unwind::{Method, StackKind, StopReason};
+
+/// Version of the JSON layout, bumped on any incompatible change.
+pub const SCHEMA: &str = "vmcore-report/backtrace/1";
+
+fn ser_regs<S: Serializer>(v: &Option<Vec<(&'static str, u64)>>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match v {
+        None => s.serialize_none(),
+        Some(regs) => {
+            let mut m = s.serialize_map(Some(regs.len()))?;
+            for (name, value) in regs {
+                m.serialize_entry(name, &format!("{value:#x}"))?;
+            }
+            m.end()
+        }
+    }
+}
+
+/// Why a task is in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The current task of the CPU that panicked.
+    PanicCpu,
+    /// The current task of another CPU.
+    Cpu,
+    /// Blocked in uninterruptible sleep (state `D`).
+    Blocked,
+    /// Any other task (`-k backtrace.all=on`).
+    All,
+}
+
+/// The task a trace belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskInfo {
+    #[serde(serialize_with = "ser_hex")]
+    pub addr: u64,
+    pub pid: i64,
+    pub tgid: i64,
+    #[serde(serialize_with = "ser_bytes")]
+    pub comm: Vec<u8>,
+    /// The state letter `ps` prints.
+    pub state: char,
+    /// The CPU it ran on (`task_cpu()`), or the CPU whose current task it is.
+    pub cpu: Option<u32>,
+    /// It was some CPU's current task at the crash.
+    pub running: bool,
+    pub is_panic: bool,
+    /// An idle task (pid 0).
+    pub is_idle: bool,
+}
+
+/// One physical frame.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FrameRecord {
+    pub index: usize,
+    #[serde(serialize_with = "ser_hex")]
+    pub pc: u64,
+    #[serde(serialize_with = "ser_hex")]
+    pub sp: u64,
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub cfa: Option<u64>,
+    pub symbol: Option<String>,
+    #[serde(serialize_with = "ser_hex")]
+    pub offset: u64,
+    #[serde(serialize_with = "ser_hex")]
+    pub size: u64,
+    pub module: Option<String>,
+    pub source: Option<SourceLoc>,
+    /// Functions inlined at the pc, innermost first.
+    pub inlined: Vec<InlinedFrame>,
+    /// The pc was interrupted (exact), not a return address.
+    pub interrupted: bool,
+    pub reliable: bool,
+    pub method: Method,
+    pub stack: StackKind,
+    /// The saved registers, on frames that start a segment.
+    #[serde(serialize_with = "ser_regs")]
+    pub regs: Option<Vec<(&'static str, u64)>>,
+}
+
+/// One task's trace.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Trace {
+    pub task: TaskInfo,
+    pub reason: Reason,
+    /// Where the first registers came from; `None` when the trace could not start.
+    pub start: Option<StartKind>,
+    /// The unwind reached the end of the kernel stack (or user mode).
+    pub complete: bool,
+    /// Why the unwind stopped; `None` when it could not start.
+    pub stop: Option<StopReason>,
+    /// Why no trace could be made.
+    pub error: Option<String>,
+    pub frames: Vec<FrameRecord>,
+}
+
+/// Tasks whose traces name the same functions in the same order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    /// The function names, innermost first (`?` for a pc no symbol covers).
+    pub signature: Vec<String>,
+    pub count: usize,
+    pub pids: Vec<i64>,
+    /// How many of the tasks are in each state, by letter.
+    pub states: BTreeMap<char, usize>,
+}
+
+/// One CPU's context at the crash.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuRecord {
+    pub cpu: u32,
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub task: Option<u64>,
+    pub regs_source: Option<StartKind>,
+    pub is_panic: bool,
+}
+
+/// Everything the plugin found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BacktraceReport {
+    pub schema: &'static str,
+    pub arch: Option<&'static str>,
+    /// Every task was traced (`-k backtrace.all=on`), not only the CPUs' and the blocked ones.
+    pub all_tasks: bool,
+    pub cpus: Vec<CpuRecord>,
+    pub traces: Vec<Trace>,
+    pub groups: Vec<Group>,
+}
