@@ -14,6 +14,19 @@ use crate::report::archive::{Compression, Encryption};
 use crate::report::plugin::Plugin;
 use crate::report::select::{self, OptionArg, SelectError, Selection};
 
+/// What `--generate` prints: the man page or a shell's completion script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenerateArg {
+    /// The man page (roff), for `man 1 vmcore-report`
+    Man,
+    /// bash completions
+    CompleteBash,
+    /// zsh completions
+    CompleteZsh,
+    /// fish completions
+    CompleteFish,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CompressionArg {
     Auto,
@@ -36,7 +49,7 @@ behind)."
 )]
 pub struct Cli {
     /// The dump to analyse; repeat for the pieces of a split dump (makedumpfile --split)
-    #[arg(long, value_name = "PATH", required_unless_present = "list_plugins", action = ArgAction::Append)]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["list_plugins", "generate"], action = ArgAction::Append)]
     pub vmcore: Vec<PathBuf>,
 
     /// The kernel image with DWARF debug info (default: searched by the dump's build-id and release)
@@ -111,6 +124,10 @@ pub struct Cli {
     /// Print only errors
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Print the man page or a shell's completion script to stdout and exit
+    #[arg(long, value_name = "KIND", hide_short_help = true)]
+    pub generate: Option<GenerateArg>,
 
     /// More detail on the console and in sos.log (repeatable)
     #[arg(short, long, action = ArgAction::Count)]
@@ -335,4 +352,20 @@ mod tests {
             "vmcore-report --vmcore x --encrypt-pass ******** --encrypt-pass=********"
         );
     }
+}
+
+/// Writes what `--generate` asks for: the man page (clap_mangen) or a completion script
+/// (clap_complete), from the same command definition `--help` prints.
+pub fn generate(kind: GenerateArg, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match kind {
+        GenerateArg::Man => return clap_mangen::Man::new(cmd).render(out),
+        GenerateArg::CompleteBash => Shell::Bash,
+        GenerateArg::CompleteZsh => Shell::Zsh,
+        GenerateArg::CompleteFish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "vmcore-report", out);
+    Ok(())
 }

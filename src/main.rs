@@ -18,6 +18,15 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE));
         }
     };
+    if let Some(kind) = cli.generate {
+        return match vmcore_report::cli::generate(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vmcore-report: writing to stdout: {e}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
     let captured = log::init(log::Settings {
         verbosity: cli.verbose,
         quiet: cli.quiet,
