@@ -328,6 +328,22 @@ impl Config {
     }
 }
 
+/// Writes what `--generate` asks for: the man page (clap_mangen) or a completion script
+/// (clap_complete), from the same command definition `--help` prints.
+pub fn generate(kind: GenerateArg, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match kind {
+        GenerateArg::Man => return clap_mangen::Man::new(cmd).render(out),
+        GenerateArg::CompleteBash => Shell::Bash,
+        GenerateArg::CompleteZsh => Shell::Zsh,
+        GenerateArg::CompleteFish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "vmcore-report", out);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,20 +368,4 @@ mod tests {
             "vmcore-report --vmcore x --encrypt-pass ******** --encrypt-pass=********"
         );
     }
-}
-
-/// Writes what `--generate` asks for: the man page (clap_mangen) or a completion script
-/// (clap_complete), from the same command definition `--help` prints.
-pub fn generate(kind: GenerateArg, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    use clap::CommandFactory;
-    use clap_complete::Shell;
-    let mut cmd = Cli::command();
-    let shell = match kind {
-        GenerateArg::Man => return clap_mangen::Man::new(cmd).render(out),
-        GenerateArg::CompleteBash => Shell::Bash,
-        GenerateArg::CompleteZsh => Shell::Zsh,
-        GenerateArg::CompleteFish => Shell::Fish,
-    };
-    clap_complete::generate(shell, &mut cmd, "vmcore-report", out);
-    Ok(())
 }
