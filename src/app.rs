@@ -31,6 +31,7 @@ use crate::report::manifest::{
 use crate::report::plugin::Plugin;
 use crate::report::runner::{self, Planned, Progress};
 use crate::report::select::{self, SelectError};
+use crate::report::summary::{self, Summary};
 use crate::ui;
 use std::sync::Arc;
 
@@ -423,6 +424,8 @@ pub struct Outcome {
     /// Encryption was asked for and failed (the plain archive is kept).
     pub encryption_error: Option<ArchiveError>,
     pub manifest: Manifest,
+    /// What `sos_reports/summary.json` holds.
+    pub summary: Summary,
 }
 
 impl Outcome {
@@ -669,6 +672,26 @@ pub fn produce_report(
     };
     build.write_file("sos_reports/manifest.json", manifest.to_json().as_bytes())?;
     tracing::info!("manifest written");
+    // the summary reads what the plugins wrote, like any consumer of the archive
+    let summary = summary::build(build.dir(), &manifest);
+    build.write_file(
+        "sos_reports/summary.txt",
+        summary::render::summary_txt(&summary).as_bytes(),
+    )?;
+    build.write_file(
+        "sos_reports/summary.json",
+        serde_json::to_string_pretty(&summary)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    build.write_file(
+        "sos_reports/sos.txt",
+        summary::render::sos_txt(&summary, &manifest).as_bytes(),
+    )?;
+    build.write_file(
+        "sos_reports/sos.html",
+        summary::html::sos_html(&summary, &manifest).as_bytes(),
+    )?;
     log_memory();
 
     // the logs go in last so they hold everything up to packing
@@ -694,6 +717,7 @@ pub fn produce_report(
             partial_plugins,
             encryption_error: None,
             manifest,
+            summary,
         });
     }
     ui!(" Creating compressed archive ...");
@@ -737,6 +761,7 @@ pub fn produce_report(
         partial_plugins,
         encryption_error,
         manifest,
+        summary,
     })
 }
 
@@ -759,6 +784,10 @@ fn human_size(n: u64) -> String {
 ///
 /// Every message is one line: the log layer escapes control characters, newlines included.
 pub fn summarize(o: &Outcome) {
+    ui!("");
+    for line in summary::render::terminal_lines(&o.summary) {
+        ui!(" {line}");
+    }
     if let Some(dir) = &o.build_dir {
         ui!("");
         ui!(
@@ -854,6 +883,12 @@ pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured
     ) {
         Ok(o) => {
             summarize(&o);
+            if config.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&o.summary).unwrap_or_default()
+                );
+            }
             o.exit_code()
         }
         Err(e) => {

@@ -141,6 +141,10 @@ pub struct Cli {
     #[arg(long)]
     pub batch: bool,
 
+    /// When the run ends, print the summary (sos_reports/summary.json) on stdout, for pipelines
+    #[arg(long)]
+    pub json: bool,
+
     /// Record the SHA-256 of the dump file(s) in the manifest (reads the whole dump)
     #[arg(long)]
     pub sha256_dump: bool,
@@ -168,6 +172,8 @@ pub struct Config {
     /// `None`: no timeout.
     pub plugin_timeout: Option<Duration>,
     pub batch: bool,
+    /// Print the summary JSON on stdout at the end.
+    pub json: bool,
     pub sha256_dump: bool,
     /// The command line for the manifest, with any passphrase replaced by `********`.
     pub cmdline: String,
@@ -320,6 +326,7 @@ impl Config {
                 verbosity: cli.verbose,
                 plugin_timeout,
                 batch: cli.batch,
+                json: cli.json,
                 sha256_dump: cli.sha256_dump,
                 cmdline: redacted_cmdline(args),
             },

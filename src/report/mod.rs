@@ -15,3 +15,4 @@ pub mod manifest;
 pub mod plugin;
 pub mod runner;
 pub mod select;
+pub mod summary;

@@ -1,0 +1,197 @@
+//! The summary on every real fixture set: the verdict names the kind of crash the guest was made
+//! to have (its profile: SysRq-c, an oops in a module, the hung-task detector) and the console's
+//! own panic string; on the oops set the faulting function the console's `RIP:` line names; on
+//! the hung set the task the console's hung-task report names; every file a finding cites exists
+//! in the archive, and every link of `sos.html` resolves in the extracted tree.
+//!
+//! The expected values come from the set's recipe (set.info `profile=`) and the serial console
+//! (console.log), never from the archive.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vmcore-report");
+
+/// Runs the report on `dump`, keeping the tree (`--build`); returns its directory.
+fn report(dir: &Path, dump: &Path, out: &Path) -> std::path::PathBuf {
+    let st = Command::new(BIN)
+        .arg("--vmcore")
+        .arg(dump)
+        .arg("--vmlinux")
+        .arg(dir.join("vmlinux"))
+        .arg("--tmp-dir")
+        .arg(out)
+        .args(["--build", "--batch", "-q"])
+        .status()
+        .unwrap();
+    // exit 0 or one of the "archive written" codes
+    assert!(
+        matches!(st.code(), Some(0 | 5 | 7 | 8)),
+        "{}: exit {st}",
+        dump.display()
+    );
+    // `--build` keeps TMP/vmcore-report.XXXXXX/NAME
+    std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("sos_reports/summary.json").exists())
+        .expect("a build tree with sos_reports/summary.json")
+}
+
+/// The console's panic message (`Kernel panic - not syncing: MSG`).
+fn console_panic(console: &str) -> String {
+    console
+        .lines()
+        .find_map(|l| l.split_once("Kernel panic - not syncing: ").map(|(_, m)| m))
+        .expect("the console shows the panic")
+        .trim_end()
+        .to_string()
+}
+
+fn profile(dir: &Path) -> String {
+    let info = std::fs::read_to_string(dir.join("set.info")).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("profile="))
+        .expect("set.info names the profile")
+        .to_string()
+}
+
+/// The `href`s of a page.
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().replace("&amp;", "&"))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_verdict_matches_the_console_on_every_set() {
+    for set in common::fixtures::SETS {
+        let Some(dir) = common::fixtures::set(set) else {
+            continue;
+        };
+        let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+        let dump = ["vmcore.elf", "vmcore.raw"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .expect("an unfiltered dump");
+        let out = tempfile::tempdir().unwrap();
+        let tree = report(&dir, &dump, out.path());
+        let s: Value = serde_json::from_str(
+            &std::fs::read_to_string(tree.join("sos_reports/summary.json")).unwrap(),
+        )
+        .unwrap();
+        let v = &s["verdict"];
+        assert_eq!(
+            v["panic_string"].as_str(),
+            Some(console_panic(&console).as_str()),
+            "{set}: the panic string"
+        );
+        let kind = v["kind"].as_str().unwrap();
+        match profile(&dir).as_str() {
+            "base" | "kdump" => assert_eq!(kind, "sysrq", "{set}"),
+            "oops" => {
+                assert_eq!(kind, "oops", "{set}");
+                // `RIP: 0010:trigger_write+0x20/0x30 [fixture_oops]`
+                let rip = console
+                    .lines()
+                    .find_map(|l| l.split_once("RIP: 0010:").map(|(_, r)| r))
+                    .expect("the console's RIP line");
+                let mut parts = rip.split_whitespace();
+                assert_eq!(
+                    v["function"].as_str(),
+                    parts.next(),
+                    "{set}: the faulting function"
+                );
+                assert_eq!(
+                    v["module"].as_str().map(|m| format!("[{m}]")).as_deref(),
+                    parts.next(),
+                    "{set}: its module"
+                );
+            }
+            "busy" => {
+                assert_eq!(kind, "hung_task", "{set}");
+                // `INFO: task touch:124 blocked for more than 2 seconds.`
+                let hung = console
+                    .lines()
+                    .find_map(|l| l.split_once("INFO: task ").map(|(_, r)| r))
+                    .expect("the console's hung-task report");
+                let who = hung.split(" blocked").next().unwrap();
+                let finding = s["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["title"].as_str().unwrap().starts_with("hung task: "))
+                    .unwrap_or_else(|| panic!("{set}: no hung-task finding"));
+                let (comm, pid) = who.rsplit_once(':').unwrap();
+                assert_eq!(
+                    finding["title"].as_str().unwrap(),
+                    format!("hung task: {comm} (pid {pid})"),
+                    "{set}"
+                );
+            }
+            p => panic!("{set}: unknown profile {p}"),
+        }
+        // every cited file exists
+        let mut cited: Vec<&str> = v["cites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for f in s["findings"].as_array().unwrap() {
+            cited.extend(
+                f["cites"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str),
+            );
+        }
+        for c in cited {
+            assert!(
+                tree.join(c).exists(),
+                "{set}: the summary cites {c}, absent"
+            );
+        }
+        // every link of sos.html resolves in the tree
+        let html = std::fs::read_to_string(tree.join("sos_reports/sos.html")).unwrap();
+        assert!(
+            html.contains(console_panic(&console).as_str()),
+            "{set}: sos.html lacks the panic string"
+        );
+        let links = hrefs(&html);
+        assert!(links.len() > 10, "{set}: too few links in sos.html");
+        for h in links {
+            let rel = percent_decode(&h);
+            let p = tree.join("sos_reports").join(&rel);
+            assert!(
+                p.exists() || p.symlink_metadata().is_ok(),
+                "{set}: sos.html links {h}, absent"
+            );
+        }
+    }
+}
