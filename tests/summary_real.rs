@@ -185,6 +185,11 @@ fn the_verdict_matches_the_console_on_every_set() {
         );
         let links = hrefs(&html);
         assert!(links.len() > 10, "{set}: too few links in sos.html");
+        chromium_renders(
+            set,
+            &tree.join("sos_reports/sos.html"),
+            &console_panic(&console),
+        );
         for h in links {
             let rel = percent_decode(&h);
             let p = tree.join("sos_reports").join(&rel);
@@ -194,4 +199,43 @@ fn the_verdict_matches_the_console_on_every_set() {
             );
         }
     }
+}
+
+/// Headless Chromium (Debian's `chromium`, installed by `.ci/run`) loads the page from the
+/// extracted tree with the network off and the DOM it builds holds the verdict and the panic
+/// string.
+fn chromium_renders(set: &str, page: &Path, panic: &str) {
+    let Ok(out) = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-proxy-server",
+            "--proxy-server=127.0.0.1:9",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+    else {
+        common::fixtures::skip("chromium is not installed (apt install chromium)");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{set}: chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("id=\"verdict\""),
+        "{set}: the rendered page has no verdict"
+    );
+    assert!(
+        dom.contains(panic),
+        "{set}: the rendered page lacks the panic string"
+    );
+    assert!(
+        dom.contains("id=\"plugins\""),
+        "{set}: the rendered page has no plugin table"
+    );
 }
