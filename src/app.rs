@@ -673,7 +673,7 @@ pub fn produce_report(
     build.write_file("sos_reports/manifest.json", manifest.to_json().as_bytes())?;
     tracing::info!("manifest written");
     // the summary reads what the plugins wrote, like any consumer of the archive
-    let summary = summary::build(build.dir(), &manifest);
+    let summary = summary::build(build.dir(), &manifest.components.report.plugins);
     build.write_file(
         "sos_reports/summary.txt",
         summary::render::summary_txt(&summary).as_bytes(),

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::report::manifest::{Manifest, PluginStatus};
+use crate::report::manifest::{PluginRecord, PluginStatus};
 pub use verdict::Kind;
 
 /// Version of `summary.json`'s layout.
@@ -171,8 +171,8 @@ fn is_panic_machinery(sym: &str) -> bool {
     )
 }
 
-/// Builds the summary of the archive under `root`.
-pub fn build(root: &Path, manifest: &Manifest) -> Summary {
+/// Builds the summary of the archive under `root`; `plugins` are the manifest's plugin records.
+pub fn build(root: &Path, plugins: &BTreeMap<String, PluginRecord>) -> Summary {
     let sys = json(root, SYS_JSON);
     let dmesg = json(root, DMESG_JSON);
     let bt = json(root, BT_JSON);
@@ -310,10 +310,7 @@ pub fn build(root: &Path, manifest: &Manifest) -> Summary {
     }
     findings.extend(warnings_finding(&log, &known));
 
-    let plugins = manifest
-        .components
-        .report
-        .plugins
+    let plugins = plugins
         .iter()
         .filter(|(_, r)| r.enabled && r.status != PluginStatus::Ok)
         .map(|(n, r)| PluginTrouble {
