@@ -19,6 +19,7 @@ pub mod btf;
 pub mod combined;
 pub mod dwarf;
 pub mod elf;
+pub mod kallsyms;
 pub mod locate;
 pub mod symbols;
 
