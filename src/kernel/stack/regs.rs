@@ -99,6 +99,9 @@ fn read_crash_note(
     layout: &PrstatusLayout,
 ) -> Result<Result<(i64, Vec<u64>), String>, KernelError> {
     let endian = k.space().endian();
+    // A filtered ELF dump reads the pages it left out as zeros: ask whether the buffer is there
+    // before taking zeros for "never written".
+    k.check_dumped(addr, NOTE_DESC_OFFSET)?;
     let head = k.read_bytes(addr, NOTE_DESC_OFFSET as usize)?;
     let word = |b: &[u8], off: usize, w: usize| b.get(off..).and_then(|s| endian.uint(s, w));
     let (Some(namesz), Some(descsz), Some(ntype)) =

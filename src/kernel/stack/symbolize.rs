@@ -103,7 +103,7 @@ impl Kernel {
 
     /// A frame with its symbol (by the `%pB` rule), module, source line, inlined functions and
     /// named registers.
-    pub(crate) fn symbolize_frame(&self, f: &Frame, names: &[(&'static str, u16)]) -> TraceFrame {
+    pub fn symbolize_frame(&self, f: &Frame, names: &[(&'static str, u16)]) -> TraceFrame {
         let probe = if f.interrupted {
             f.pc
         } else {
