@@ -153,12 +153,26 @@ fn qemu_dump_notes_by_cpu_number() {
 /// drgn's address and size. drgn 0.3.0 on the same dump:
 ///
 /// ```text
-/// $ drgn -q -c vmcore.elf -s vmlinux script.py   # script: load_module_kallsyms(prog), then
-///                                                # idx(prog, "trigger_write", None, True)
-/// symbol trigger_write 0xffffffffc04c7000 0x30 SymbolBinding.LOCAL SymbolKind.FUNC
-/// 0xffffffffc04c7020 trigger_write 0x20 0x30
-/// fixture_oops 0xffffffffc04c7000 16384 4096 10    # name, core_layout base/size/text_size, num_symtab
-/// qemu_fw_cfg 0xffffffffc04c1000 20480 4096 59
+/// $ drgn -q -c vmcore.elf -s vmlinux modsyms.py
+/// # modsyms.py:
+/// #   from drgn.helpers.linux.kallsyms import load_module_kallsyms
+/// #   from drgn.helpers.linux.module import for_each_module
+/// #   idx = load_module_kallsyms(prog)
+/// #   s = idx(prog, "trigger_write", None, True)[0]
+/// #   print("symbol", s.name, hex(s.address), hex(s.size), s.binding, s.kind)
+/// #   for off in (0x0, 0x20, 0x2f):
+/// #       t = idx(prog, None, s.address + off, True)[0]
+/// #       print(hex(s.address + off), t.name, hex(s.address + off - t.address), hex(t.size))
+/// #   for m in for_each_module(prog):
+/// #       print(m.name.string_().decode(), hex(m.core_layout.base.value_()),
+/// #             m.core_layout.size.value_(), m.core_layout.text_size.value_(),
+/// #             m.kallsyms.num_symtab.value_())
+/// symbol trigger_write 0xffffffffc0532000 0x30 SymbolBinding.LOCAL SymbolKind.FUNC
+/// 0xffffffffc0532000 trigger_write 0x0 0x30
+/// 0xffffffffc0532020 trigger_write 0x20 0x30
+/// 0xffffffffc053202f trigger_write 0x2f 0x30
+/// fixture_oops 0xffffffffc0532000 16384 4096 10
+/// qemu_fw_cfg 0xffffffffc052c000 20480 4096 59
 /// ```
 ///
 /// The address moves with every rebuild of the set, so the test takes it from the console's
@@ -218,5 +232,91 @@ fn oops_module_symbol() {
         let panic = k.symbols().address("panic").unwrap();
         let (s, module) = k.code_symbol(panic.0 + 1);
         assert_eq!((s.unwrap().name.as_str(), module), ("panic", None));
+    }
+}
+
+/// The `func+off/size` entries of the console's first `Call Trace:` after `marker`, reliable ones
+/// only (`?` marks a guess), without module entries.
+fn console_trace(dir: &Path, marker: &str) -> Vec<(String, u64, u64)> {
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    let after = &console[console.find(marker).expect("marker in console.log")..];
+    let trace = &after[after.find("Call Trace:").expect("a Call Trace")..];
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    trace
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).trim())
+        .take_while(|l| !l.starts_with("</TASK>") && !l.starts_with("RIP:"))
+        .filter(|l| !l.starts_with('<') && !l.starts_with('?') && !l.contains('['))
+        .filter_map(|l| {
+            let (f, rest) = l.split_once('+')?;
+            let (o, z) = rest.split_once('/')?;
+            Some((f.to_string(), hex(o), hex(z)))
+        })
+        .collect()
+}
+
+/// Frames named on the real kdump dump, from the symbol table and the DWARF lines. The panic
+/// CPU's registers (its crash_notes, exact) stop in `__crash_kexec` with `crash_setup_regs`
+/// inlined, as drgn 0.3.0 says of the same dump:
+///
+/// ```text
+/// $ drgn -q -c vmcore.raw -s vmlinux  # prog.crashed_thread().stack_trace()
+/// #0  crash_setup_regs (arch/x86/include/asm/kexec.h:115:15)
+/// #1  __crash_kexec (kernel/kexec_core.c:974:4)
+/// #2  panic (kernel/panic.c:358:3)
+/// #3  sysrq_handle_crash (drivers/tty/sysrq.c:155:2)
+/// ```
+///
+/// and every reliable entry of the console's panic `Call Trace` (the kernel's own `%pB`:
+/// `sysrq_handle_crash+0x16/0x20`), taken as a return address, names the same function at the
+/// same offset, with a source line. The sizes are the ELF symbols' own, as drgn prints them; the
+/// kernel's count up to the next symbol, alignment padding included (`sysrq_handle_crash` 0x16
+/// here, 0x20 on the console).
+#[test]
+fn kdump_frames_symbolized_with_lines() {
+    use vmcore_report::unwind::{Frame, Method, StackKind};
+    let Some(dir) = fixtures::set("x86_64-6.1-kdump") else {
+        return;
+    };
+    let Some(k) = open(&dir, "vmcore.raw") else {
+        return;
+    };
+    let frame = |pc: u64, interrupted: bool| Frame {
+        pc,
+        sp: 0,
+        cfa: None,
+        interrupted,
+        method: Method::Start,
+        reliable: true,
+        stack: StackKind::Task,
+        regs: None,
+    };
+    let cpus = k.cpu_contexts().unwrap();
+    let p = cpus.iter().find(|c| c.is_panic).unwrap();
+    let f0 = k.symbolize_frame(&frame(p.gregs[RIP], true), &[]);
+    assert_eq!(f0.symbol.as_deref(), Some("__crash_kexec"), "{f0:?}");
+    assert_eq!(f0.module, None);
+    let inl = f0.inlined.first().expect("an inlined function");
+    assert_eq!(inl.function, "crash_setup_regs", "{f0:?}");
+    let src = |s: &Option<vmcore_report::kernel::stack::SourceLoc>| {
+        s.as_ref().map(|s| s.file.clone()).unwrap_or_default()
+    };
+    assert!(src(&inl.source) == "arch/x86/include/asm/kexec.h", "{f0:?}");
+    assert_eq!(src(&f0.source), "kernel/kexec_core.c", "{f0:?}");
+
+    let entries = console_trace(&dir, "Kernel panic - not syncing");
+    assert!(entries.len() >= 5, "{entries:?}");
+    for (func, o, size) in &entries {
+        let start = k.symbols().address(func).expect("console symbol").0;
+        let f = k.symbolize_frame(&frame(start + o, false), &[]);
+        assert_eq!(
+            (f.symbol.as_deref(), f.offset),
+            (Some(func.as_str()), *o),
+            "{func}+{o:#x}"
+        );
+        // the ELF size: the function itself, where the kernel counts up to the next symbol
+        assert!(f.size > 0 && f.size <= *size && f.offset <= f.size, "{f:?}");
+        assert!(f.source.is_some(), "{func}: {f:?}");
     }
 }

@@ -305,9 +305,9 @@ fn kdump_notes_by_task_pid_with_a_missing_cpu() {
     };
     let b = build(&m, |_, _, _| {});
     let cpus = b.kernel.cpu_contexts().unwrap();
-    for i in 0..3 {
-        assert_eq!(cpus[i].regs_source, Some(RegsSource::PrstatusTask));
-        assert_eq!(cpus[i].gregs, gregs(i as u64), "CPU {i}");
+    for (i, c) in cpus.iter().take(3).enumerate() {
+        assert_eq!(c.regs_source, Some(RegsSource::PrstatusTask));
+        assert_eq!(c.gregs, gregs(i as u64), "CPU {i}");
     }
     let c3 = &cpus[3];
     assert_eq!(c3.regs_source, None);

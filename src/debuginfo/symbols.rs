@@ -106,6 +106,9 @@ fn preferred(new: &Entry, old: &Entry) -> bool {
     }
 }
 
+/// A symbol for [`SymbolTable::from_parts`]: name, link-time address, size, kind, global.
+pub type SymbolParts = (String, u64, u64, SymKind, bool);
+
 /// A code symbol found by [`SymbolTable::code_symbol`]: its name, start and extent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodeSymbol {
@@ -188,10 +191,7 @@ impl SymbolTable {
     }
 
     /// Builds a table from `(name, link-time address, size, kind, global)` tuples.
-    pub fn from_parts(
-        list: Vec<(String, u64, u64, SymKind, bool)>,
-        kaslr_offset: u64,
-    ) -> SymbolTable {
+    pub fn from_parts(list: Vec<SymbolParts>, kaslr_offset: u64) -> SymbolTable {
         let arena: Vec<Box<str>> = list.iter().map(|t| t.0.clone().into_boxed_str()).collect();
         let entries = list
             .iter()

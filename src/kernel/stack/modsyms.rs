@@ -27,7 +27,7 @@
 //! bounding a symbol without one.
 
 use crate::addr::VirtAddr;
-use crate::debuginfo::symbols::{CodeSymbol, SymKind, SymbolTable, code_eligible};
+use crate::debuginfo::symbols::{CodeSymbol, SymKind, SymbolParts, SymbolTable, code_eligible};
 use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
 
 use super::soft;
@@ -226,7 +226,7 @@ fn read_symbols(
     k: &Kernel,
     m: &Object<'_>,
     text: &[(u64, u64)],
-) -> Result<Vec<(String, u64, u64, SymKind, bool)>, KernelError> {
+) -> Result<Vec<SymbolParts>, KernelError> {
     // 4.5+: the RCU-switched `kallsyms` pointer (the init copy while loading, the core copy
     // after); before, the fields of `struct module` itself.
     let table = match m.member("kallsyms") {

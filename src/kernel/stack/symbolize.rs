@@ -15,7 +15,8 @@
 //! DWARF gives frames without lines. `addr2line` returns the functions at an address innermost
 //! first, ending with the physical function: each inlined function's position is the line in
 //! it (the innermost) or of its call to the next inner one, and the last position, in the
-//! physical function, is the frame's own.
+//! physical function, is the frame's own. File names are given relative to the unit's build
+//! directory (`kernel/panic.c`), as drgn prints them, when they lie under it.
 
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +57,18 @@ impl Lines {
     /// functions inlined there, innermost first.
     fn lookup(&self, probe: u64) -> (Option<SourceLoc>, Vec<InlinedFrame>) {
         let ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
+        // Paths relative to the build directory, as the kernel's own tools print them.
+        let comp_dir: Option<String> = ctx
+            .find_dwarf_and_unit(probe)
+            .skip_all_loads()
+            .and_then(|u| Some(u.comp_dir?.to_string_lossy().into_owned()));
+        let relative = |file: &str| -> String {
+            comp_dir
+                .as_deref()
+                .and_then(|d| file.strip_prefix(d)?.strip_prefix('/'))
+                .unwrap_or(file)
+                .to_string()
+        };
         let mut frames: Vec<InlinedFrame> = Vec::new();
         if let Ok(mut it) = ctx.find_frames(probe).skip_all_loads() {
             // A DWARF unit's inline tree is finite, but bound a corrupt one.
@@ -68,7 +81,7 @@ impl Lines {
                     .unwrap_or_else(|| "??".into());
                 let source = f.location.and_then(|l| {
                     Some(SourceLoc {
-                        file: l.file?.to_string(),
+                        file: relative(l.file?),
                         line: l.line?,
                         column: l.column.filter(|&c| c > 0),
                     })
