@@ -9,7 +9,7 @@ mod common;
 
 use common::dwarf::SymFlags;
 use common::fp_arch::{FpArch, GREG_RBP, GREG_RIP, GREG_RSP};
-use common::synthkernel::{KernelConfig, LINK_TEXT, Obj, SynthKernel, T};
+use common::synthkernel::{KernelConfig, LINK_TEXT, MOD_MEM_TYPES, Obj, SynthKernel, T};
 use vmcore_report::addr::{Arch, VirtAddr};
 use vmcore_report::kernel::stack::{Backtracer, RegsSource, StartKind, arch_stack};
 use vmcore_report::kernel::{Kernel, KernelAccess};
@@ -485,19 +485,7 @@ fn add_modules(k: &mut SynthKernel, ty: &Types, layout: ModLayout, mods: &[ModSp
     let kallsymsp = k.ptr(Some(kallsyms));
     let module = match layout {
         ModLayout::Mem => {
-            k.enumeration(
-                "mod_mem_type",
-                &[
-                    ("MOD_TEXT", 0),
-                    ("MOD_DATA", 1),
-                    ("MOD_RODATA", 2),
-                    ("MOD_RO_AFTER_INIT", 3),
-                    ("MOD_INIT_TEXT", 4),
-                    ("MOD_INIT_DATA", 5),
-                    ("MOD_INIT_RODATA", 6),
-                    ("MOD_MEM_NUM_TYPES", 7),
-                ],
-            );
+            k.enumeration("mod_mem_type", &MOD_MEM_TYPES);
             let mm = k.structure(
                 Some("module_memory"),
                 &[("base", ty.voidp), ("size", ty.uint)],

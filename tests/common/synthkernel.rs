@@ -48,6 +48,18 @@ pub const IMAGE_SIZE: u64 = 0x0200_0000;
 /// Where the per-CPU section's bump allocator starts (x86_64 per-CPU symbols are zero-based).
 pub const PERCPU_START: u64 = 0x2_a000;
 
+/// `enum mod_mem_type` (include/linux/module.h, 6.4+): the index of each `struct module`
+/// `mem[]` region.
+pub const MOD_MEM_TYPES: [(&str, i64); 7] = [
+    ("MOD_TEXT", 0),
+    ("MOD_DATA", 1),
+    ("MOD_RODATA", 2),
+    ("MOD_RO_AFTER_INIT", 3),
+    ("MOD_INIT_TEXT", 4),
+    ("MOD_INIT_DATA", 5),
+    ("MOD_INIT_RODATA", 6),
+];
+
 /// Who the kernel is and where it sits. Every field is an input the tests can compare against.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
