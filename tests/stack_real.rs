@@ -50,10 +50,14 @@ fn console_cpu_pid(dir: &Path, marker: &str) -> (u32, i32) {
 /// copied that note from the same buffer); the panic CPU and its task are the console's.
 #[test]
 fn kdump_crash_notes_match_prstatus_and_console() {
-    let Some(dir) = fixtures::set("x86_64-6.1-kdump") else {
-        return;
-    };
-    for dump in ["vmcore.raw", "mdf.zlib-d31"] {
+    for (set, dump) in [
+        ("x86_64-6.1-kdump", "vmcore.raw"),
+        ("x86_64-6.1-kdump", "mdf.zlib-d31"),
+        ("x86_64-6.1-kdump-nokaslr", "vmcore.raw"),
+    ] {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
         let Some(k) = open(&dir, dump) else { continue };
         assert!(
             k.vmcoreinfo().and_then(|v| v.crashtime).is_some(),
@@ -120,32 +124,41 @@ fn kdump_crash_notes_match_prstatus_and_console() {
     }
 }
 
-/// A QEMU dump (no CRASHTIME): each possible CPU gets the note whose pr_pid is its number
-/// plus one, whatever task it ran.
+/// QEMU dumps (no CRASHTIME), x86_64 and arm64, 2 and 4 CPUs: each possible CPU gets the note
+/// whose pr_pid is its number plus one, whatever task it ran; the panic CPU and its task are the
+/// console's.
 #[test]
 fn qemu_dump_notes_by_cpu_number() {
-    let Some(dir) = fixtures::set("x86_64-6.1-l4") else {
-        return;
-    };
-    let Some(k) = open(&dir, "vmcore.elf") else {
-        return;
-    };
-    assert!(k.vmcoreinfo().and_then(|v| v.crashtime).is_none());
-    let cpus = k.cpu_contexts().unwrap();
-    assert_eq!(cpus.len(), k.info().cpus.len());
-    for c in &cpus {
-        assert_eq!(c.regs_source, Some(RegsSource::PrstatusCpu), "{c:?}");
-        let note = k
-            .info()
-            .cpus
-            .iter()
-            .find(|s| s.pid == c.cpu + 1)
-            .expect("a note per vCPU");
-        assert_eq!(c.gregs, note.regs, "CPU {}", c.cpu);
+    for set in [
+        "x86_64-6.1-l4",
+        "x86_64-6.12",
+        "x86_64-6.1-smp4-hung",
+        "aarch64-6.1",
+    ] {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        let Some(k) = open(&dir, "vmcore.elf") else {
+            continue;
+        };
+        assert!(k.vmcoreinfo().and_then(|v| v.crashtime).is_none(), "{set}");
+        let cpus = k.cpu_contexts().unwrap();
+        assert_eq!(cpus.len(), k.info().cpus.len(), "{set}");
+        for c in &cpus {
+            assert_eq!(c.regs_source, Some(RegsSource::PrstatusCpu), "{set}: {c:?}");
+            let note = k
+                .info()
+                .cpus
+                .iter()
+                .find(|s| s.pid == c.cpu + 1)
+                .expect("a note per vCPU");
+            assert_eq!(c.gregs, note.regs, "{set}: CPU {}", c.cpu);
+            assert!(!c.gregs.is_empty());
+        }
+        let (cpu, pid) = console_cpu_pid(&dir, "Kernel panic - not syncing");
+        let p = cpus.iter().find(|c| c.is_panic).expect("a panic CPU");
+        assert_eq!((p.cpu, p.pid), (cpu, Some(pid)), "{set}");
     }
-    let (cpu, pid) = console_cpu_pid(&dir, "Kernel panic - not syncing");
-    let p = cpus.iter().find(|c| c.is_panic).expect("a panic CPU");
-    assert_eq!((p.cpu, p.pid), (cpu, Some(pid)));
 }
 
 /// The oops module's function, named from the module's own symbol table in the dump as the
@@ -318,5 +331,57 @@ fn kdump_frames_symbolized_with_lines() {
         // the ELF size: the function itself, where the kernel counts up to the next symbol
         assert!(f.size > 0 && f.size <= *size && f.offset <= f.size, "{f:?}");
         assert!(f.source.is_some(), "{func}: {f:?}");
+    }
+}
+
+/// 6.4+ modules (`mem[MOD_TEXT]`) on the 6.12 set: the module's text starts where the live
+/// `/proc/modules` said (truth.txt), begins with a `__pfx_` padding symbol that names nothing,
+/// and its first function follows. drgn 0.3.0 on the same dump (`load_module_kallsyms`, symbols
+/// in `mem[0]` by address):
+///
+/// ```text
+/// qemu_fw_cfg 0xffffffffc055f000 0x1000
+///    __pfx_fw_cfg_sysfs_attr_show 0x0 0x10 SymbolKind.FUNC
+///    fw_cfg_sysfs_attr_show 0x10 0x19 SymbolKind.FUNC
+///    __pfx_fw_cfg_showrev 0x30 0x10 SymbolKind.FUNC
+///    fw_cfg_showrev 0x40 0x25 SymbolKind.FUNC
+/// ```
+#[test]
+fn modules_6_12_mem_layout() {
+    let Some(dir) = fixtures::set("x86_64-6.12") else {
+        return;
+    };
+    let truth = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
+    let live = truth
+        .lines()
+        .skip_while(|l| *l != "---modules---")
+        .find(|l| l.starts_with("qemu_fw_cfg "))
+        .expect("qemu_fw_cfg in the live /proc/modules");
+    let base = u64::from_str_radix(
+        live.split_whitespace()
+            .last()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    for dump in ["vmcore.elf", "mdf.zlib-d23"] {
+        let Some(k) = open(&dir, dump) else { continue };
+        let mods = k.module_symbols().unwrap();
+        let m = mods
+            .modules
+            .iter()
+            .find(|m| m.name == "qemu_fw_cfg")
+            .expect("qemu_fw_cfg");
+        assert!(m.symbols_error.is_none(), "{:?}", m.symbols_error);
+        assert_eq!(m.text[0].0, base, "{dump}");
+        let modname = Some("qemu_fw_cfg".to_string());
+        assert_eq!(k.code_symbol(base), (None, modname.clone()), "{dump}");
+        let (sym, module) = k.code_symbol(base + 0x11);
+        let sym = sym.expect("the first function");
+        assert_eq!(module, modname);
+        assert!(sym.name.starts_with("fw_cfg_"), "{sym:?}");
+        assert_eq!(sym.start, base + 0x10);
+        assert!(sym.size > 1 && sym.size <= 0x20, "{sym:?}");
     }
 }
