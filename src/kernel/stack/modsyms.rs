@@ -101,13 +101,11 @@ impl TextLayout {
     fn probe(k: &Kernel) -> Result<TextLayout, KernelError> {
         const M: &str = "struct module";
         if k.has_member(M, "mem")? {
-            let mut idx = Vec::new();
-            for n in ["MOD_TEXT", "MOD_INIT_TEXT"] {
-                match k.enumerator_in("mod_mem_type", n) {
-                    Ok(v) => idx.push(v as u64),
-                    Err(e) if e.is_missing() => {}
-                    Err(e) => return Err(e),
-                }
+            let mut idx = vec![k.enumerator_in("mod_mem_type", "MOD_TEXT")? as u64];
+            match k.enumerator_in("mod_mem_type", "MOD_INIT_TEXT") {
+                Ok(v) => idx.push(v as u64),
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e),
             }
             return Ok(TextLayout::Mem(idx));
         }
@@ -204,7 +202,10 @@ fn read_module(
     layout: &TextLayout,
     unformed: Option<i64>,
 ) -> Result<Option<ModuleText>, KernelError> {
-    if unformed.is_some() && m.member("state")?.i64().ok() == unformed {
+    if let Some(u) = unformed
+        && let Ok(state) = m.member("state")
+        && state.i64()? == u
+    {
         return Ok(None);
     }
     let name = String::from_utf8_lossy(&m.member("name")?.cstring(NAME_MAX)?).into_owned();

@@ -101,7 +101,8 @@ fn read_crash_note(
     let endian = k.space().endian();
     // A filtered ELF dump reads the pages it left out as zeros: ask whether the buffer is there
     // before taking zeros for "never written".
-    k.check_dumped(addr, NOTE_DESC_OFFSET)?;
+    let regs_end = layout.reg + 8 * layout.nregs as u64;
+    k.check_dumped(addr, NOTE_DESC_OFFSET + regs_end)?;
     let head = k.read_bytes(addr, NOTE_DESC_OFFSET as usize)?;
     let word = |b: &[u8], off: usize, w: usize| b.get(off..).and_then(|s| endian.uint(s, w));
     let (Some(namesz), Some(descsz), Some(ntype)) =
@@ -126,7 +127,6 @@ fn read_crash_note(
             "its crash_notes note has type {ntype}, not NT_PRSTATUS"
         )));
     }
-    let regs_end = layout.reg + 8 * layout.nregs as u64;
     if let Some(size) = layout.size
         && descsz != size
     {
