@@ -328,18 +328,7 @@ fn a_61_module_list() {
 #[test]
 fn a_64_mem_layout() {
     let mut k = states_kernel();
-    k.set_enum(
-        "mod_mem_type",
-        &[
-            ("MOD_TEXT", 0),
-            ("MOD_DATA", 1),
-            ("MOD_RODATA", 2),
-            ("MOD_RO_AFTER_INIT", 3),
-            ("MOD_INIT_TEXT", 4),
-            ("MOD_INIT_DATA", 5),
-            ("MOD_INIT_RODATA", 6),
-        ],
-    );
+    k.set_enum("mod_mem_type", &common::synthkernel::MOD_MEM_TYPES);
     let region = |base: i64, size: i64| st(vec![("base", int(base)), ("size", int4(size))]);
     let m = k.alloc(st(vec![
         ("state", int4(1)),

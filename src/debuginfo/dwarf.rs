@@ -43,6 +43,24 @@ use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeK
 
 type R = gimli::EndianSlice<'static, RunTimeEndian>;
 
+/// The vmlinux's DWARF sections, borrowed from its map (or decompressed once); the caller keeps
+/// the `Arc<Vmlinux>` alive as long as the result. `NoDwarf` without `.debug_info`.
+pub(crate) fn load_sections(vmlinux: &Vmlinux) -> Result<gimli::Dwarf<R>, DebugInfoError> {
+    let endian = match vmlinux.endian() {
+        Endian::Little => RunTimeEndian::Little,
+        Endian::Big => RunTimeEndian::Big,
+    };
+    if vmlinux.section_static(".debug_info")?.is_none() {
+        return Err(DebugInfoError::NoDwarf(
+            vmlinux.path().display().to_string(),
+        ));
+    }
+    gimli::Dwarf::load(|id| -> Result<R, DebugInfoError> {
+        let data = vmlinux.section_static(id.name())?.unwrap_or(&[]);
+        Ok(gimli::EndianSlice::new(data, endian))
+    })
+}
+
 const DIM_SHIFT: u64 = 48;
 const OFFSET_MASK: u64 = (1 << DIM_SHIFT) - 1;
 /// Units scanned one after the other before the rest is scanned in parallel.
@@ -245,19 +263,7 @@ fn derr(offset: u64, e: impl std::fmt::Display) -> DebugInfoError {
 impl DwarfTypes {
     /// Prepares the index: borrows the debug sections and lists the unit headers.
     pub fn new(vmlinux: Arc<Vmlinux>) -> Result<DwarfTypes, DebugInfoError> {
-        let endian = match vmlinux.endian() {
-            Endian::Little => RunTimeEndian::Little,
-            Endian::Big => RunTimeEndian::Big,
-        };
-        if vmlinux.section_static(".debug_info")?.is_none() {
-            return Err(DebugInfoError::NoDwarf(
-                vmlinux.path().display().to_string(),
-            ));
-        }
-        let dwarf = gimli::Dwarf::load(|id| -> Result<R, DebugInfoError> {
-            let data = vmlinux.section_static(id.name())?.unwrap_or(&[]);
-            Ok(gimli::EndianSlice::new(data, endian))
-        })?;
+        let dwarf = load_sections(&vmlinux)?;
         let headers = dwarf.units();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())

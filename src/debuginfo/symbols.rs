@@ -8,6 +8,12 @@
 //! files), name lookup prefers a global symbol, then one with a size, then the lowest address
 //! (and of those the largest size): the first of the best in address order.
 //!
+//! Code addresses (backtrace frames) are looked up by [`SymbolTable::code_symbol`], with the rules
+//! of the kernel's own `%pB` printing adapted to an ELF symbol table: padding and CFI symbols
+//! (`__pfx_*`, `__cfi_*`, `__kcfi_typeid_*`) and absolute symbols never name code, a global
+//! function wins over other symbols at its address, and a symbol without a size extends to the
+//! next symbol.
+//!
 //! KASLR: every kernel-image symbol (text, data, bss, per-CPU section *offsets* excepted) moves by
 //! the same offset, VMCOREINFO `KERNELOFFSET`. Absolute symbols (`SHN_ABS`, e.g. the per-CPU
 //! section's zero-based symbols on x86_64 are in `.data..percpu` whose addresses start at 0) do not
@@ -47,6 +53,8 @@ struct Entry {
     size: u64,
     kind: SymKind,
     global: bool,
+    /// `SHN_ABS`: a constant, not an address in a section.
+    absolute: bool,
 }
 
 impl Entry {
@@ -98,6 +106,41 @@ fn preferred(new: &Entry, old: &Entry) -> bool {
     }
 }
 
+/// A symbol for [`SymbolTable::from_parts`]: name, link-time address, size, kind, global.
+pub type SymbolParts = (String, u64, u64, SymKind, bool);
+
+/// A code symbol found by [`SymbolTable::code_symbol`]: its name, start and extent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeSymbol {
+    pub name: String,
+    pub start: u64,
+    pub size: u64,
+}
+
+/// How many symbols [`SymbolTable::code_symbol`] walks back over to find an eligible one.
+const CODE_LOOKBACK: usize = 64;
+
+/// Whether a symbol may name code in a backtrace: not absolute (kCFI type hashes, per-CPU
+/// offsets), not the 16-byte padding before a function (`__pfx_`, x86 6.2+), not a kCFI preamble
+/// (`__cfi_`, `__kcfi_typeid_`), not an ARM/RISC-V mapping symbol (`$x`, `$d`) or a local label (`.L*`, `L0*`), as
+/// `is_mapping_symbol()` (include/linux/module_symbol.h) skips them.
+pub fn code_eligible(name: &str, absolute: bool) -> bool {
+    !absolute
+        && !name.is_empty()
+        && !name.starts_with("__pfx_")
+        && !name.starts_with("__cfi_")
+        && !name.starts_with("__kcfi_typeid_")
+        && !name.starts_with('$')
+        && !name.starts_with(".L")
+        && !name.starts_with("L0")
+}
+
+/// Which of several symbols at one address names it: a global function first, then any
+/// function, then a symbol with a size, then a global one.
+pub fn code_rank(function: bool, global: bool, size: u64) -> (bool, bool, bool, bool) {
+    (function && global, function, size > 0, global)
+}
+
 /// Link-time addresses below this are not in the kernel image (per-CPU offsets, absolute
 /// constants) and are not shifted by KASLR. Every supported architecture links the kernel image
 /// in the top half of the address space.
@@ -141,16 +184,14 @@ impl SymbolTable {
                 size: s.size(),
                 kind,
                 global: s.is_global(),
+                absolute: s.section() == object::SymbolSection::Absolute,
             });
         }
         SymbolTable::index(list, kaslr_offset, Vec::new(), Some(vmlinux.clone()))
     }
 
     /// Builds a table from `(name, link-time address, size, kind, global)` tuples.
-    pub fn from_parts(
-        list: Vec<(String, u64, u64, SymKind, bool)>,
-        kaslr_offset: u64,
-    ) -> SymbolTable {
+    pub fn from_parts(list: Vec<SymbolParts>, kaslr_offset: u64) -> SymbolTable {
         let arena: Vec<Box<str>> = list.iter().map(|t| t.0.clone().into_boxed_str()).collect();
         let entries = list
             .iter()
@@ -163,6 +204,7 @@ impl SymbolTable {
                 size: *size,
                 kind: *kind,
                 global: *global,
+                absolute: false,
             })
             .collect();
         SymbolTable::index(entries, kaslr_offset, arena, None)
@@ -231,6 +273,11 @@ impl SymbolTable {
         self.kaslr_offset
     }
 
+    /// The vmlinux the table was read from (`None` for a table built from parts).
+    pub fn vmlinux(&self) -> Option<&Arc<Vmlinux>> {
+        self._owner.as_ref()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -288,6 +335,61 @@ impl SymbolTable {
             } else {
                 format!("{}+{:#x}", s.name, off)
             }
+        })
+    }
+
+    /// The function (or other code symbol) an instruction address lies in, by the rules in the
+    /// module documentation: the nearest eligible symbol at or below `addr` whose extent (its
+    /// size, or for a symbol without one the distance to the next eligible symbol) covers it.
+    /// The caller chooses the address: a return address is looked up one byte before it.
+    pub fn code_symbol(&self, addr: VirtAddr) -> Option<CodeSymbol> {
+        self.code_symbol_within(addr, None)
+    }
+
+    /// [`SymbolTable::code_symbol`] in a region ending at `end`: a symbol without a size
+    /// extends to the next symbol or to `end`, whichever comes first (a module's text).
+    pub fn code_symbol_within(&self, addr: VirtAddr, end: Option<u64>) -> Option<CodeSymbol> {
+        let by_addr = self.by_addr();
+        let idx = by_addr.partition_point(|&i| self.sorted(i).address <= addr.0);
+        // The nearest eligible symbol below; the walk back skips a few padding symbols at most,
+        // bounded so that an address below every eligible symbol costs little.
+        let below = by_addr.get(..idx)?;
+        let top = below
+            .iter()
+            .rev()
+            .take(CODE_LOOKBACK)
+            .map(|&i| self.sorted(i))
+            .find(|e| code_eligible(e.name, e.absolute))?
+            .address;
+        let best = below
+            .iter()
+            .rev()
+            .map(|&i| self.sorted(i))
+            .skip_while(|e| e.address != top)
+            .take_while(|e| e.address == top)
+            .filter(|e| code_eligible(e.name, e.absolute))
+            .max_by_key(|e| code_rank(e.kind == SymKind::Text, e.global, e.size))?;
+        let size = match best.size {
+            0 => {
+                let next = by_addr
+                    .get(idx..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|&i| self.sorted(i))
+                    .find(|e| code_eligible(e.name, e.absolute))
+                    .map(|e| e.address);
+                let limit = match (next, end) {
+                    (Some(n), Some(e)) => n.min(e),
+                    (n, e) => n.or(e)?,
+                };
+                limit.saturating_sub(top)
+            }
+            s => s,
+        };
+        (addr.0 - top < size).then(|| CodeSymbol {
+            name: best.name.to_string(),
+            start: top,
+            size,
         })
     }
 

@@ -131,8 +131,9 @@ pub trait KernelAccess {
 
     // ---- backtraces ---------------------------------------------------------------------------
 
-    /// Each possible CPU with its current task, where its registers came from, and which one
-    /// panicked. `Err` with code `unsupported` when the crate cannot unwind this architecture.
+    /// Each possible CPU with its current task, its saved registers and where they came from,
+    /// and which one panicked (docs/backtraces.md). The default, for implementations without
+    /// backtraces, is `Err` with code `unsupported`.
     fn cpu_contexts(&self) -> AResult<Vec<CpuContext>> {
         Err(AccessError::new(
             "unsupported",
@@ -140,8 +141,8 @@ pub trait KernelAccess {
         ))
     }
     /// The backtrace of a task (a `struct task_struct` object), symbolized. `Err` when it has no
-    /// starting registers or the architecture no unwinder; a trace cut short is `Ok` with its
-    /// stop reason.
+    /// starting registers (`no-registers`) or the architecture no unwinder (`unsupported`); a
+    /// trace cut short is `Ok` with its stop reason.
     fn stack_trace(&self, task: &Self::Obj) -> AResult<StackTrace> {
         let _ = task;
         Err(AccessError::new(

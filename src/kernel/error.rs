@@ -35,6 +35,9 @@ pub enum KernelError {
     /// architecture whose walker reads kernel addresses only).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A running task's backtrace cannot start: the dump saved no registers for its CPU.
+    #[error("no registers: {0}")]
+    NoRegisters(String),
     /// The deadline set with [`crate::kernel::Kernel::set_deadline`] passed.
     #[error("timed out")]
     TimedOut,
@@ -54,6 +57,7 @@ impl KernelError {
             KernelError::Corrupt(_) => "corrupt-data",
             KernelError::WrongType(_) => "wrong-type",
             KernelError::Unsupported(_) => "unsupported",
+            KernelError::NoRegisters(_) => "no-registers",
             KernelError::TimedOut => "timed-out",
             KernelError::DebugInfo(e) => e.code(),
         }

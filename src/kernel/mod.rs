@@ -53,6 +53,8 @@ pub struct Kernel {
     info: DumpInfo,
     deadline: Mutex<Option<Instant>>,
     reads: ReadCounts,
+    /// What backtraces compute once (CPU registers, module symbols, line tables).
+    stack: stack::StackCache,
 }
 
 /// How many memory reads succeeded and failed: the runner tells from the difference over a
@@ -79,6 +81,7 @@ impl Kernel {
             info,
             deadline: Mutex::new(None),
             reads: ReadCounts::default(),
+            stack: stack::StackCache::default(),
         }
     }
 
@@ -96,6 +99,9 @@ impl Kernel {
     }
     pub fn vmcoreinfo(&self) -> Option<&VmcoreInfo> {
         self.info.vmcoreinfo.as_ref()
+    }
+    pub(crate) fn stack_cache(&self) -> &stack::StackCache {
+        &self.stack
     }
 
     /// The interface plugins read the kernel through ([`KernelAccess`]).

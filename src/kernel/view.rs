@@ -5,8 +5,15 @@
 //! "this kernel has no such symbol, type or member" becomes `Ok(None)` (the collector prints what
 //! this version prints), everything else (memory not in the dump, corrupt lists, timeouts) an
 //! [`AccessError`] carrying the kernel view's stable code.
+//!
+//! Backtraces: the view keeps one [`Backtracer`] (the architecture's unwinder, which borrows the
+//! kernel) from the first trace a plugin asks for to the last, so a plugin tracing every task
+//! loads the unwind tables once.
+
+use std::cell::OnceCell;
 
 use crate::addr::{Endian, VirtAddr};
+use crate::kernel::stack::{Backtracer, CpuContext, StackTrace};
 use crate::kernel::{DEFAULT_WALK_CAP, Kernel, KernelError, Object};
 
 use super::access::{AResult, AccessError, KernelAccess, MAX_READ_LEN};
@@ -14,11 +21,16 @@ use super::access::{AResult, AccessError, KernelAccess, MAX_READ_LEN};
 /// The production [`KernelAccess`].
 pub struct KView<'k> {
     pub kernel: &'k Kernel,
+    /// Built on the first [`KernelAccess::stack_trace`]; its error is kept too.
+    backtracer: OnceCell<Result<Backtracer<'k>, AccessError>>,
 }
 
 impl<'k> KView<'k> {
     pub fn new(kernel: &'k Kernel) -> KView<'k> {
-        KView { kernel }
+        KView {
+            kernel,
+            backtracer: OnceCell::new(),
+        }
     }
 }
 
@@ -187,5 +199,25 @@ impl<'k> KernelAccess for KView<'k> {
 
     fn enumerator_in(&self, enum_name: &str, name: &str) -> AResult<Option<i64>> {
         opt(self.kernel.enumerator_in(enum_name, name))
+    }
+
+    fn cpu_contexts(&self) -> AResult<Vec<CpuContext>> {
+        self.kernel.cpu_contexts().map_err(err)
+    }
+
+    /// A deadline that cut the unwinder's construction short is not kept: the next call tries
+    /// again.
+    fn stack_trace(&self, task: &Object<'k>) -> AResult<StackTrace> {
+        let bt = match self.backtracer.get() {
+            Some(b) => b,
+            None => match Backtracer::new(self.kernel) {
+                Err(KernelError::TimedOut) => return Err(err(KernelError::TimedOut)),
+                r => self.backtracer.get_or_init(|| r.map_err(err)),
+            },
+        };
+        match bt {
+            Ok(b) => b.trace(task.address()).map_err(err),
+            Err(e) => Err(e.clone()),
+        }
     }
 }

@@ -119,6 +119,40 @@ struct Var {
     split: bool,
 }
 
+/// How a symbol without DWARF is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymFlags {
+    /// `STT_FUNC` in `.text` (else `STT_OBJECT` in `.data`/`.rodata`).
+    pub text: bool,
+    /// `STB_GLOBAL` (else `STB_LOCAL`).
+    pub global: bool,
+    /// `SHN_ABS`.
+    pub absolute: bool,
+}
+
+impl SymFlags {
+    pub const FUNC: SymFlags = SymFlags {
+        text: true,
+        global: true,
+        absolute: false,
+    };
+    pub const LOCAL_FUNC: SymFlags = SymFlags {
+        text: true,
+        global: false,
+        absolute: false,
+    };
+    pub const DATA: SymFlags = SymFlags {
+        text: false,
+        global: true,
+        absolute: false,
+    };
+    pub const ABSOLUTE: SymFlags = SymFlags {
+        text: false,
+        global: true,
+        absolute: true,
+    };
+}
+
 /// Builds a vmlinux-like ELF.
 pub struct VmlinuxBuilder {
     version: u16,
@@ -130,7 +164,7 @@ pub struct VmlinuxBuilder {
     unit: usize,
     units: usize,
     vars: Vec<Var>,
-    symbols: Vec<(String, u64, u64, bool)>,
+    symbols: Vec<(String, u64, u64, SymFlags)>,
     rodata: Vec<(u64, Vec<u8>)>,
 }
 
@@ -292,7 +326,7 @@ impl VmlinuxBuilder {
             unit: self.unit,
             split: false,
         });
-        self.symbols.push((name.into(), addr, size, false));
+        self.symbols.push((name.into(), addr, size, SymFlags::DATA));
     }
     /// Like [`VmlinuxBuilder::variable`], with an `extern` declaration in the first unit and a
     /// definition that names it through `DW_AT_specification`, as GCC emits for globals
@@ -304,11 +338,16 @@ impl VmlinuxBuilder {
             unit: self.unit,
             split: true,
         });
-        self.symbols.push((name.into(), addr, size, false));
+        self.symbols.push((name.into(), addr, size, SymFlags::DATA));
     }
-    /// A symbol with no DWARF (`text`: a function).
+    /// A global symbol with no DWARF (`text`: a function).
     pub fn symbol(&mut self, name: &str, addr: u64, size: u64, text: bool) {
-        self.symbols.push((name.into(), addr, size, text));
+        let flags = if text { SymFlags::FUNC } else { SymFlags::DATA };
+        self.symbols.push((name.into(), addr, size, flags));
+    }
+    /// A symbol with no DWARF, its kind, binding and section chosen.
+    pub fn symbol_with(&mut self, name: &str, addr: u64, size: u64, flags: SymFlags) {
+        self.symbols.push((name.into(), addr, size, flags));
     }
     /// Bytes placed at a link-time address in `.rodata` (e.g. `linux_banner`).
     pub fn rodata(&mut self, addr: u64, bytes: &[u8]) {
@@ -319,7 +358,7 @@ impl VmlinuxBuilder {
         let mut b = banner.as_bytes().to_vec();
         b.push(0);
         self.symbols
-            .push(("linux_banner".into(), addr, b.len() as u64, false));
+            .push(("linux_banner".into(), addr, b.len() as u64, SymFlags::DATA));
         self.rodata(addr, &b);
     }
 
@@ -670,27 +709,34 @@ impl VmlinuxBuilder {
                 patches.push((sec_name, 0, flags));
             }
         }
-        for (name, addr, size, is_text) in &self.symbols {
-            let section = if *is_text {
-                text
+        for (name, addr, size, flags) in &self.symbols {
+            let is_text = flags.text;
+            let section = if flags.absolute {
+                SymbolSection::Absolute
+            } else if is_text {
+                SymbolSection::Section(text)
             } else if let Some((id, s, e)) = rodata_sec.filter(|(_, s, e)| addr >= s && addr < e) {
                 let _ = (s, e);
-                id
+                SymbolSection::Section(id)
             } else {
-                data
+                SymbolSection::Section(data)
             };
             obj.add_symbol(Symbol {
                 name: name.clone().into_bytes(),
                 value: *addr,
                 size: *size,
-                kind: if *is_text {
+                kind: if is_text {
                     SymbolKind::Text
                 } else {
                     SymbolKind::Data
                 },
-                scope: SymbolScope::Linkage,
+                scope: if flags.global {
+                    SymbolScope::Linkage
+                } else {
+                    SymbolScope::Compilation
+                },
                 weak: false,
-                section: SymbolSection::Section(section),
+                section,
                 flags: SymbolFlags::None,
             });
         }

@@ -5,6 +5,7 @@
 pub mod dwarf;
 pub mod fake_kernel;
 pub mod fixtures;
+pub mod fp_arch;
 pub mod kernel;
 pub mod pagetable;
 pub mod plugin_run;

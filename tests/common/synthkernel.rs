@@ -29,7 +29,7 @@
 
 use std::collections::BTreeMap;
 
-use super::dwarf::{Field, Ty, VmlinuxBuilder, field};
+use super::dwarf::{Field, SymFlags, Ty, VmlinuxBuilder, field};
 use super::pagetable::{Builder, Mode};
 use super::vmcore::{ElfOpts, SynthArch, VmcoreBuilder};
 
@@ -47,6 +47,18 @@ pub const LINK_PGTABLES: u64 = 0xffff_ffff_82a0_0000;
 pub const IMAGE_SIZE: u64 = 0x0200_0000;
 /// Where the per-CPU section's bump allocator starts (x86_64 per-CPU symbols are zero-based).
 pub const PERCPU_START: u64 = 0x2_a000;
+
+/// `enum mod_mem_type` (include/linux/module.h, 6.4+): the index of each `struct module`
+/// `mem[]` region.
+pub const MOD_MEM_TYPES: [(&str, i64); 7] = [
+    ("MOD_TEXT", 0),
+    ("MOD_DATA", 1),
+    ("MOD_RODATA", 2),
+    ("MOD_RO_AFTER_INIT", 3),
+    ("MOD_INIT_TEXT", 4),
+    ("MOD_INIT_DATA", 5),
+    ("MOD_INIT_RODATA", 6),
+];
 
 /// Who the kernel is and where it sits. Every field is an input the tests can compare against.
 #[derive(Clone, Debug)]
@@ -75,6 +87,9 @@ pub struct KernelConfig {
     pub build_id: [u8; 20],
     /// VMCOREINFO `CRASHTIME` (seconds since the epoch).
     pub crash_time: i64,
+    /// Whether VMCOREINFO has the `CRASHTIME` line (a kdump capture) or not (a hypervisor dump
+    /// of a kernel that never reached `crash_save_vmcoreinfo()`).
+    pub write_crashtime: bool,
 }
 
 impl Default for KernelConfig {
@@ -96,6 +111,7 @@ impl Default for KernelConfig {
             nr_cpus: 2,
             build_id: [0; 20],
             crash_time: 1_700_000_000,
+            write_crashtime: true,
         }
     }
 }
@@ -193,6 +209,8 @@ pub struct SynthKernel {
     next_heap: u64,
     /// (pid of the task current on the CPU, rip) per CPU, for `NT_PRSTATUS`.
     prstatus: BTreeMap<u32, (u32, u64)>,
+    /// Notes with a whole register set, written after those, in call order.
+    prstatus_raw: Vec<(u32, Vec<u64>)>,
     /// VMCOREINFO lines beyond the ones every x86_64 kernel writes.
     extra_vmcoreinfo: Vec<String>,
     globals: BTreeMap<String, Obj>,
@@ -221,6 +239,7 @@ impl SynthKernel {
             next_rodata: LINK_RODATA,
             next_percpu: PERCPU_START,
             prstatus: BTreeMap::new(),
+            prstatus_raw: Vec::new(),
             extra_vmcoreinfo: Vec::new(),
             globals: BTreeMap::new(),
             placed: Vec::new(),
@@ -538,6 +557,17 @@ impl SynthKernel {
         o
     }
 
+    /// Raw bytes in the direct map at the given alignment; their address.
+    pub fn alloc_bytes(&mut self, bytes: &[u8], align: u64) -> u64 {
+        let pa = align_up(self.next_heap, align);
+        self.next_heap = pa + (bytes.len() as u64).max(1);
+        let va = self.cfg.direct(pa);
+        self.write_va(va, bytes);
+        self.placed
+            .push((format!("bytes at pa {pa:#x}"), va, bytes.len() as u64));
+        va
+    }
+
     /// A NUL-terminated string in `.rodata`, as a symbol when `name` is given; its runtime address.
     pub fn rodata_str(&mut self, name: Option<&str>, s: &str) -> u64 {
         let link = self.next_rodata;
@@ -580,6 +610,19 @@ impl SynthKernel {
     pub fn text_symbol(&mut self, name: &str, link: u64, size: u64) -> u64 {
         self.vmlinux.symbol(name, link, size, true);
         self.cfg.runtime(link)
+    }
+
+    /// A symbol without DWARF at a link-time address, its kind and binding chosen (a local
+    /// alias, an absolute constant); its runtime address.
+    pub fn symbol_with(&mut self, name: &str, link: u64, size: u64, flags: SymFlags) -> u64 {
+        self.vmlinux.symbol_with(name, link, size, flags);
+        self.cfg.runtime(link)
+    }
+
+    /// An `NT_PRSTATUS` note with `pr_pid` and a whole `elf_gregset_t` (x86_64: 27 words),
+    /// written after the [`SynthKernel::cpu_state`] ones, in call order.
+    pub fn prstatus_note(&mut self, pid: u32, gregs: &[u64]) {
+        self.prstatus_raw.push((pid, gregs.to_vec()));
     }
 
     /// The CPU's `NT_PRSTATUS`: its current task's pid and the instruction pointer.
@@ -653,11 +696,13 @@ impl SynthKernel {
             vi.push_str(l);
             vi.push('\n');
         }
+        if cfg.write_crashtime {
+            vi.push_str(&format!("CRASHTIME={}\n", cfg.crash_time));
+        }
         vi.push_str(&format!(
-            "CRASHTIME={}\nNUMBER(phys_base)={}\nSYMBOL(init_top_pgt)={root_va:x}\n\
+            "NUMBER(phys_base)={}\nSYMBOL(init_top_pgt)={root_va:x}\n\
              NUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET={:x}\nNUMBER(KERNEL_IMAGE_SIZE)={}\n\
              NUMBER(sme_mask)=0\n",
-            cfg.crash_time,
             cfg.phys_base() as i64,
             cfg.kaslr_offset,
             1u64 << 30,
@@ -672,6 +717,9 @@ impl SynthKernel {
             regs[18] = 0x46;
             regs[20] = 0x18;
             self.vmcore.prstatus(pid, &regs);
+        }
+        for (pid, gregs) in &self.prstatus_raw {
+            self.vmcore.prstatus(*pid, gregs);
         }
         let vmlinux = self.vmlinux.build();
         (self.vmcore, vmlinux)

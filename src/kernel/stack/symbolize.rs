@@ -1,0 +1,154 @@
+//! Naming a frame: its symbol, module, source line and inlined functions.
+//!
+//! The kernel prints a backtrace entry with `%pB` (lib/vsprintf.c → `sprint_backtrace()`,
+//! kernel/kallsyms.c): a return address points after its call, and the call may be the last
+//! instruction of a function (a call to a `noreturn` function), so the symbol is looked up at
+//! `pc - 1` and the offset printed from `pc` itself: `caller+0x20/0x20`, never the next
+//! function. An interrupted frame (the first frame, or one entered from saved `pt_regs`) holds
+//! the exact instruction and is looked up at `pc`. drgn does the same (`pc - !interrupted`).
+//!
+//! Symbols: a loaded module's own table when the address is in its text ([`super::modsyms`]),
+//! else the vmlinux ELF symbols ([`SymbolTable::code_symbol`](crate::debuginfo::symbols::SymbolTable::code_symbol)).
+//! Source lines and inlined functions come from the vmlinux DWARF through the `addr2line` crate,
+//! for kernel-image addresses only, probed at the link-time address (minus the KASLR offset).
+//! The line tables are built on the first frame that asks, once per kernel; a vmlinux without
+//! DWARF gives frames without lines. `addr2line` returns the functions at an address innermost
+//! first, ending with the physical function: each inlined function's position is the line in
+//! it (the innermost) or of its call to the next inner one, and the last position, in the
+//! physical function, is the frame's own. File names are given relative to the unit's build
+//! directory (`kernel/panic.c`), as drgn prints them, when they lie under it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::addr::VirtAddr;
+use crate::debuginfo::elf::Vmlinux;
+use crate::debuginfo::symbols::CodeSymbol;
+use crate::kernel::Kernel;
+use crate::unwind::Frame;
+
+use super::{InlinedFrame, SourceLoc, TraceFrame, named_regs};
+
+type R = gimli::EndianSlice<'static, gimli::RunTimeEndian>;
+
+/// The vmlinux line tables. `addr2line::Context` memoizes parsed units in cells that are not
+/// `Sync`, so lookups take a lock.
+pub(crate) struct Lines {
+    ctx: Mutex<addr2line::Context<R>>,
+    // Keeps the sections `ctx` borrows mapped.
+    _vmlinux: Arc<Vmlinux>,
+}
+
+impl Lines {
+    fn new(vmlinux: &Arc<Vmlinux>) -> Option<Lines> {
+        let dwarf = crate::debuginfo::dwarf::load_sections(vmlinux).ok()?;
+        match addr2line::Context::from_dwarf(dwarf) {
+            Ok(ctx) => Some(Lines {
+                ctx: Mutex::new(ctx),
+                _vmlinux: Arc::clone(vmlinux),
+            }),
+            Err(e) => {
+                tracing::warn!("no source lines in backtraces: {e}");
+                None
+            }
+        }
+    }
+
+    /// The position in the physical function at the link-time address `probe`, and the
+    /// functions inlined there, innermost first.
+    fn lookup(&self, probe: u64) -> (Option<SourceLoc>, Vec<InlinedFrame>) {
+        let ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
+        // Paths relative to the build directory, as the kernel's own tools print them.
+        let comp_dir: Option<String> = ctx
+            .find_dwarf_and_unit(probe)
+            .skip_all_loads()
+            .and_then(|u| Some(u.comp_dir?.to_string_lossy().into_owned()));
+        let relative = |file: &str| -> String {
+            comp_dir
+                .as_deref()
+                .and_then(|d| file.strip_prefix(d)?.strip_prefix('/'))
+                .unwrap_or(file)
+                .to_string()
+        };
+        let mut frames: Vec<InlinedFrame> = Vec::new();
+        if let Ok(mut it) = ctx.find_frames(probe).skip_all_loads() {
+            // A DWARF unit's inline tree is finite, but bound a corrupt one.
+            while let (Ok(Some(f)), true) = (it.next(), frames.len() < 256) {
+                let function = f
+                    .function
+                    .as_ref()
+                    .and_then(|n| n.raw_name().ok())
+                    .map(|n| n.into_owned())
+                    .unwrap_or_else(|| "??".into());
+                let source = f.location.and_then(|l| {
+                    Some(SourceLoc {
+                        file: relative(l.file?),
+                        line: l.line?,
+                        column: l.column.filter(|&c| c > 0),
+                    })
+                });
+                frames.push(InlinedFrame { function, source });
+            }
+        }
+        let own = frames.pop().and_then(|f| f.source);
+        (own, frames)
+    }
+}
+
+impl Kernel {
+    /// The symbol naming the instruction at `addr` (look up `pc - 1` for a return address) and
+    /// the module whose text holds it (`None`: the kernel image). A module address whose
+    /// module's symbols could not be read has a module and no symbol.
+    pub fn code_symbol(&self, addr: u64) -> (Option<CodeSymbol>, Option<String>) {
+        if let Ok(mods) = self.module_symbols()
+            && let Some((name, sym)) = mods.code_symbol(addr)
+        {
+            return (sym, Some(name.to_string()));
+        }
+        (self.symbols().code_symbol(VirtAddr(addr)), None)
+    }
+
+    fn lines(&self) -> Option<&Lines> {
+        self.stack_cache()
+            .lines
+            .get_or_init(|| Lines::new(self.symbols().vmlinux()?))
+            .as_ref()
+    }
+
+    /// A frame with its symbol (by the `%pB` rule), module, source line, inlined functions and
+    /// named registers.
+    pub fn symbolize_frame(&self, f: &Frame, names: &[(&'static str, u16)]) -> TraceFrame {
+        let probe = if f.interrupted {
+            f.pc
+        } else {
+            f.pc.wrapping_sub(1)
+        };
+        let (found, module) = self.code_symbol(probe);
+        let (source, inlined) = match (&found, &module) {
+            (Some(_), None) => self
+                .lines()
+                .map(|l| l.lookup(probe.wrapping_sub(self.symbols().kaslr_offset())))
+                .unwrap_or_default(),
+            _ => (None, Vec::new()),
+        };
+        let (symbol, offset, size) = match found {
+            Some(s) => (Some(s.name), f.pc.wrapping_sub(s.start), s.size),
+            None => (None, 0, 0),
+        };
+        TraceFrame {
+            pc: f.pc,
+            sp: f.sp,
+            cfa: f.cfa,
+            symbol,
+            offset,
+            size,
+            module,
+            source,
+            inlined,
+            interrupted: f.interrupted,
+            reliable: f.reliable,
+            method: f.method,
+            stack: f.stack,
+            regs: f.regs.as_ref().map(|r| named_regs(r, names)),
+        }
+    }
+}
