@@ -10,7 +10,8 @@ mod common;
 use common::fixtures;
 use common::stacks::{self, Frame, console_traces, drgn_stacks, live_stacks, subsequence_mismatch};
 
-// x86_64-6.1-smp4-hung, truth.txt (6.1.0-57-cloud-amd64)
+// x86_64-6.1-smp4-hung, truth.txt (6.1.0-57-cloud-amd64), with the kernel message that stood
+// amid aarch64-6.1's section
 const LIVE: &str = "\
 ---cpuinfo---
 processor	: 0
@@ -25,6 +26,7 @@ processor	: 0
 [<0>] percpu_rwsem_wait+0x116/0x140
 [<0>] mnt_want_write+0x8b/0xc0
 [<0>] path_openat+0xb00/0x1260
+[  115.167374] hrtimer: interrupt took 72149104 ns
 2 kthreadd
 [<0>] kthreadd+0x2bc/0x2d0
 [<0>] ret_from_fork+0x22/0x30

@@ -29,6 +29,9 @@
 //!   then per task a `task` header and one line per frame, inline frames before the physical
 //!   frame of the same PC.
 //!
+//!   truth.txt is cut out of the serial console, so a kernel message (`[  115.167374] hrtimer:
+//!   ...`) may stand between two lines of the section; it is skipped.
+//!
 //! Names: the live stack and the console print kallsyms names (`watchdog.cold`,
 //! `__percpu_rwsem_trylock.part.0`); drgn gives the DWARF name of each (possibly inlined)
 //! function and, separately, the ELF symbol, which is the kallsyms name. Compare live or console
@@ -137,6 +140,11 @@ pub fn live_stacks(truth: &str) -> Option<Result<Vec<LiveStack>, String>> {
     let mut out: Vec<LiveStack> = Vec::new();
     for (i, raw) in lines.iter().enumerate() {
         let line = raw.trim_end_matches('\r');
+        if console_message(line) != line {
+            // a kernel message the serial console printed amid the truth (aarch64-6.1:
+            // `[  115.167374] hrtimer: interrupt took 72149104 ns`), not part of the section
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("[<") {
             let Some((addr, form)) = rest.split_once(">]") else {
                 return Some(Err(format!("---stacks--- line {}: {line:?}", i + 1)));
