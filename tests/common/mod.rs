@@ -10,5 +10,6 @@ pub mod kernel;
 pub mod pagetable;
 pub mod plugin_run;
 pub mod printk;
+pub mod stacks;
 pub mod synthkernel;
 pub mod vmcore;
