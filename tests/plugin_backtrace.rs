@@ -9,7 +9,7 @@ mod report_support;
 use common::fake_kernel::{FakeKernel, Node, int, ptr, s, st};
 use vmcore_report::kernel::AccessError;
 use vmcore_report::kernel::stack::{
-    CpuContext, InlinedFrame, SourceLoc, StackTrace, StartKind, TraceFrame,
+    CpuContext, InlinedFrame, RegsSource, SourceLoc, StackTrace, StartKind, TraceFrame,
 };
 use vmcore_report::plugins::backtrace::collect::collect;
 use vmcore_report::plugins::backtrace::record::Reason;
@@ -121,14 +121,16 @@ fn fixture() -> Fixture {
         CpuContext {
             cpu: 0,
             task: Some(idle),
-            regs_source: Some(StartKind::Prstatus),
+            regs_source: Some(RegsSource::PrstatusCpu),
             is_panic: false,
+            ..Default::default()
         },
         CpuContext {
             cpu: 1,
             task: Some(bash),
-            regs_source: Some(StartKind::Prstatus),
+            regs_source: Some(RegsSource::PrstatusCpu),
             is_panic: true,
+            ..Default::default()
         },
     ]);
     // the panic: sysrq-c's write, entered from user space

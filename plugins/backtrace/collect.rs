@@ -43,6 +43,7 @@ pub fn collect<K: KernelAccess>(k: &K, all: bool) -> Result<Collected, AccessErr
                 cpu: c.cpu,
                 task: c.task,
                 regs_source: c.regs_source,
+                regs_missing: c.regs_missing.clone(),
                 is_panic: c.is_panic,
             })
             .collect(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Serialize, Serializer};
 
 use crate::addr::{ser_hex, ser_opt_hex};
-use crate::kernel::stack::{InlinedFrame, SourceLoc, StartKind};
+use crate::kernel::stack::{InlinedFrame, RegsSource, SourceLoc, StartKind};
 use crate::plugins::sched_debug::record::ser_bytes;
 use crate::unwind::{Method, StackKind, StopReason};
 
@@ -126,7 +126,9 @@ pub struct CpuRecord {
     pub cpu: u32,
     #[serde(serialize_with = "ser_opt_hex")]
     pub task: Option<u64>,
-    pub regs_source: Option<StartKind>,
+    pub regs_source: Option<RegsSource>,
+    /// Why the dump has no registers for it.
+    pub regs_missing: Option<String>,
     pub is_panic: bool,
 }
 

@@ -170,7 +170,7 @@ pub struct StackTrace {
 }
 
 /// What the dump says of one CPU at the crash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CpuContext {
     pub cpu: u32,
     /// Its current task (`runqueues.curr`).
