@@ -260,6 +260,53 @@ fn kdump_layout(file: &Path, base: u64) -> (u64, u64, u64, u64) {
     (bs, b1, b1 + bitmap_blocks / 2 * bs, b1 + bitmap_blocks * bs)
 }
 
+/// The compressed data, (file offset, size), of the kdump file's pages that hold data every
+/// report reads: `init_uts_ns` (kernel_info, sys) and the printk descriptor ring (dmesg). A
+/// page's descriptor is found as makedumpfile lays them out: one 24-byte descriptor per page
+/// set in the dumpable bitmap (bitmap 2, bit `pfn % 8` of byte `pfn / 8`), in pfn order.
+fn kernel_data_pages(kd: &Path, vmlinux: &Path, descs: u64, b2: u64) -> Vec<(u64, u64)> {
+    let k = common::kernel::open(kd, vmlinux);
+    let page = k.page_size();
+    let mut vas = Vec::new();
+    if let Ok(u) = k.symbol_address("init_uts_ns") {
+        vas.push(u.0);
+    }
+    if let Ok(prb) = k.symbol_address("prb")
+        && let Ok(ring) = k.read_u64(prb)
+    {
+        vas.push(ring);
+    }
+    let mut out = Vec::new();
+    for va in vas {
+        let phys = k
+            .space()
+            .translate(VirtAddr(va))
+            .expect("translates")
+            .phys
+            .0;
+        let pfn = phys / page;
+        let mut bitmap = vec![0u8; usize::try_from(pfn / 8 + 1).unwrap()];
+        File::open(kd)
+            .unwrap()
+            .read_exact_at(&mut bitmap, b2)
+            .unwrap();
+        let byte = (pfn / 8) as usize;
+        assert!(
+            bitmap[byte] & (1 << (pfn % 8)) != 0,
+            "pfn {pfn:#x} is in the dump"
+        );
+        let before: u64 = bitmap[..byte]
+            .iter()
+            .map(|b| u64::from(b.count_ones()))
+            .sum::<u64>()
+            + u64::from((bitmap[byte] & ((1u8 << (pfn % 8)) - 1)).count_ones());
+        let d = descs + 24 * before;
+        out.push((le(kd, d, 8), le(kd, d + 8, 4)));
+    }
+    assert_eq!(out.len(), 2, "init_uts_ns and the printk ring found");
+    out
+}
+
 /// File offsets in the ELF dump `path` of kernel data: (name, offset, length to flip).
 fn kernel_data_offsets(path: &Path, vmlinux: &Path) -> Vec<(&'static str, u64, usize)> {
     let k = common::kernel::open(path, vmlinux);
@@ -355,7 +402,6 @@ fn damaged_copies_of_real_dumps_are_salvaged_or_refused() {
     // Flips in the kdump file's structures.
     let kd = dir.join("mdf.zlib-d31");
     let (bs, b1, b2, descs) = kdump_layout(&kd, 0);
-    let kd_len = kd.metadata().unwrap().len();
     let ones = |n: usize| vec![0xffu8; n];
     let kdump_flips: Vec<(&str, Patches)> = vec![
         ("kdump header_version", vec![(8, ones(4))]),
@@ -387,7 +433,10 @@ fn damaged_copies_of_real_dumps_are_salvaged_or_refused() {
         ),
         (
             "kdump compressed pages",
-            (1..8).map(|i| (kd_len / 8 * i, ones(64))).collect(),
+            kernel_data_pages(&kd, &dir.join("vmlinux"), descs, b2)
+                .into_iter()
+                .map(|(off, size)| (off + size / 2, ones(16)))
+                .collect(),
         ),
     ];
     // (name, source dump, patches, allowed); each copy is made when its case runs.
