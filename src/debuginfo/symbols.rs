@@ -38,7 +38,7 @@ pub enum SymKind {
     Other,
 }
 
-/// A symbol as stored: the name borrows the vmlinux's `.strtab` (kept alive by `_owner`) or the
+/// A symbol as stored: the name borrows the vmlinux's `.strtab` (kept alive by `owner`) or the
 /// table's own arena, so reading 120 000 symbols allocates no strings.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -73,7 +73,7 @@ pub struct SymbolTable {
     kaslr_offset: u64,
     // Declared last: the names above borrow from these.
     _arena: Vec<Box<str>>,
-    _owner: Option<Arc<Vmlinux>>,
+    owner: Option<Arc<Vmlinux>>,
 }
 
 impl std::fmt::Debug for SymbolTable {
@@ -201,7 +201,7 @@ impl SymbolTable {
             by_addr: OnceLock::new(),
             kaslr_offset,
             _arena: arena,
-            _owner: owner,
+            owner: owner,
         }
     }
 
@@ -225,6 +225,12 @@ impl SymbolTable {
     fn sorted(&self, i: u32) -> &Entry {
         // Every index in `by_addr` comes from `0..entries.len()`.
         &self.entries[i as usize]
+    }
+
+    /// The vmlinux the table was read from (`None` for a table built from parts): the unwinder
+    /// reads its `.debug_frame`.
+    pub fn vmlinux(&self) -> Option<&Arc<Vmlinux>> {
+        self.owner.as_ref()
     }
 
     pub fn kaslr_offset(&self) -> u64 {

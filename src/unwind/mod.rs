@@ -15,11 +15,19 @@
 //! - x86_64 (System V psABI): 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp,
 //!   8–15 r8–r15, 16 return address (rip);
 //! - aarch64 (DWARF for the Arm 64-bit Architecture): 0–30 x0–x30 (29 = fp, 30 = lr), 31 sp,
-//!   32 pc (the crate's own slot; the ABI reserves 32 for the ELR pseudo-register);
+//!   32 pc (the crate's own slot; the ABI reserves 32 for the ELR pseudo-register), 33 pstate
+//!   (the crate's own slot, for saved `pt_regs` and PRSTATUS; no CFI rule names it);
 //! - s390x (ELF ABI s390x supplement): 0–15 r0–r15 (15 = sp, 14 = return address),
 //!   64 psw mask, 65 psw address.
 
 use crate::addr::Arch;
+
+pub mod aarch64;
+pub mod cfi;
+pub mod s390x;
+mod text;
+
+pub use text::TextRanges;
 
 /// The deepest trace [`unwind`] builds; a deeper stack is cut with [`StopReason::MaxDepth`]. The
 /// kernel's own stack traces stop at 64 entries in most configurations; 192 leaves room for
@@ -53,6 +61,7 @@ pub mod aarch64_regs {
     pub const LR: u16 = 30;
     pub const SP: u16 = 31;
     pub const PC: u16 = 32;
+    pub const PSTATE: u16 = 33;
 }
 
 /// s390x DWARF register numbers.

@@ -9,5 +9,6 @@ pub mod kernel;
 pub mod pagetable;
 pub mod plugin_run;
 pub mod printk;
+pub mod stackmem;
 pub mod synthkernel;
 pub mod vmcore;

@@ -1,0 +1,1186 @@
+//! The arm64 unwinder on synthetic stacks (memory as a map of words, `.debug_frame` written with
+//! `gimli::write`), and on the real aarch64-6.1 dump against drgn.
+//!
+//! The synthetic trace (runtime addresses; link-time + [`KASLR`]): an IRQ handler `f_a` (CFI)
+//! called from `f_b` (CFI) on the IRQ stack, whose saved frame pointer leads to the task stack
+//! and `f_c` (no CFI: frame-record fallback), `f_d` (CFI, reached with only a lower bound for
+//! its stack pointer), a return into the exception entry code (`el1h_64_irq`-like stub), the
+//! `pt_regs` saved there, the interrupted `f_e`, `f_f`, and a `ret_from_fork`-like stub whose
+//! frame pointer is the task's final frame record. Every return address on the stack is
+//! PAC-signed.
+
+mod common;
+
+use common::stackmem::{Fde, MapMem, aarch64_frame, debug_frame, stacks};
+use gimli::RunTimeEndian;
+use gimli::write::{CallFrameInstruction, Expression};
+use vmcore_report::addr::{Arch, Endian};
+use vmcore_report::unwind::aarch64::{Aarch64Unwinder, PtRegsLayout, strip_pac};
+use vmcore_report::unwind::aarch64_regs::{FP, LR, PC, PSTATE, SP};
+use vmcore_report::unwind::cfi::Cfi;
+use vmcore_report::unwind::{
+    MAX_FRAMES, Method, Regs, StackKind, StopReason, TextRanges, Unwound, unwind,
+};
+
+const KASLR: u64 = 0x1230_0000;
+const LINK_TEXT: u64 = 0xffff_8000_0800_0000;
+const PAC_MASK: u64 = 0xffff_0000_0000_0000;
+/// The IRQ stack and the task stack, 16 KiB each.
+const IRQ: u64 = 0xffff_8000_1000_0000;
+const TASK: u64 = 0xffff_8000_2000_0000;
+const STACK_SIZE: u64 = 0x4000;
+/// 6.1's `struct pt_regs`: 336 bytes, x0 at 0, sp 248, pc 256, pstate 264, stackframe 304.
+const PT_REGS: PtRegsLayout = PtRegsLayout {
+    size: 336,
+    regs: 0,
+    sp: 248,
+    pc: 256,
+    pstate: 264,
+    stackframe: 304,
+};
+const FINAL_RECORD: u64 = TASK + STACK_SIZE - 336 + 304;
+
+// Link-time function addresses.
+const STUB: u64 = LINK_TEXT + 0x400; // exception entry text: [LINK_TEXT, LINK_TEXT + 0x1000)
+const F_A: u64 = LINK_TEXT + 0x1_0000;
+const F_B: u64 = LINK_TEXT + 0x1_0100;
+const F_C: u64 = LINK_TEXT + 0x1_0200; // no CFI
+const F_D: u64 = LINK_TEXT + 0x1_0300;
+const F_E: u64 = LINK_TEXT + 0x1_0400;
+const F_F: u64 = LINK_TEXT + 0x1_0500;
+const RFF: u64 = LINK_TEXT + 0x1_0600; // no CFI
+
+/// Runtime address.
+fn rt(link: u64) -> u64 {
+    link + KASLR
+}
+
+/// A return address signed with a pointer-authentication code in bits 63..56 and 54..48
+/// (bit 55, which selects the kernel half, kept).
+fn sign(addr: u64) -> u64 {
+    (addr & 0x0000_ffff_ffff_ffff) | 0x2b9f_0000_0000_0000
+}
+
+fn cfi_bytes() -> Vec<u8> {
+    debug_frame(
+        RunTimeEndian::Little,
+        4,
+        30,
+        31,
+        vec![
+            aarch64_frame(F_A, 0x100, 32),
+            aarch64_frame(F_B, 0x100, 48),
+            aarch64_frame(F_D, 0x100, 64),
+            aarch64_frame(F_E, 0x100, 32),
+            aarch64_frame(F_F, 0x100, 16),
+        ],
+    )
+}
+
+fn text() -> TextRanges {
+    TextRanges::new([(rt(LINK_TEXT), rt(LINK_TEXT + 0x10_0000))])
+}
+
+fn unwinder(cfi: Option<&[u8]>) -> Aarch64Unwinder<'_> {
+    let mut u = Aarch64Unwinder::new(text())
+        .with_entry_text(TextRanges::new([(rt(LINK_TEXT), rt(LINK_TEXT + 0x1000))]))
+        .with_pt_regs(PT_REGS)
+        .with_pac_mask(PAC_MASK);
+    if let Some(b) = cfi {
+        u = u.with_cfi(Cfi::new(
+            Arch::Aarch64,
+            Endian::Little,
+            Some(b),
+            None,
+            KASLR,
+        ));
+    }
+    u
+}
+
+fn both_stacks() -> vmcore_report::unwind::Stacks {
+    stacks(&[
+        (StackKind::Irq, IRQ, IRQ + STACK_SIZE),
+        (StackKind::Task, TASK, TASK + STACK_SIZE),
+    ])
+}
+
+/// The words of the trace described in the module documentation.
+fn memory() -> MapMem {
+    let mut m = MapMem::default();
+    // f_a's record (frame 32 bytes at IRQ+0x3e00): f_b's fp, return into f_b.
+    m.put(IRQ + 0x3e00, IRQ + 0x3e20)
+        .put(IRQ + 0x3e08, sign(rt(F_B) + 0x30));
+    // f_b's record at IRQ+0x3e20: the task stack's f_c record, return into f_c.
+    m.put(IRQ + 0x3e20, TASK + 0x3000)
+        .put(IRQ + 0x3e28, sign(rt(F_C) + 0x40));
+    // f_c's record (no CFI): f_d's fp, return into f_d.
+    m.put(TASK + 0x3000, TASK + 0x3100)
+        .put(TASK + 0x3008, sign(rt(F_D) + 0x50));
+    // f_d's record: the pt_regs' embedded record, return into the entry stub.
+    let regs = TASK + 0x3200;
+    m.put(TASK + 0x3100, regs + 304)
+        .put(TASK + 0x3108, sign(rt(STUB) + 0x84));
+    // The pt_regs: x0..x30, sp, pc, pstate (EL1h, DAIF masked), and its embedded record.
+    for i in 0..31 {
+        m.put(regs + 8 * i, 0x1000 + i);
+    }
+    m.put(regs + 29 * 8, TASK + 0x3400);
+    m.put(regs + 248, TASK + 0x3400)
+        .put(regs + 256, rt(F_E) + 0x40)
+        .put(regs + 264, 0x3c5);
+    m.put(regs + 304, TASK + 0x3400)
+        .put(regs + 312, rt(F_E) + 0x40);
+    // f_e's record (interrupted after its prologue): f_f's fp, return into f_f.
+    m.put(TASK + 0x3400, TASK + 0x3420)
+        .put(TASK + 0x3408, sign(rt(F_F) + 0x18));
+    // f_f's record: the final record, return into the ret_from_fork-like stub.
+    m.put(TASK + 0x3420, FINAL_RECORD)
+        .put(TASK + 0x3428, sign(rt(RFF) + 0x8));
+    // The final record itself, zeroed as entry.S leaves it.
+    m.put(FINAL_RECORD, 0).put(FINAL_RECORD + 8, 0);
+    m
+}
+
+/// Frame 0: in f_a past its prologue, on the IRQ stack.
+fn start() -> Regs {
+    let mut r = Regs::default();
+    r.set(PC, rt(F_A) + 0x20);
+    r.set(SP, IRQ + 0x3e00);
+    r.set(FP, IRQ + 0x3e00);
+    r.set(LR, sign(rt(F_B) + 0x30));
+    r
+}
+
+fn summary(u: &Unwound) -> Vec<(u64, u64, Method, StackKind, bool)> {
+    u.frames
+        .iter()
+        .map(|f| (f.pc, f.sp, f.method, f.stack, f.interrupted))
+        .collect()
+}
+
+#[test]
+fn cfi_frame_records_exception_and_stack_switch() {
+    let cfi = cfi_bytes();
+    let u = unwinder(Some(&cfi));
+    let got = unwind(&u, start(), &memory(), &both_stacks());
+    use Method::*;
+    use StackKind::*;
+    assert_eq!(
+        summary(&got),
+        vec![
+            (rt(F_A) + 0x20, IRQ + 0x3e00, Start, Irq, true),
+            (rt(F_B) + 0x30, IRQ + 0x3e20, DwarfCfi, Irq, false),
+            (rt(F_C) + 0x40, IRQ + 0x3e50, DwarfCfi, Irq, false),
+            // The record gives no stack pointer: the lowest possible, fp + 16.
+            (rt(F_D) + 0x50, TASK + 0x3010, FrameRecord, Task, false),
+            // f_d's CFA from its frame pointer (x29 + 64), not from the guessed sp.
+            (rt(STUB) + 0x84, TASK + 0x3140, DwarfCfi, Task, false),
+            (rt(F_E) + 0x40, TASK + 0x3400, PtRegs, Task, true),
+            (rt(F_F) + 0x18, TASK + 0x3420, DwarfCfi, Task, false),
+            (rt(RFF) + 0x8, TASK + 0x3430, DwarfCfi, Task, false),
+        ]
+    );
+    assert_eq!(got.stop, StopReason::EndOfStack);
+    assert!(
+        !got.frames[3].reliable,
+        "a frame-record frame is a heuristic"
+    );
+    // The CFA of the rule that found f_b: f_a's, f_b's stack pointer.
+    assert_eq!(got.frames[1].cfa, Some(IRQ + 0x3e20));
+    let regs = got.frames[5]
+        .regs
+        .as_ref()
+        .expect("the interrupted frame keeps its registers");
+    assert_eq!(regs.get(3), Some(0x1003));
+    assert_eq!(regs.get(PSTATE), Some(0x3c5));
+    assert_eq!(regs.get(FP), Some(TASK + 0x3400));
+}
+
+#[test]
+fn frame_records_alone_follow_the_same_chain() {
+    let got = unwind(&unwinder(None), start(), &memory(), &both_stacks());
+    let pcs: Vec<u64> = got.frames.iter().map(|f| f.pc).collect();
+    assert_eq!(
+        pcs,
+        [
+            rt(F_A) + 0x20,
+            rt(F_B) + 0x30,
+            rt(F_C) + 0x40,
+            rt(F_D) + 0x50,
+            rt(STUB) + 0x84,
+            rt(F_E) + 0x40,
+            rt(F_F) + 0x18,
+            rt(RFF) + 0x8
+        ]
+    );
+    assert_eq!(got.frames[5].method, Method::PtRegs);
+    assert!(
+        got.frames
+            .iter()
+            .skip(1)
+            .filter(|f| f.method != Method::PtRegs)
+            .all(|f| f.method == Method::FrameRecord)
+    );
+    assert_eq!(got.stop, StopReason::EndOfStack);
+}
+
+#[test]
+fn pac_bits_are_stripped_only_with_the_mask() {
+    let u = Aarch64Unwinder::new(text()).with_pt_regs(PT_REGS);
+    let got = unwind(&u, start(), &memory(), &both_stacks());
+    assert_eq!(got.frames.len(), 1);
+    assert_eq!(
+        got.stop,
+        StopReason::BadAddress {
+            pc: sign(rt(F_B) + 0x30)
+        }
+    );
+    // The kernel's rule (ptrauth_clear_pac): bit 55 set → a kernel address, OR the mask in;
+    // clear → AND it out. Unsigned addresses are unchanged.
+    assert_eq!(strip_pac(sign(rt(F_B)), PAC_MASK), rt(F_B));
+    assert_eq!(strip_pac(rt(F_B), PAC_MASK), rt(F_B));
+    assert_eq!(
+        strip_pac(0x0012_0000_0040_1000, PAC_MASK),
+        0x0000_0000_0040_1000
+    );
+}
+
+/// 6.13+: the pt_regs' record is `{0, 0, FRAME_META_TYPE_PT_REGS}` and the task's last one
+/// `{0, 0, FRAME_META_TYPE_FINAL}`, found by the frame-record walk without any entry text.
+#[test]
+fn frame_record_metadata_of_6_13() {
+    let mut m = MapMem::default();
+    let regs = TASK + 0x2000;
+    let meta = regs + 304;
+    // frame 0's record → the metadata record.
+    m.put(TASK + 0x1f00, meta)
+        .put(TASK + 0x1f08, rt(F_D) + 0x10);
+    m.put(meta, 0).put(meta + 8, 0).put(meta + 16, 2);
+    for i in 0..31 {
+        m.put(regs + 8 * i, 0);
+    }
+    m.put(regs + 29 * 8, TASK + 0x2400)
+        .put(regs + 248, TASK + 0x23f0)
+        .put(regs + 256, rt(F_E) + 0x44)
+        .put(regs + 264, 0x5);
+    // The interrupted frame's record → a FINAL record that is not at the top of the stack
+    // (the metadata type alone ends the walk).
+    m.put(TASK + 0x2400, TASK + 0x2800)
+        .put(TASK + 0x2408, rt(F_F) + 0x20);
+    m.put(TASK + 0x2800, 0)
+        .put(TASK + 0x2808, 0)
+        .put(TASK + 0x2810, 1);
+    let u = Aarch64Unwinder::new(text()).with_pt_regs(PT_REGS);
+    let mut r = Regs::default();
+    r.set(PC, rt(F_C) + 0x8);
+    r.set(SP, TASK + 0x1f00);
+    r.set(FP, TASK + 0x1f00);
+    let got = unwind(
+        &u,
+        r,
+        &m,
+        &stacks(&[(StackKind::Task, TASK, TASK + STACK_SIZE)]),
+    );
+    let pcs: Vec<(u64, Method)> = got.frames.iter().map(|f| (f.pc, f.method)).collect();
+    assert_eq!(
+        pcs,
+        [
+            (rt(F_C) + 0x8, Method::Start),
+            (rt(F_D) + 0x10, Method::FrameRecord),
+            (rt(F_E) + 0x44, Method::PtRegs),
+            (rt(F_F) + 0x20, Method::FrameRecord),
+        ]
+    );
+    assert_eq!(got.stop, StopReason::EndOfStack);
+}
+
+#[test]
+fn user_mode_registers_in_the_middle_stop_the_trace() {
+    let mut m = memory();
+    let regs = TASK + 0x3200;
+    m.put(regs + 264, 0x0); // EL0t
+    let cfi = cfi_bytes();
+    let got = unwind(&unwinder(Some(&cfi)), start(), &m, &both_stacks());
+    assert_eq!(got.frames.len(), 5);
+    assert_eq!(got.stop, StopReason::UserMode { pc: rt(F_E) + 0x40 });
+}
+
+#[test]
+fn a_corrupt_return_address_stops_as_bad_address() {
+    let mut m = memory();
+    m.put(TASK + 0x3008, 0xdead_beef);
+    let cfi = cfi_bytes();
+    let got = unwind(&unwinder(Some(&cfi)), start(), &m, &both_stacks());
+    assert_eq!(got.frames.len(), 3);
+    assert_eq!(got.stop, StopReason::BadAddress { pc: 0xdead_beef });
+}
+
+#[test]
+fn a_record_pointing_at_itself_is_a_loop() {
+    let mut m = MapMem::default();
+    m.put(TASK + 0x1000, TASK + 0x1000)
+        .put(TASK + 0x1008, rt(F_C) + 0x10);
+    let mut r = Regs::default();
+    r.set(PC, rt(F_C) + 0x4);
+    r.set(SP, TASK + 0x1000);
+    r.set(FP, TASK + 0x1000);
+    let got = unwind(&unwinder(None), r, &m, &both_stacks());
+    assert_eq!(got.frames.len(), 2);
+    assert_eq!(got.stop, StopReason::Loop { sp: TASK + 0x1010 });
+}
+
+#[test]
+fn a_record_off_the_stacks_stops_with_its_address() {
+    let mut m = MapMem::default();
+    m.put(TASK + 0x1000, 0x1234_5678)
+        .put(TASK + 0x1008, rt(F_C) + 0x10);
+    let mut r = Regs::default();
+    r.set(PC, rt(F_C) + 0x4);
+    r.set(SP, TASK + 0x1000);
+    r.set(FP, TASK + 0x1000);
+    let got = unwind(&unwinder(None), r, &m, &both_stacks());
+    assert_eq!(got.frames.len(), 2);
+    assert!(matches!(
+        got.stop,
+        StopReason::Memory {
+            addr: 0x1234_5678,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_deep_chain_is_cut_at_the_depth_bound() {
+    let mut m = MapMem::default();
+    let big = stacks(&[(StackKind::Task, TASK, TASK + 0x10_0000)]);
+    for i in 0..400u64 {
+        let fp = TASK + 0x100 + 32 * i;
+        m.put(fp, fp + 32).put(fp + 8, rt(F_C) + 4 * (i % 64));
+    }
+    let mut r = Regs::default();
+    r.set(PC, rt(F_A));
+    r.set(SP, TASK + 0x100);
+    r.set(FP, TASK + 0x100);
+    let got = unwind(&unwinder(None), r, &m, &big);
+    assert_eq!(got.frames.len(), MAX_FRAMES);
+    assert_eq!(got.stop, StopReason::MaxDepth);
+}
+
+fn single_fde(rows: Vec<(u32, CallFrameInstruction)>) -> Vec<u8> {
+    debug_frame(
+        RunTimeEndian::Little,
+        4,
+        30,
+        31,
+        vec![Fde {
+            start: F_A,
+            len: 0x100,
+            rows,
+        }],
+    )
+}
+
+#[test]
+fn a_dwarf_expression_rule_is_unsupported() {
+    let mut e = Expression::new();
+    e.op_breg(gimli::Register(31), 16);
+    let cfi = single_fde(vec![(0, CallFrameInstruction::CfaExpression(e))]);
+    let got = unwind(&unwinder(Some(&cfi)), start(), &memory(), &both_stacks());
+    assert_eq!(got.frames.len(), 1);
+    assert!(matches!(got.stop, StopReason::Unsupported { pc, .. } if pc == rt(F_A) + 0x20));
+}
+
+#[test]
+fn an_undefined_return_address_ends_the_stack() {
+    let cfi = single_fde(vec![(
+        0,
+        CallFrameInstruction::Undefined(gimli::Register(30)),
+    )]);
+    let got = unwind(&unwinder(Some(&cfi)), start(), &memory(), &both_stacks());
+    assert_eq!(got.frames.len(), 1);
+    assert_eq!(got.stop, StopReason::EndOfStack);
+}
+
+#[test]
+fn the_fde_index_covers_only_its_ranges() {
+    let cfi = cfi_bytes();
+    let c = Cfi::new(Arch::Aarch64, Endian::Little, Some(&cfi), None, KASLR);
+    assert_eq!(c.fde_count(), 5);
+    assert!(c.covers(rt(F_A)));
+    assert!(c.covers(rt(F_A) + 0xff));
+    assert!(!c.covers(rt(F_C) + 0x10));
+    assert!(
+        !c.covers(F_A),
+        "link-time addresses are shifted by the KASLR offset"
+    );
+}
+
+#[test]
+fn prstatus_and_register_names() {
+    let a = vmcore_report::kernel::stack::arch_stack(Arch::Aarch64).expect("arm64 unwinds");
+    let gregs: Vec<u64> = (0..34).map(|i| 0x100 + i).collect();
+    let r = a.prstatus_regs(&gregs);
+    assert_eq!(r.get(0), Some(0x100));
+    assert_eq!(r.get(FP), Some(0x100 + 29));
+    assert_eq!(r.get(SP), Some(0x100 + 31));
+    assert_eq!(r.get(PC), Some(0x100 + 32));
+    assert_eq!(r.get(PSTATE), Some(0x100 + 33));
+    let names = a.register_names();
+    assert_eq!(names.len(), 34);
+    assert_eq!(names[0], ("pc", PC));
+}
+
+/// drgn 0.3.0's `prog.stack_trace(task)` for every task of the aarch64-6.1 dump that was not
+/// on a CPU, inline frames left out (they are not physical frames), produced by
+///
+/// ```text
+/// drgn -c vmcore.elf -s vmlinux bt.py   # in ~/.cache/vmcore-report/fixtures/aarch64-6.1
+/// # bt.py: for t in for_each_task(prog): if not t.on_cpu: print(t.pid, t.comm,
+/// #        *[f.name for f in prog.stack_trace(t) if not f.is_inline])
+/// ```
+///
+/// on the set built from linux-image-6.1.0-57-cloud-arm64 6.1.192-3.
+const DRGN_KERNEL: &str = "linux-image-6.1.0-57-cloud-arm64 6.1.192-3";
+const DRGN: &[(i32, &str, &[&str])] = &[
+    (
+        2,
+        "kthreadd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "kthreadd",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        3,
+        "rcu_gp",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        4,
+        "rcu_par_gp",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        5,
+        "slub_flushwq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        6,
+        "netns",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        7,
+        "kworker/0:0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        8,
+        "kworker/0:0H",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        9,
+        "kworker/u4:0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        10,
+        "mm_percpu_wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        11,
+        "rcu_tasks_rude_",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rcu_tasks_one_gp",
+            "rcu_tasks_kthread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        12,
+        "rcu_tasks_trace",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rcu_tasks_one_gp",
+            "rcu_tasks_kthread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        13,
+        "ksoftirqd/0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        14,
+        "rcu_sched",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rcu_gp_kthread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        15,
+        "migration/0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        16,
+        "kworker/0:1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        17,
+        "cpuhp/0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        18,
+        "cpuhp/1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        19,
+        "migration/1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        20,
+        "ksoftirqd/1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "smpboot_thread_fn",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        21,
+        "kworker/1:0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        22,
+        "kworker/1:0H",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        24,
+        "kdevtmpfs",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "devtmpfs_work_loop",
+            "devtmpfsd",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        25,
+        "inet_frag_wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        26,
+        "kauditd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "kauditd_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        27,
+        "kworker/1:1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        28,
+        "khungtaskd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "schedule_timeout",
+            "schedule_timeout_interruptible",
+            "watchdog",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        29,
+        "oom_reaper",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "oom_reaper",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        30,
+        "kworker/u4:1",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        31,
+        "writeback",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        32,
+        "kcompactd0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "schedule_timeout",
+            "kcompactd",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        33,
+        "ksmd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "ksm_scan_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        34,
+        "kintegrityd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        35,
+        "kblockd",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        36,
+        "blkcg_punt_bio",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        37,
+        "tpm_dev_wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        38,
+        "quota_events_un",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        39,
+        "kworker/1:1H",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        40,
+        "kworker/u4:2",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        41,
+        "kworker/u4:3",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        42,
+        "kswapd0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "kswapd",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        48,
+        "kthrotld",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        51,
+        "kworker/0:2",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        54,
+        "nvme-wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        55,
+        "nvme-reset-wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        56,
+        "nvme-delete-wq",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        57,
+        "mld",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        58,
+        "ipv6_addrconf",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        63,
+        "kstrp",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "rescuer_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        67,
+        "kworker/u5:0",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        90,
+        "kworker/1:2",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+    (
+        94,
+        "init",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "do_notify_resume",
+            "el0_interrupt",
+            "__el0_irq_handler_common",
+            "el0t_64_irq_handler",
+            "el0t_64_irq",
+        ],
+    ),
+    (
+        95,
+        "init",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "do_notify_resume",
+            "el0_interrupt",
+            "__el0_irq_handler_common",
+            "el0t_64_irq_handler",
+            "el0t_64_irq",
+        ],
+    ),
+    (
+        96,
+        "sleep",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "do_nanosleep",
+            "hrtimer_nanosleep",
+            "common_nsleep",
+            "__arm64_sys_clock_nanosleep",
+            "invoke_syscall",
+            "el0_svc_common",
+            "do_el0_svc",
+            "el0_svc",
+            "el0t_64_sync_handler",
+            "el0t_64_sync",
+        ],
+    ),
+    (
+        97,
+        "sleep",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "do_nanosleep",
+            "hrtimer_nanosleep",
+            "common_nsleep",
+            "__arm64_sys_clock_nanosleep",
+            "invoke_syscall",
+            "el0_svc_common",
+            "do_el0_svc",
+            "el0_svc",
+            "el0t_64_sync_handler",
+            "el0t_64_sync",
+        ],
+    ),
+    (
+        106,
+        "kworker/0:1H",
+        &[
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "worker_thread",
+            "kthread",
+            "ret_from_fork",
+        ],
+    ),
+];
+
+#[test]
+fn real_aarch64_sleeping_tasks_match_drgn() {
+    use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
+    let Some(dir) = common::fixtures::set("aarch64-6.1") else {
+        return;
+    };
+    let kv = std::fs::read_to_string(dir.join("kernel-version")).unwrap_or_default();
+    if kv.trim() != DRGN_KERNEL {
+        common::fixtures::skip(format_args!(
+            "aarch64-6.1 holds {:?}, the drgn traces here were taken on {DRGN_KERNEL:?}",
+            kv.trim()
+        ));
+        return;
+    }
+    let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
+    let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
+    let unwinder = arch.unwinder(&k).expect("unwinder");
+    let mem = KernelMemory(&k);
+    let walk = k.tasks().expect("task list");
+    let mut cfi_frames = 0;
+    for &(pid, comm, expected) in DRGN {
+        let task = walk
+            .tasks
+            .iter()
+            .find(|t| t.pid == pid)
+            .unwrap_or_else(|| panic!("pid {pid} ({comm}) in the task list"));
+        let regs = arch.inactive_regs(&k, task.addr).expect("cpu_context");
+        let stacks = arch.stacks(&k, task.addr, None).expect("stacks");
+        let got = unwind(&*unwinder, regs, &mem, &stacks);
+        let names: Vec<String> = got
+            .frames
+            .iter()
+            .map(|f| {
+                let probe = f.pc - u64::from(!f.interrupted);
+                // drgn names a frame by its DWARF function; the ELF symbol of a GCC clone
+                // carries a suffix (`el0_svc_common.constprop.0`) the DWARF name lacks.
+                k.symbols()
+                    .symbolize(vmcore_report::addr::VirtAddr(probe))
+                    .map_or(format!("{:#x}", f.pc), |(s, _)| {
+                        s.name.split('.').next().unwrap_or_default().to_string()
+                    })
+            })
+            .collect();
+        assert_eq!(names, expected, "pid {pid} ({comm}): {got:?}");
+        assert_eq!(got.stop, StopReason::EndOfStack, "pid {pid} ({comm})");
+        cfi_frames += got
+            .frames
+            .iter()
+            .filter(|f| f.method == Method::DwarfCfi)
+            .count();
+    }
+    assert!(
+        cfi_frames > DRGN.len() * 2,
+        "the CFI found most frames ({cfi_frames})"
+    );
+}
