@@ -201,7 +201,7 @@ impl SymbolTable {
             by_addr: OnceLock::new(),
             kaslr_offset,
             _arena: arena,
-            owner: owner,
+            owner,
         }
     }
 

@@ -57,8 +57,11 @@ struct Span {
     offset: usize,
 }
 
-/// The outcome of applying the CFI of one frame.
+/// The outcome of applying the CFI of one frame. (Returned once per frame and moved straight
+/// into the unwinder's step, as [`crate::unwind::Step`]: boxing the registers would only add an
+/// allocation.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum CfiStep {
     /// No FDE covers the pc: the caller should try another method.
     NotCovered,
@@ -261,7 +264,7 @@ impl<'a> Cfi<'a> {
             && let Some(RegisterRule::Offset(k)) = row.register(Register(fp))
             && let Some(fp_value) = regs.get(fp)
         {
-            cfa = fp_value.wrapping_sub_signed(k);
+            cfa = fp_value.wrapping_add_signed(k.wrapping_neg());
         }
 
         let mut caller = regs.clone();
