@@ -1131,18 +1131,9 @@ const DRGN: &[(i32, &str, &[&str])] = &[
 #[test]
 fn real_aarch64_sleeping_tasks_match_drgn() {
     use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
-    let Some(dir) = common::fixtures::set("aarch64-6.1") else {
+    let Some(k) = real_kernel() else {
         return;
     };
-    let kv = std::fs::read_to_string(dir.join("kernel-version")).unwrap_or_default();
-    if kv.trim() != DRGN_KERNEL {
-        common::fixtures::skip(format_args!(
-            "aarch64-6.1 holds {:?}, the drgn traces here were taken on {DRGN_KERNEL:?}",
-            kv.trim()
-        ));
-        return;
-    }
-    let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
     let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
     let unwinder = arch.unwinder(&k).expect("unwinder");
     let mem = KernelMemory(&k);
@@ -1157,21 +1148,11 @@ fn real_aarch64_sleeping_tasks_match_drgn() {
         let regs = arch.inactive_regs(&k, task.addr).expect("cpu_context");
         let stacks = arch.stacks(&k, task.addr, None).expect("stacks");
         let got = unwind(&*unwinder, regs, &mem, &stacks);
-        let names: Vec<String> = got
-            .frames
-            .iter()
-            .map(|f| {
-                let probe = f.pc - u64::from(!f.interrupted);
-                // drgn names a frame by its DWARF function; the ELF symbol of a GCC clone
-                // carries a suffix (`el0_svc_common.constprop.0`) the DWARF name lacks.
-                k.symbols()
-                    .symbolize(vmcore_report::addr::VirtAddr(probe))
-                    .map_or(format!("{:#x}", f.pc), |(s, _)| {
-                        s.name.split('.').next().unwrap_or_default().to_string()
-                    })
-            })
-            .collect();
-        assert_eq!(names, expected, "pid {pid} ({comm}): {got:?}");
+        assert_eq!(
+            frame_names(&k, &got),
+            expected,
+            "pid {pid} ({comm}): {got:?}"
+        );
         assert_eq!(got.stop, StopReason::EndOfStack, "pid {pid} ({comm})");
         cfi_frames += got
             .frames
@@ -1183,4 +1164,173 @@ fn real_aarch64_sleeping_tasks_match_drgn() {
         cfi_frames > DRGN.len() * 2,
         "the CFI found most frames ({cfi_frames})"
     );
+}
+
+/// drgn 0.3.0's traces of the two CPUs' current tasks from the dump's PRSTATUS notes (QEMU writes
+/// one per vCPU, `pr_pid` = CPU + 1), inline frames left out, produced on the same set by
+///
+/// ```text
+/// drgn -c vmcore.elf -s vmlinux bt_thr.py
+/// # bt_thr.py: for th in prog.threads(): print(th.tid,
+/// #            *[f.name for f in th.stack_trace() if not f.is_inline])
+/// ```
+///
+/// CPU 1 panicked (sysrq `c` from init's write) and was caught by the dump at the IRQ vector;
+/// CPU 0 had taken the stop IPI on its IRQ stack while running pid 93 in user mode.
+const DRGN_CPUS: &[(u32, i32, &[&str])] = &[
+    (
+        0,
+        93,
+        &[
+            "local_cpu_stop",
+            "ipi_handler",
+            "handle_percpu_devid_irq",
+            "handle_irq_desc",
+            "generic_handle_domain_irq",
+            "gic_handle_irq",
+            "call_on_irq_stack",
+            "do_interrupt_handler",
+            "el0_interrupt",
+            "__el0_irq_handler_common",
+            "el0t_64_irq_handler",
+            "el0t_64_irq",
+        ],
+    ),
+    (
+        1,
+        1,
+        &[
+            "vectors",
+            "__const_udelay",
+            "panic",
+            "sysrq_handle_crash",
+            "__handle_sysrq",
+            "write_sysrq_trigger",
+            "proc_reg_write",
+            "vfs_write",
+            "ksys_write",
+            "__arm64_sys_write",
+            "invoke_syscall",
+            "el0_svc_common",
+            "do_el0_svc",
+            "el0_svc",
+            "el0t_64_sync_handler",
+            "el0t_64_sync",
+        ],
+    ),
+];
+
+/// The function names of a trace, as drgn names them (see [`DRGN`]).
+fn frame_names(k: &vmcore_report::kernel::Kernel, u: &Unwound) -> Vec<String> {
+    u.frames
+        .iter()
+        .map(|f| {
+            let probe = f.pc - u64::from(!f.interrupted);
+            // drgn names a frame by its DWARF function; the ELF symbol of a GCC clone carries
+            // a suffix (`el0_svc_common.constprop.0`) the DWARF name lacks.
+            k.symbols()
+                .symbolize(vmcore_report::addr::VirtAddr(probe))
+                .map_or(format!("{:#x}", f.pc), |(s, _)| {
+                    s.name.split('.').next().unwrap_or_default().to_string()
+                })
+        })
+        .collect()
+}
+
+/// Opens the aarch64-6.1 set when it holds the kernel drgn's traces were taken on.
+fn real_kernel() -> Option<vmcore_report::kernel::Kernel> {
+    let dir = common::fixtures::set("aarch64-6.1")?;
+    let kv = std::fs::read_to_string(dir.join("kernel-version")).unwrap_or_default();
+    if kv.trim() != DRGN_KERNEL {
+        common::fixtures::skip(format_args!(
+            "aarch64-6.1 holds {:?}, the drgn traces here were taken on {DRGN_KERNEL:?}",
+            kv.trim()
+        ));
+        return None;
+    }
+    Some(common::kernel::open(
+        &dir.join("vmcore.elf"),
+        &dir.join("vmlinux"),
+    ))
+}
+
+#[test]
+fn real_aarch64_cpus_match_drgn() {
+    use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
+    let Some(k) = real_kernel() else {
+        return;
+    };
+    let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
+    let unwinder = arch.unwinder(&k).expect("unwinder");
+    let mem = KernelMemory(&k);
+    assert_eq!(k.info().cpus.len(), DRGN_CPUS.len());
+    for &(cpu, pid, expected) in DRGN_CPUS {
+        let state = k
+            .info()
+            .cpus
+            .iter()
+            .find(|c| c.pid == cpu + 1)
+            .expect("QEMU's PRSTATUS note of the CPU");
+        let task = k
+            .per_cpu("runqueues", cpu)
+            .and_then(|rq| rq.member("curr")?.pointer())
+            .expect("runqueues.curr");
+        let task_pid = k
+            .object_of(task, "struct task_struct")
+            .and_then(|t| t.member("pid")?.i64())
+            .expect("pid");
+        assert_eq!(task_pid, i64::from(pid), "CPU {cpu}'s current task");
+        let stacks = arch.stacks(&k, task, Some(cpu)).expect("stacks");
+        let got = unwind(&*unwinder, arch.prstatus_regs(&state.regs), &mem, &stacks);
+        assert_eq!(frame_names(&k, &got), expected, "CPU {cpu}: {got:?}");
+        assert_eq!(got.stop, StopReason::EndOfStack, "CPU {cpu}");
+        if expected.contains(&"call_on_irq_stack") {
+            // The handler ran on the CPU's IRQ stack (per-CPU irq_stack_ptr), its caller on
+            // the task stack.
+            assert_eq!(got.frames[0].stack, StackKind::Irq, "CPU {cpu}");
+            assert_eq!(got.frames.last().map(|f| f.stack), Some(StackKind::Task));
+        }
+    }
+}
+
+/// The seed of the `cfi` fuzz target (fuzz/fuzz_targets/cfi.rs): this file's `.debug_frame`
+/// with the FDEs at runtime addresses (the target's KASLR offset is 0), then the task stack of
+/// [`memory`] from `TASK` on, with the starting pc, sp, x29 and x30 of the interrupted `f_e` in
+/// its first four words:
+/// `cargo test --release --test unwind_aarch64 -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/cfi");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfi = debug_frame(
+        RunTimeEndian::Little,
+        4,
+        30,
+        31,
+        [(F_A, 32), (F_B, 48), (F_D, 64), (F_E, 32), (F_F, 16)]
+            .iter()
+            .map(|&(f, size)| aarch64_frame(rt(f), 0x100, size))
+            .collect(),
+    );
+    let m = memory();
+    let mut stack: Vec<u8> = (0..STACK_SIZE / 8)
+        .flat_map(|i| {
+            m.words
+                .get(&(TASK + 8 * i))
+                .copied()
+                .unwrap_or(0)
+                .to_le_bytes()
+        })
+        .collect();
+    for (i, v) in [rt(F_E) + 0x40, TASK + 0x3400, TASK + 0x3400, 0]
+        .into_iter()
+        .enumerate()
+    {
+        stack[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut seed = (cfi.len() as u16).to_le_bytes().to_vec();
+    seed.extend(&cfi);
+    seed.extend(&stack);
+    std::fs::write(dir.join("seed-trace"), seed).unwrap();
 }
