@@ -1293,6 +1293,37 @@ fn real_aarch64_cpus_match_drgn() {
     }
 }
 
+/// The unwinder trusts return addresses in module text: each module the live guest listed in
+/// /proc/modules (`truth.txt`, its load address) is text to it, as is the kernel image.
+#[test]
+fn real_module_text_is_text() {
+    use vmcore_report::kernel::stack::arch_stack;
+    let Some(k) = real_kernel() else {
+        return;
+    };
+    let dir = common::fixtures::set("aarch64-6.1").expect("the set opened above");
+    let truth = std::fs::read_to_string(dir.join("truth.txt")).expect("truth.txt");
+    let bases: Vec<u64> = truth
+        .lines()
+        .skip_while(|l| *l != "---modules---")
+        .skip(1)
+        .take_while(|l| !l.starts_with("---"))
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .collect();
+    assert!(!bases.is_empty(), "truth.txt lists the loaded modules");
+    let unwinder = arch_stack(Arch::Aarch64)
+        .expect("arm64 unwinds")
+        .unwinder(&k)
+        .expect("unwinder");
+    for base in bases {
+        assert!(unwinder.is_text(base + 0x10), "module text at {base:#x}");
+    }
+    let stext = k.symbols().address("_stext").expect("_stext").0;
+    assert!(unwinder.is_text(stext));
+    assert!(!unwinder.is_text(stext - 1));
+}
+
 /// The seed of the `cfi` fuzz target (fuzz/fuzz_targets/cfi.rs): this file's `.debug_frame`
 /// with the FDEs at runtime addresses (the target's KASLR offset is 0), then the task stack of
 /// [`memory`] from `TASK` on, with the starting pc, sp, x29 and x30 of the interrupted `f_e` in
