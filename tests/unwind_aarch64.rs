@@ -14,7 +14,7 @@ mod common;
 use common::stackmem::{Fde, MapMem, aarch64_frame, debug_frame, stacks};
 use gimli::RunTimeEndian;
 use gimli::write::{CallFrameInstruction, Expression};
-use vmcore_report::addr::{Arch, Endian};
+use vmcore_report::addr::{Arch, Endian, VirtAddr};
 use vmcore_report::unwind::aarch64::{Aarch64Unwinder, PtRegsLayout, strip_pac};
 use vmcore_report::unwind::aarch64_regs::{FP, LR, PC, PSTATE, SP};
 use vmcore_report::unwind::cfi::Cfi;
@@ -431,866 +431,108 @@ fn prstatus_and_register_names() {
     assert_eq!(names[0], ("pc", PC));
 }
 
-/// drgn 0.3.0's `prog.stack_trace(task)` for every task of the aarch64-6.1 dump that was not
-/// on a CPU, inline frames left out (they are not physical frames), produced by
-///
-/// ```text
-/// drgn -c vmcore.elf -s vmlinux bt.py   # in ~/.cache/vmcore-report/fixtures/aarch64-6.1
-/// # bt.py: for t in for_each_task(prog): if not t.on_cpu: print(t.pid, t.comm,
-/// #        *[f.name for f in prog.stack_trace(t) if not f.is_inline])
-/// ```
-///
-/// on the set built from linux-image-6.1.0-57-cloud-arm64 6.1.192-3.
-const DRGN_KERNEL: &str = "linux-image-6.1.0-57-cloud-arm64 6.1.192-3";
-const DRGN: &[(i32, &str, &[&str])] = &[
-    (
-        2,
-        "kthreadd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "kthreadd",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        3,
-        "rcu_gp",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        4,
-        "rcu_par_gp",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        5,
-        "slub_flushwq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        6,
-        "netns",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        7,
-        "kworker/0:0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        8,
-        "kworker/0:0H",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        9,
-        "kworker/u4:0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        10,
-        "mm_percpu_wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        11,
-        "rcu_tasks_rude_",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rcu_tasks_one_gp",
-            "rcu_tasks_kthread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        12,
-        "rcu_tasks_trace",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rcu_tasks_one_gp",
-            "rcu_tasks_kthread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        13,
-        "ksoftirqd/0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        14,
-        "rcu_sched",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rcu_gp_kthread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        15,
-        "migration/0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        16,
-        "kworker/0:1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        17,
-        "cpuhp/0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        18,
-        "cpuhp/1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        19,
-        "migration/1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        20,
-        "ksoftirqd/1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "smpboot_thread_fn",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        21,
-        "kworker/1:0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        22,
-        "kworker/1:0H",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        24,
-        "kdevtmpfs",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "devtmpfs_work_loop",
-            "devtmpfsd",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        25,
-        "inet_frag_wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        26,
-        "kauditd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "kauditd_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        27,
-        "kworker/1:1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        28,
-        "khungtaskd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "schedule_timeout",
-            "schedule_timeout_interruptible",
-            "watchdog",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        29,
-        "oom_reaper",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "oom_reaper",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        30,
-        "kworker/u4:1",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        31,
-        "writeback",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        32,
-        "kcompactd0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "schedule_timeout",
-            "kcompactd",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        33,
-        "ksmd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "ksm_scan_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        34,
-        "kintegrityd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        35,
-        "kblockd",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        36,
-        "blkcg_punt_bio",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        37,
-        "tpm_dev_wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        38,
-        "quota_events_un",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        39,
-        "kworker/1:1H",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        40,
-        "kworker/u4:2",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        41,
-        "kworker/u4:3",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        42,
-        "kswapd0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "kswapd",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        48,
-        "kthrotld",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        51,
-        "kworker/0:2",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        54,
-        "nvme-wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        55,
-        "nvme-reset-wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        56,
-        "nvme-delete-wq",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        57,
-        "mld",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        58,
-        "ipv6_addrconf",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        63,
-        "kstrp",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "rescuer_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        67,
-        "kworker/u5:0",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        90,
-        "kworker/1:2",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-    (
-        94,
-        "init",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "do_notify_resume",
-            "el0_interrupt",
-            "__el0_irq_handler_common",
-            "el0t_64_irq_handler",
-            "el0t_64_irq",
-        ],
-    ),
-    (
-        95,
-        "init",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "do_notify_resume",
-            "el0_interrupt",
-            "__el0_irq_handler_common",
-            "el0t_64_irq_handler",
-            "el0t_64_irq",
-        ],
-    ),
-    (
-        96,
-        "sleep",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "do_nanosleep",
-            "hrtimer_nanosleep",
-            "common_nsleep",
-            "__arm64_sys_clock_nanosleep",
-            "invoke_syscall",
-            "el0_svc_common",
-            "do_el0_svc",
-            "el0_svc",
-            "el0t_64_sync_handler",
-            "el0t_64_sync",
-        ],
-    ),
-    (
-        97,
-        "sleep",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "do_nanosleep",
-            "hrtimer_nanosleep",
-            "common_nsleep",
-            "__arm64_sys_clock_nanosleep",
-            "invoke_syscall",
-            "el0_svc_common",
-            "do_el0_svc",
-            "el0_svc",
-            "el0t_64_sync_handler",
-            "el0t_64_sync",
-        ],
-    ),
-    (
-        106,
-        "kworker/0:1H",
-        &[
-            "__switch_to",
-            "__schedule",
-            "schedule",
-            "worker_thread",
-            "kthread",
-            "ret_from_fork",
-        ],
-    ),
-];
-
-#[test]
-fn real_aarch64_sleeping_tasks_match_drgn() {
-    use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
-    let Some(k) = real_kernel() else {
-        return;
-    };
-    let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
-    let unwinder = arch.unwinder(&k).expect("unwinder");
-    let mem = KernelMemory(&k);
-    let walk = k.tasks().expect("task list");
-    let mut cfi_frames = 0;
-    for &(pid, comm, expected) in DRGN {
-        let task = walk
-            .tasks
-            .iter()
-            .find(|t| t.pid == pid)
-            .unwrap_or_else(|| panic!("pid {pid} ({comm}) in the task list"));
-        let regs = arch.inactive_regs(&k, task.addr).expect("cpu_context");
-        let stacks = arch.stacks(&k, task.addr, None).expect("stacks");
-        let got = unwind(&*unwinder, regs, &mem, &stacks);
-        assert_eq!(
-            frame_names(&k, &got),
-            expected,
-            "pid {pid} ({comm}): {got:?}"
-        );
-        assert_eq!(got.stop, StopReason::EndOfStack, "pid {pid} ({comm})");
-        cfi_frames += got
-            .frames
-            .iter()
-            .filter(|f| f.method == Method::DwarfCfi)
-            .count();
-    }
-    assert!(
-        cfi_frames > DRGN.len() * 2,
-        "the CFI found most frames ({cfi_frames})"
-    );
+/// One task of drgn's `stacks.txt`: its address, pid, the CPU whose registers drgn unwound it
+/// from (running), and its physical frames (pc, sp when drgn knows it).
+struct DrgnTask {
+    addr: u64,
+    pid: i64,
+    running_on: Option<u32>,
+    frames: Vec<(u64, Option<u64>)>,
+    error: bool,
 }
 
-/// drgn 0.3.0's traces of the two CPUs' current tasks from the dump's PRSTATUS notes (QEMU writes
-/// one per vCPU, `pr_pid` = CPU + 1), inline frames left out, produced on the same set by
-///
-/// ```text
-/// drgn -c vmcore.elf -s vmlinux bt_thr.py
-/// # bt_thr.py: for th in prog.threads(): print(th.tid,
-/// #            *[f.name for f in th.stack_trace() if not f.is_inline])
-/// ```
-///
-/// CPU 1 panicked (sysrq `c` from init's write) and was caught by the dump at the IRQ vector;
-/// CPU 0 had taken the stop IPI on its IRQ stack while running pid 93 in user mode.
-const DRGN_CPUS: &[(u32, i32, &[&str])] = &[
-    (
-        0,
-        93,
-        &[
-            "local_cpu_stop",
-            "ipi_handler",
-            "handle_percpu_devid_irq",
-            "handle_irq_desc",
-            "generic_handle_domain_irq",
-            "gic_handle_irq",
-            "call_on_irq_stack",
-            "do_interrupt_handler",
-            "el0_interrupt",
-            "__el0_irq_handler_common",
-            "el0t_64_irq_handler",
-            "el0t_64_irq",
-        ],
-    ),
-    (
-        1,
-        1,
-        &[
-            "vectors",
-            "__const_udelay",
-            "panic",
-            "sysrq_handle_crash",
-            "__handle_sysrq",
-            "write_sysrq_trigger",
-            "proc_reg_write",
-            "vfs_write",
-            "ksys_write",
-            "__arm64_sys_write",
-            "invoke_syscall",
-            "el0_svc_common",
-            "do_el0_svc",
-            "el0_svc",
-            "el0t_64_sync_handler",
-            "el0t_64_sync",
-        ],
-    ),
-];
-
-/// The function names of a trace, as drgn names them (see [`DRGN`]).
-fn frame_names(k: &vmcore_report::kernel::Kernel, u: &Unwound) -> Vec<String> {
-    u.frames
-        .iter()
-        .map(|f| {
-            let probe = f.pc - u64::from(!f.interrupted);
-            // drgn names a frame by its DWARF function; the ELF symbol of a GCC clone carries
-            // a suffix (`el0_svc_common.constprop.0`) the DWARF name lacks.
-            k.symbols()
-                .symbolize(vmcore_report::addr::VirtAddr(probe))
-                .map_or(format!("{:#x}", f.pc), |(s, _)| {
-                    s.name.split('.').next().unwrap_or_default().to_string()
-                })
-        })
-        .collect()
-}
-
-/// Opens the aarch64-6.1 set when it holds the kernel drgn's traces were taken on.
-fn real_kernel() -> Option<vmcore_report::kernel::Kernel> {
-    let dir = common::fixtures::set("aarch64-6.1")?;
-    let kv = std::fs::read_to_string(dir.join("kernel-version")).unwrap_or_default();
-    if kv.trim() != DRGN_KERNEL {
-        common::fixtures::skip(format_args!(
-            "aarch64-6.1 holds {:?}, the drgn traces here were taken on {DRGN_KERNEL:?}",
-            kv.trim()
-        ));
-        return None;
-    }
-    Some(common::kernel::open(
-        &dir.join("vmcore.elf"),
-        &dir.join("vmlinux"),
-    ))
-}
-
-#[test]
-fn real_aarch64_cpus_match_drgn() {
-    use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
-    let Some(k) = real_kernel() else {
-        return;
-    };
-    let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
-    let unwinder = arch.unwinder(&k).expect("unwinder");
-    let mem = KernelMemory(&k);
-    assert_eq!(k.info().cpus.len(), DRGN_CPUS.len());
-    for &(cpu, pid, expected) in DRGN_CPUS {
-        let state = k
-            .info()
-            .cpus
-            .iter()
-            .find(|c| c.pid == cpu + 1)
-            .expect("QEMU's PRSTATUS note of the CPU");
-        let task = k
-            .per_cpu("runqueues", cpu)
-            .and_then(|rq| rq.member("curr")?.pointer())
-            .expect("runqueues.curr");
-        let task_pid = k
-            .object_of(task, "struct task_struct")
-            .and_then(|t| t.member("pid")?.i64())
-            .expect("pid");
-        assert_eq!(task_pid, i64::from(pid), "CPU {cpu}'s current task");
-        let stacks = arch.stacks(&k, task, Some(cpu)).expect("stacks");
-        let got = unwind(&*unwinder, arch.prstatus_regs(&state.regs), &mem, &stacks);
-        assert_eq!(frame_names(&k, &got), expected, "CPU {cpu}: {got:?}");
-        assert_eq!(got.stop, StopReason::EndOfStack, "CPU {cpu}");
-        if expected.contains(&"call_on_irq_stack") {
-            // The handler ran on the CPU's IRQ stack (per-CPU irq_stack_ptr), its caller on
-            // the task stack.
-            assert_eq!(got.frames[0].stack, StackKind::Irq, "CPU {cpu}");
-            assert_eq!(got.frames.last().map(|f| f.stack), Some(StackKind::Task));
+/// Parses the set's `drgn/stacks.txt`, written by `fixtures/peer-drgn.py` with every build of
+/// the set (`prog.stack_trace(task)` of each CPU's idle and current task and of every task; one
+/// `task ADDR pid PID comm COMM cpu CPU|- running yes|no` header, then `INDEX PC SP KIND NAME
+/// SYMBOL MODULE FLAGS` per frame, KIND `inline` or `phys`). Only what this test compares is
+/// kept.
+fn drgn_stacks(text: &str) -> Vec<DrgnTask> {
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let mut tasks: Vec<DrgnTask> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let n = f.len();
+        if f.first() == Some(&"task") && n >= 10 {
+            // COMM may hold spaces: CPU and running are counted from the end.
+            tasks.push(DrgnTask {
+                addr: hex(f[1]).expect("task address"),
+                pid: f[3].parse().expect("pid"),
+                running_on: (f[n - 1] == "yes").then(|| f[n - 3].parse().expect("cpu")),
+                frames: Vec::new(),
+                error: false,
+            });
+        } else if line.starts_with("error:") {
+            if let Some(t) = tasks.last_mut() {
+                t.error = true;
+            }
+        } else if f.len() >= 8
+            && f[3] == "phys"
+            && let Some(t) = tasks.last_mut()
+        {
+            t.frames.push((hex(f[1]).expect("pc"), hex(f[2])));
         }
     }
+    tasks
+}
+
+/// Every task of the aarch64-6.1 dump, unwound from its saved `thread.cpu_context` or, for the
+/// task current on a CPU, from that CPU's PRSTATUS note (QEMU writes one per vCPU with `pr_pid`
+/// = CPU + 1), against drgn's `prog.stack_trace(task)` of the same dump (`drgn/stacks.txt`):
+/// the same physical frames (each pc), the same stack pointer wherever drgn knows it, and a
+/// complete trace. The set was built from Debian's `linux-image-6.1.0-*-cloud-arm64`, with KASLR
+/// and pointer authentication: the idle tasks end at `__primary_switched` /
+/// `__secondary_switched`, kernel threads at `ret_from_fork`, user tasks at `el0t_64_sync` /
+/// `el0t_64_irq`, and one CPU took the crash-stop IPI on its IRQ stack.
+#[test]
+fn real_aarch64_every_task_matches_drgn() {
+    use vmcore_report::kernel::stack::{KernelMemory, arch_stack};
+    let Some(dir) = common::fixtures::set("aarch64-6.1") else {
+        return;
+    };
+    let Some(text) = common::fixtures::drgn_oracle(&dir, "stacks.txt") else {
+        return;
+    };
+    let drgn = drgn_stacks(&text);
+    assert!(drgn.len() > 50, "drgn's stacks.txt lists the tasks");
+    let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
+    let arch = arch_stack(Arch::Aarch64).expect("arm64 unwinds");
+    let unwinder = arch.unwinder(&k).expect("unwinder");
+    let mem = KernelMemory(&k);
+    let (mut compared, mut sps, mut irq) = (0, 0, 0);
+    for t in drgn.iter().filter(|t| !t.error) {
+        let task = VirtAddr(t.addr);
+        let regs = match t.running_on {
+            Some(cpu) => {
+                let note = k
+                    .info()
+                    .cpus
+                    .iter()
+                    .find(|c| c.pid == cpu + 1)
+                    .expect("QEMU's PRSTATUS note of the CPU");
+                arch.prstatus_regs(&note.regs)
+            }
+            None => arch.inactive_regs(&k, task).expect("cpu_context"),
+        };
+        let stacks = arch.stacks(&k, task, t.running_on).expect("stacks");
+        let got = unwind(&*unwinder, regs, &mem, &stacks);
+        let what = format!("pid {} task {:#x}: {got:?}", t.pid, t.addr);
+        let pcs: Vec<u64> = got.frames.iter().map(|f| f.pc).collect();
+        let want: Vec<u64> = t.frames.iter().map(|f| f.0).collect();
+        assert_eq!(pcs, want, "{what}");
+        for (f, &(_, sp)) in got.frames.iter().zip(&t.frames) {
+            if let Some(sp) = sp {
+                assert_eq!(f.sp, sp, "{what}");
+                sps += 1;
+            }
+        }
+        assert_eq!(got.stop, StopReason::EndOfStack, "{what}");
+        irq += usize::from(got.frames.iter().any(|f| f.stack == StackKind::Irq));
+        compared += 1;
+    }
+    eprintln!("{compared} traces, {sps} stack pointers, {irq} through an IRQ stack: as drgn");
+    assert!(compared > 50, "{compared} traces compared");
+    assert!(sps > compared * 3, "{sps} stack pointers compared");
+    assert!(irq >= 1, "a trace crosses an IRQ stack");
 }
 
 /// The unwinder trusts return addresses in module text: each module the live guest listed in
@@ -1298,10 +540,10 @@ fn real_aarch64_cpus_match_drgn() {
 #[test]
 fn real_module_text_is_text() {
     use vmcore_report::kernel::stack::arch_stack;
-    let Some(k) = real_kernel() else {
+    let Some(dir) = common::fixtures::set("aarch64-6.1") else {
         return;
     };
-    let dir = common::fixtures::set("aarch64-6.1").expect("the set opened above");
+    let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
     let truth = std::fs::read_to_string(dir.join("truth.txt")).expect("truth.txt");
     let bases: Vec<u64> = truth
         .lines()

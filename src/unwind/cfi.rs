@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use gimli::{
     BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, Register, RegisterRule,
-    RunTimeEndian, UnwindContext, UnwindSection,
+    RunTimeEndian, UnwindContext, UnwindSection, UnwindTableRow,
 };
 
 use crate::addr::{Arch, Endian};
@@ -214,36 +214,20 @@ impl<'a> Cfi<'a> {
         };
         let unsupported = |what: String| CfiStep::Stop(StopReason::Unsupported { pc, what });
         let mut ctx = UnwindContext::new();
-        let row = match span.src {
-            Src::DebugFrame => self.debug_frame.as_ref().map(|s| {
-                s.fde_from_offset(
-                    &self.bases,
-                    offset(span.offset),
-                    DebugFrame::cie_from_offset,
-                )
-                .and_then(|fde| {
-                    fde.unwind_info_for_address(s, &self.bases, &mut ctx, lookup)
-                        .cloned()
-                })
-            }),
-            Src::EhFrame => self.eh_frame.as_ref().map(|s| {
-                s.fde_from_offset(&self.bases, offset(span.offset), EhFrame::cie_from_offset)
-                    .and_then(|fde| {
-                        fde.unwind_info_for_address(s, &self.bases, &mut ctx, lookup)
-                            .cloned()
-                    })
-            }),
+        let found = match span.src {
+            Src::DebugFrame => self
+                .debug_frame
+                .as_ref()
+                .map(|s| row_at(s, &self.bases, span.offset, lookup, &mut ctx)),
+            Src::EhFrame => self
+                .eh_frame
+                .as_ref()
+                .map(|s| row_at(s, &self.bases, span.offset, lookup, &mut ctx)),
         };
-        let (row, ra) = match (row, span.src) {
-            (Some(Ok(row)), src) => {
-                let ra = self.return_address_register(src, span.offset);
-                (row, ra)
-            }
-            (Some(Err(e)), _) => return unsupported(format!("CFI at {lookup:#x}: {e}")),
-            (None, _) => return CfiStep::NotCovered,
-        };
-        let Some(ra) = ra else {
-            return unsupported("CFI: the FDE's CIE cannot be read".into());
+        let (row, ra) = match found {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => return unsupported(format!("CFI at {lookup:#x}: {e}")),
+            None => return CfiStep::NotCovered,
         };
 
         let get = |r: Register| regs.get(r.0);
@@ -306,32 +290,27 @@ impl<'a> Cfi<'a> {
         caller.set(crate::unwind::sp_reg(self.arch), cfa);
         CfiStep::Caller { regs: caller, cfa }
     }
-
-    /// The return-address column of the CIE of the FDE at `fde_offset`.
-    fn return_address_register(&self, src: Src, fde_offset: usize) -> Option<u16> {
-        let ra = match src {
-            Src::DebugFrame => {
-                let s = self.debug_frame.as_ref()?;
-                s.fde_from_offset(&self.bases, offset(fde_offset), DebugFrame::cie_from_offset)
-                    .ok()?
-                    .cie()
-                    .return_address_register()
-            }
-            Src::EhFrame => {
-                let s = self.eh_frame.as_ref()?;
-                s.fde_from_offset(&self.bases, offset(fde_offset), EhFrame::cie_from_offset)
-                    .ok()?
-                    .cie()
-                    .return_address_register()
-            }
-        };
-        Some(ra.0)
-    }
 }
 
-/// The section offset type of `S` from a `usize`.
-fn offset<T: From<usize>>(o: usize) -> T {
-    T::from(o)
+/// The row of the FDE at `offset` for the link-time address `addr`, and its CIE's
+/// return-address column.
+fn row_at<'a, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    offset: usize,
+    addr: u64,
+    ctx: &mut UnwindContext<usize>,
+) -> gimli::Result<(UnwindTableRow<usize>, u16)>
+where
+    S: UnwindSection<R<'a>>,
+    S::Offset: From<usize>,
+{
+    let fde = section.fde_from_offset(bases, offset.into(), S::cie_from_offset)?;
+    let ra = fde.cie().return_address_register().0;
+    let row = fde
+        .unwind_info_for_address(section, bases, ctx, addr)?
+        .clone();
+    Ok((row, ra))
 }
 
 /// Indexes every FDE of a section, stopping at the first malformed entry.

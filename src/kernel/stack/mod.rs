@@ -181,14 +181,18 @@ pub(crate) fn task_stack(k: &Kernel, task: VirtAddr) -> Result<StackRange, Kerne
     })
 }
 
-/// The kernel's text: `_stext`..`_etext`, and each loaded module's text (6.4+
+/// The kernel's text: `_stext`..`_etext`, the init text `_sinittext`..`_einittext` (freed after
+/// boot, but CPU 0's idle task still returns into `start_kernel` and `arch_call_rest_init`
+/// there), and each loaded module's text (6.4+
 /// `mem[MOD_TEXT].{base,size}`, ac3b43283923; before, `core_layout.{base,text_size}`).
 /// A module list that cannot be read leaves the modules out (their frames then stop the walk
 /// as bad addresses) rather than failing the unwinder.
 pub(crate) fn kernel_text(k: &Kernel) -> Result<TextRanges, KernelError> {
     let mut text = TextRanges::default();
-    if let (Some(s), Some(e)) = (k.symbols().address("_stext"), k.symbols().address("_etext")) {
-        text.push(s.0, e.0);
+    for (start, end) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
+        if let (Some(s), Some(e)) = (k.symbols().address(start), k.symbols().address(end)) {
+            text.push(s.0, e.0);
+        }
     }
     if let Ok(head) = k.symbol_address("modules")
         && let Ok(mods) = k.list_entries(
