@@ -316,30 +316,28 @@ fn a_corrupt_return_address_stops_as_bad_address() {
     assert_eq!(got.stop, StopReason::BadAddress { pc: 0xdead_beef });
 }
 
-#[test]
-fn a_record_pointing_at_itself_is_a_loop() {
+/// Frame 0 in f_c with its record at TASK+0x1000 holding `next_fp` and a return into f_c.
+fn one_record(next_fp: u64) -> Unwound {
     let mut m = MapMem::default();
-    m.put(TASK + 0x1000, TASK + 0x1000)
+    m.put(TASK + 0x1000, next_fp)
         .put(TASK + 0x1008, rt(F_C) + 0x10);
     let mut r = Regs::default();
     r.set(PC, rt(F_C) + 0x4);
     r.set(SP, TASK + 0x1000);
     r.set(FP, TASK + 0x1000);
-    let got = unwind(&unwinder(None), r, &m, &both_stacks());
+    unwind(&unwinder(None), r, &m, &both_stacks())
+}
+
+#[test]
+fn a_record_pointing_at_itself_is_a_loop() {
+    let got = one_record(TASK + 0x1000);
     assert_eq!(got.frames.len(), 2);
     assert_eq!(got.stop, StopReason::Loop { sp: TASK + 0x1010 });
 }
 
 #[test]
 fn a_record_off_the_stacks_stops_with_its_address() {
-    let mut m = MapMem::default();
-    m.put(TASK + 0x1000, 0x1234_5678)
-        .put(TASK + 0x1008, rt(F_C) + 0x10);
-    let mut r = Regs::default();
-    r.set(PC, rt(F_C) + 0x4);
-    r.set(SP, TASK + 0x1000);
-    r.set(FP, TASK + 0x1000);
-    let got = unwind(&unwinder(None), r, &m, &both_stacks());
+    let got = one_record(0x1234_5678);
     assert_eq!(got.frames.len(), 2);
     assert!(matches!(
         got.stop,

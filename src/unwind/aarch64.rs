@@ -42,7 +42,9 @@
 use crate::addr::Arch;
 use crate::unwind::aarch64_regs::{FP, LR, PC, PSTATE, SP};
 use crate::unwind::cfi::{Cfi, CfiStep};
-use crate::unwind::{Method, Regs, StackKind, StackMemory, Stacks, Step, StopReason, TextRanges};
+use crate::unwind::{
+    Method, Regs, StackKind, StackMemory, Stacks, Step, StopReason, TextRanges, read_saved_regs,
+};
 
 /// `frame_record_meta.type` of the task's outermost record (6.13+).
 pub const FRAME_META_TYPE_FINAL: u64 = 1;
@@ -134,14 +136,6 @@ impl<'a> Aarch64Unwinder<'a> {
         })
     }
 
-    /// Whether `[addr, addr + len)` lies on one of `stacks` (any address when none is known).
-    fn on_stack(addr: u64, len: u64, stacks: &Stacks) -> bool {
-        stacks.ranges.is_empty()
-            || stacks
-                .range_of(addr)
-                .is_some_and(|r| addr.checked_add(len).is_some_and(|e| e <= r.end))
-    }
-
     /// The interrupted frame from the `pt_regs` whose `stackframe` is at `record`.
     fn exception_step(&self, record: u64, mem: &dyn StackMemory, stacks: &Stacks) -> Step {
         let Some(l) = self.pt_regs else {
@@ -154,30 +148,21 @@ impl<'a> Aarch64Unwinder<'a> {
         if self.is_task_pt_regs(base, stacks) {
             return Step::Stop(StopReason::EndOfStack);
         }
-        if !Self::on_stack(base, l.size, stacks) {
+        if !stacks.holds(base, l.size) {
             return Step::Stop(StopReason::Memory {
                 addr: base,
                 why: "pt_regs not on any of the task's stacks".into(),
             });
         }
-        let mut regs = Regs::default();
-        let read = |off: u64| mem.read_u64(base.wrapping_add(off));
         let fields = (0..31u16).map(|i| (i, l.regs + 8 * u64::from(i))).chain([
             (SP, l.sp),
             (PC, l.pc),
             (PSTATE, l.pstate),
         ]);
-        for (reg, off) in fields {
-            match read(off) {
-                Ok(v) => regs.set(reg, v),
-                Err(e) => {
-                    return Step::Stop(StopReason::Memory {
-                        addr: e.addr,
-                        why: e.why,
-                    });
-                }
-            }
-        }
+        let regs = match read_saved_regs(mem, base, fields) {
+            Ok(r) => r,
+            Err(stop) => return Step::Stop(stop),
+        };
         let pc = regs.get(PC).unwrap_or(0);
         if regs.get(PSTATE).unwrap_or(0) & PSR_MODE_MASK == 0 {
             return Step::Stop(StopReason::UserMode { pc });
@@ -200,7 +185,7 @@ impl<'a> Aarch64Unwinder<'a> {
         if fp == 0 {
             return Step::Stop(StopReason::EndOfStack);
         }
-        if fp % 8 != 0 || !Self::on_stack(fp, 16, stacks) {
+        if fp % 8 != 0 || !stacks.holds(fp, 16) {
             return Step::Stop(StopReason::Memory {
                 addr: fp,
                 why: "frame record misaligned or not on any of the task's stacks".into(),
@@ -211,12 +196,7 @@ impl<'a> Aarch64Unwinder<'a> {
         {
             return Step::Stop(StopReason::EndOfStack);
         }
-        let read = |addr: u64| {
-            mem.read_u64(addr).map_err(|e| StopReason::Memory {
-                addr: e.addr,
-                why: e.why,
-            })
-        };
+        let read = |addr: u64| mem.read_u64(addr).map_err(StopReason::from);
         let (next_fp, lr) = match (read(fp), read(fp.wrapping_add(8))) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(s), _) | (_, Err(s)) => return Step::Stop(s),

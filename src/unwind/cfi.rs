@@ -261,12 +261,7 @@ impl<'a> Cfi<'a> {
                 RegisterRule::SameValue => get(*reg),
                 RegisterRule::Offset(n) => match mem.read_u64(cfa.wrapping_add_signed(*n)) {
                     Ok(v) => Some(v),
-                    Err(e) => {
-                        return CfiStep::Stop(StopReason::Memory {
-                            addr: e.addr,
-                            why: e.why,
-                        });
-                    }
+                    Err(e) => return CfiStep::Stop(e.into()),
                 },
                 RegisterRule::ValOffset(n) => Some(cfa.wrapping_add_signed(*n)),
                 RegisterRule::Register(r) => get(*r),

@@ -214,6 +214,28 @@ impl Stacks {
     pub fn range_of(&self, sp: u64) -> Option<&StackRange> {
         self.ranges.iter().find(|r| r.contains(sp))
     }
+
+    /// Whether `[addr, addr + len)` lies within one of the stacks; any address passes when no
+    /// stack is known (an unwinder then relies on the memory reads alone).
+    pub fn holds(&self, addr: u64, len: u64) -> bool {
+        self.ranges.is_empty()
+            || self
+                .range_of(addr)
+                .is_some_and(|r| addr.checked_add(len).is_some_and(|e| e <= r.end))
+    }
+}
+
+/// Reads a register block saved in memory (a `pt_regs`): each (register, offset from `base`).
+pub fn read_saved_regs(
+    mem: &dyn StackMemory,
+    base: u64,
+    fields: impl IntoIterator<Item = (u16, u64)>,
+) -> Result<Regs, StopReason> {
+    let mut regs = Regs::default();
+    for (reg, off) in fields {
+        regs.set(reg, mem.read_u64(base.wrapping_add(off))?);
+    }
+    Ok(regs)
 }
 
 /// How a frame was found.
@@ -279,6 +301,15 @@ pub enum StopReason {
     /// The unwind information at `pc` cannot be used (an unknown ORC type or register, a CFI
     /// rule the unwinder does not evaluate).
     Unsupported { pc: u64, what: String },
+}
+
+impl From<MemoryError> for StopReason {
+    fn from(e: MemoryError) -> Self {
+        StopReason::Memory {
+            addr: e.addr,
+            why: e.why,
+        }
+    }
 }
 
 impl StopReason {

@@ -25,7 +25,9 @@
 
 use crate::addr::Arch;
 use crate::unwind::s390x_regs::{PSW_ADDR, PSW_MASK, R14, SP};
-use crate::unwind::{Method, Regs, StackKind, StackMemory, Stacks, Step, StopReason, TextRanges};
+use crate::unwind::{
+    Method, Regs, StackKind, StackMemory, Stacks, Step, StopReason, TextRanges, read_saved_regs,
+};
 
 /// `PSW_MASK_PSTATE`: the problem-state (user mode) bit of the 64-bit psw mask.
 pub const PSW_MASK_PSTATE: u64 = 0x0001_0000_0000_0000;
@@ -74,34 +76,19 @@ impl S390xUnwinder {
         S390xUnwinder { text, layout }
     }
 
-    fn on_stack(addr: u64, len: u64, stacks: &Stacks) -> bool {
-        stacks.ranges.is_empty()
-            || stacks
-                .range_of(addr)
-                .is_some_and(|r| addr.checked_add(len).is_some_and(|e| e <= r.end))
-    }
-
     /// The interrupted context from the `pt_regs` at `base`.
     fn pt_regs_step(&self, base: u64, mem: &dyn StackMemory, stacks: &Stacks) -> Step {
         let l = self.layout;
-        if !Self::on_stack(base, l.pt_regs_size, stacks) {
+        if !stacks.holds(base, l.pt_regs_size) {
             return Step::Stop(StopReason::EndOfStack);
         }
-        let mut regs = Regs::default();
         let fields = (0..16u16)
             .map(|i| (i, l.pt_gprs + 8 * u64::from(i)))
             .chain([(PSW_MASK, l.pt_psw), (PSW_ADDR, l.pt_psw + 8)]);
-        for (reg, off) in fields {
-            match mem.read_u64(base.wrapping_add(off)) {
-                Ok(v) => regs.set(reg, v),
-                Err(e) => {
-                    return Step::Stop(StopReason::Memory {
-                        addr: e.addr,
-                        why: e.why,
-                    });
-                }
-            }
-        }
+        let regs = match read_saved_regs(mem, base, fields) {
+            Ok(r) => r,
+            Err(stop) => return Step::Stop(stop),
+        };
         let pc = regs.get(PSW_ADDR).unwrap_or(0);
         if regs.get(PSW_MASK).unwrap_or(0) & PSW_MASK_PSTATE != 0 {
             return Step::Stop(StopReason::UserMode { pc });
@@ -141,18 +128,13 @@ impl crate::unwind::Unwinder for S390xUnwinder {
                 what: "no stack pointer (r15)".into(),
             });
         };
-        if sp % 8 != 0 || !Self::on_stack(sp, l.frame_size, stacks) {
+        if sp % 8 != 0 || !stacks.holds(sp, l.frame_size) {
             return Step::Stop(StopReason::Memory {
                 addr: sp,
                 why: "stack frame misaligned or not on any of the task's stacks".into(),
             });
         }
-        let read = |addr: u64| {
-            mem.read_u64(addr).map_err(|e| StopReason::Memory {
-                addr: e.addr,
-                why: e.why,
-            })
-        };
+        let read = |addr: u64| mem.read_u64(addr).map_err(StopReason::from);
         let back_chain = match read(sp.wrapping_add(l.back_chain)) {
             Ok(v) => v,
             Err(s) => return Step::Stop(s),
@@ -160,7 +142,7 @@ impl crate::unwind::Unwinder for S390xUnwinder {
         if back_chain == 0 {
             return self.pt_regs_step(sp.wrapping_add(l.frame_size), mem, stacks);
         }
-        if back_chain % 8 != 0 || !Self::on_stack(back_chain, l.frame_size, stacks) {
+        if back_chain % 8 != 0 || !stacks.holds(back_chain, l.frame_size) {
             return Step::Stop(StopReason::Memory {
                 addr: back_chain,
                 why: "back chain misaligned or not on any of the task's stacks".into(),
