@@ -146,6 +146,11 @@ impl Vmlinux {
         Ok(Some(out))
     }
 
+    /// The link-time address of a section (`.eh_frame`'s pc-relative pointers need it).
+    pub fn section_address(&self, name: &str) -> Option<u64> {
+        self.file.section_by_name(name).map(|s| s.address())
+    }
+
     /// Reads `len` bytes at a link-time virtual address from the file's allocated sections
     /// (`.rodata`, `.data`, …), e.g. the `linux_banner` string.
     pub fn read_at_address(&self, addr: u64, len: u64) -> Option<&[u8]> {

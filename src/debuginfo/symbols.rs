@@ -44,7 +44,7 @@ pub enum SymKind {
     Other,
 }
 
-/// A symbol as stored: the name borrows the vmlinux's `.strtab` (kept alive by `_owner`) or the
+/// A symbol as stored: the name borrows the vmlinux's `.strtab` (kept alive by `owner`) or the
 /// table's own arena, so reading 120 000 symbols allocates no strings.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -81,7 +81,7 @@ pub struct SymbolTable {
     kaslr_offset: u64,
     // Declared last: the names above borrow from these.
     _arena: Vec<Box<str>>,
-    _owner: Option<Arc<Vmlinux>>,
+    owner: Option<Arc<Vmlinux>>,
 }
 
 impl std::fmt::Debug for SymbolTable {
@@ -243,7 +243,7 @@ impl SymbolTable {
             by_addr: OnceLock::new(),
             kaslr_offset,
             _arena: arena,
-            _owner: owner,
+            owner,
         }
     }
 
@@ -269,13 +269,14 @@ impl SymbolTable {
         &self.entries[i as usize]
     }
 
-    pub fn kaslr_offset(&self) -> u64 {
-        self.kaslr_offset
+    /// The vmlinux the table was read from (`None` for a table built from parts): the unwinder
+    /// reads its `.debug_frame`.
+    pub fn vmlinux(&self) -> Option<&Arc<Vmlinux>> {
+        self.owner.as_ref()
     }
 
-    /// The vmlinux the table was read from (`None` for a table built from parts).
-    pub fn vmlinux(&self) -> Option<&Arc<Vmlinux>> {
-        self._owner.as_ref()
+    pub fn kaslr_offset(&self) -> u64 {
+        self.kaslr_offset
     }
 
     pub fn len(&self) -> usize {

@@ -15,11 +15,19 @@
 //! - x86_64 (System V psABI): 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp,
 //!   8–15 r8–r15, 16 return address (rip);
 //! - aarch64 (DWARF for the Arm 64-bit Architecture): 0–30 x0–x30 (29 = fp, 30 = lr), 31 sp,
-//!   32 pc (the crate's own slot; the ABI reserves 32 for the ELR pseudo-register);
+//!   32 pc (the crate's own slot; the ABI reserves 32 for the ELR pseudo-register), 33 pstate
+//!   (the crate's own slot, for saved `pt_regs` and PRSTATUS; no CFI rule names it);
 //! - s390x (ELF ABI s390x supplement): 0–15 r0–r15 (15 = sp, 14 = return address),
 //!   64 psw mask, 65 psw address.
 
 use crate::addr::{Arch, ser_hex};
+
+pub mod aarch64;
+pub mod cfi;
+pub mod s390x;
+mod text;
+
+pub use text::TextRanges;
 
 /// The deepest trace [`unwind`] builds; a deeper stack is cut with [`StopReason::MaxDepth`]. The
 /// kernel's own stack traces stop at 64 entries in most configurations; 192 leaves room for
@@ -53,6 +61,7 @@ pub mod aarch64_regs {
     pub const LR: u16 = 30;
     pub const SP: u16 = 31;
     pub const PC: u16 = 32;
+    pub const PSTATE: u16 = 33;
 }
 
 /// s390x DWARF register numbers.
@@ -205,6 +214,28 @@ impl Stacks {
     pub fn range_of(&self, sp: u64) -> Option<&StackRange> {
         self.ranges.iter().find(|r| r.contains(sp))
     }
+
+    /// Whether `[addr, addr + len)` lies within one of the stacks; any address passes when no
+    /// stack is known (an unwinder then relies on the memory reads alone).
+    pub fn holds(&self, addr: u64, len: u64) -> bool {
+        self.ranges.is_empty()
+            || self
+                .range_of(addr)
+                .is_some_and(|r| addr.checked_add(len).is_some_and(|e| e <= r.end))
+    }
+}
+
+/// Reads a register block saved in memory (a `pt_regs`): each (register, offset from `base`).
+pub fn read_saved_regs(
+    mem: &dyn StackMemory,
+    base: u64,
+    fields: impl IntoIterator<Item = (u16, u64)>,
+) -> Result<Regs, StopReason> {
+    let mut regs = Regs::default();
+    for (reg, off) in fields {
+        regs.set(reg, mem.read_u64(base.wrapping_add(off))?);
+    }
+    Ok(regs)
 }
 
 /// How a frame was found.
@@ -291,6 +322,15 @@ pub enum StopReason {
         pc: u64,
         what: String,
     },
+}
+
+impl From<MemoryError> for StopReason {
+    fn from(e: MemoryError) -> Self {
+        StopReason::Memory {
+            addr: e.addr,
+            why: e.why,
+        }
+    }
 }
 
 impl StopReason {

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod pagetable;
 pub mod plugin_run;
 pub mod printk;
+pub mod stackmem;
 pub mod stacks;
 pub mod synthkernel;
 pub mod vmcore;

@@ -27,12 +27,17 @@ pub mod symbolize;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod aarch64;
+mod s390x;
+
 use serde::Serialize;
 
 use crate::addr::{Arch, VirtAddr};
 use crate::kernel::{Kernel, KernelError};
+use crate::unwind::cfi::Cfi;
 use crate::unwind::{
-    MemoryError, Method, Regs, StackKind, StackMemory, Stacks, StopReason, Unwinder, unwind,
+    MemoryError, Method, Regs, StackKind, StackMemory, StackRange, Stacks, StopReason, TextRanges,
+    Unwinder, unwind,
 };
 
 /// One architecture's part: its unwinder, a sleeping task's saved registers, its stacks and
@@ -56,8 +61,8 @@ pub trait ArchStack: Sync {
 pub fn arch_stack(arch: Arch) -> Option<&'static dyn ArchStack> {
     match arch {
         Arch::X86_64 => None,
-        Arch::Aarch64 => None,
-        Arch::S390x => None,
+        Arch::Aarch64 => Some(&aarch64::Aarch64Stack),
+        Arch::S390x => Some(&s390x::S390xStack),
     }
 }
 
@@ -375,5 +380,138 @@ impl Kernel {
             Err(e) if e.is_missing() => Ok(true),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// THREAD_SIZE, which no DWARF variable holds: the size of the initial task's stack, between the
+/// linker symbols around it (`__start_init_stack`/`__end_init_stack` since 6.10,
+/// `__start_init_task`/`__end_init_task` 4.16–6.9), else `sizeof(thread_union.stack)`.
+pub(crate) fn thread_size(k: &Kernel) -> Result<u64, KernelError> {
+    for (start, end) in [
+        ("__start_init_stack", "__end_init_stack"),
+        ("__start_init_task", "__end_init_task"),
+    ] {
+        if let (Some(s), Some(e)) = (k.symbols().address(start), k.symbols().address(end))
+            && e.0 > s.0
+            && e.0 - s.0 <= MAX_THREAD_SIZE
+        {
+            return Ok(e.0 - s.0);
+        }
+    }
+    let (_, ty) = k.resolve(k.find_type("union thread_union")?)?;
+    let stack = ty
+        .members()
+        .iter()
+        .find(|m| m.name.as_deref() == Some("stack"))
+        .ok_or_else(|| KernelError::NoMember {
+            ty: "union thread_union".into(),
+            member: "stack".into(),
+        })?;
+    let (_, st) = k.resolve(stack.ty)?;
+    match st.size {
+        Some(n) if n > 0 && n <= MAX_THREAD_SIZE => Ok(n),
+        _ => Err(KernelError::Corrupt(
+            "sizeof(thread_union.stack) out of range".into(),
+        )),
+    }
+}
+
+/// The largest THREAD_SIZE believed (arm64 64K pages with KASAN: 128 KiB).
+const MAX_THREAD_SIZE: u64 = 1 << 20;
+
+/// A task's own stack, `task->stack` .. + THREAD_SIZE.
+pub(crate) fn task_stack(k: &Kernel, task: VirtAddr) -> Result<StackRange, KernelError> {
+    let start = k
+        .object_of(task, "struct task_struct")?
+        .member("stack")?
+        .pointer()?;
+    let size = thread_size(k)?;
+    Ok(StackRange {
+        kind: StackKind::Task,
+        start: start.0,
+        end: start.0.wrapping_add(size),
+    })
+}
+
+/// The kernel's text: `_stext`..`_etext`, the init text `_sinittext`..`_einittext` (freed after
+/// boot, but CPU 0's idle task still returns into `start_kernel` and `arch_call_rest_init`
+/// there), and each loaded module's text (6.4+
+/// `mem[MOD_TEXT].{base,size}`, ac3b43283923; before, `core_layout.{base,text_size}`).
+/// A module list that cannot be read leaves the modules out (their frames then stop the walk
+/// as bad addresses) rather than failing the unwinder.
+pub(crate) fn kernel_text(k: &Kernel) -> Result<TextRanges, KernelError> {
+    let mut text = TextRanges::default();
+    for (start, end) in [("_stext", "_etext"), ("_sinittext", "_einittext")] {
+        if let (Some(s), Some(e)) = (k.symbols().address(start), k.symbols().address(end)) {
+            text.push(s.0, e.0);
+        }
+    }
+    if let Ok(head) = k.symbol_address("modules")
+        && let Ok(mods) = k.list_entries(
+            head,
+            "struct module",
+            "list",
+            crate::kernel::DEFAULT_WALK_CAP,
+        )
+    {
+        let mod_text = k.enumerator_in("mod_mem_type", "MOD_TEXT").ok();
+        for m in mods {
+            let range = match mod_text {
+                Some(i) => m
+                    .member("mem")
+                    .and_then(|a| a.index(i as u64))
+                    .and_then(|t| Ok((t.member("base")?.pointer()?.0, t.member("size")?.u64()?))),
+                None => m.member("core_layout").and_then(|c| {
+                    Ok((
+                        c.member("base")?.pointer()?.0,
+                        c.member("text_size")?.u64()?,
+                    ))
+                }),
+            };
+            if let Ok((base, size)) = range {
+                text.push(base, base.saturating_add(size));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// The vmlinux's CFI (`.debug_frame`, and `.eh_frame` when the image keeps one), shifted by the
+/// KASLR offset; `None` when the kernel view was built without the vmlinux file.
+pub(crate) fn vmlinux_cfi<'k>(k: &'k Kernel, arch: Arch) -> Result<Option<Cfi<'k>>, KernelError> {
+    let Some(vmlinux) = k.symbols().vmlinux() else {
+        return Ok(None);
+    };
+    let debug_frame = vmlinux.section(".debug_frame")?;
+    let eh_frame = match (
+        vmlinux.section(".eh_frame")?,
+        vmlinux.section_address(".eh_frame"),
+    ) {
+        (Some(b), Some(a)) => Some((b, a)),
+        _ => None,
+    };
+    if debug_frame.is_none() && eh_frame.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Cfi::new(
+        arch,
+        vmlinux.endian(),
+        debug_frame,
+        eh_frame,
+        k.symbols().kaslr_offset(),
+    )))
+}
+
+/// The memory an unwinder reads, through the kernel view.
+pub struct KernelMemory<'k>(pub &'k Kernel);
+
+impl crate::unwind::StackMemory for KernelMemory<'_> {
+    fn read_u64(&self, addr: u64) -> Result<u64, crate::unwind::MemoryError> {
+        self.0
+            .read_u64(VirtAddr(addr))
+            .map_err(|e| crate::unwind::MemoryError {
+                addr,
+                why: e.to_string(),
+            })
     }
 }
