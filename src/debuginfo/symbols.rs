@@ -231,6 +231,11 @@ impl SymbolTable {
         self.kaslr_offset
     }
 
+    /// The vmlinux the table was read from, when it was (for its other sections).
+    pub fn vmlinux(&self) -> Option<&Arc<Vmlinux>> {
+        self._owner.as_ref()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -6,6 +6,7 @@ pub mod dwarf;
 pub mod fake_kernel;
 pub mod fixtures;
 pub mod kernel;
+pub mod orc;
 pub mod pagetable;
 pub mod plugin_run;
 pub mod printk;

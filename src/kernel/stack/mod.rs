@@ -14,9 +14,13 @@
 
 use serde::Serialize;
 
+pub mod x86_64;
+
 use crate::addr::{Arch, VirtAddr};
 use crate::kernel::{Kernel, KernelError};
-use crate::unwind::{Method, Regs, StackKind, Stacks, StopReason, Unwinder};
+use crate::unwind::{
+    MemoryError, Method, Regs, StackKind, StackMemory, Stacks, StopReason, Unwinder,
+};
 
 /// One architecture's part: its unwinder, a sleeping task's saved registers, its stacks and
 /// the decoding of its PRSTATUS register block.
@@ -38,9 +42,19 @@ pub trait ArchStack: Sync {
 /// The [`ArchStack`] of `arch`, when the crate can unwind it.
 pub fn arch_stack(arch: Arch) -> Option<&'static dyn ArchStack> {
     match arch {
-        Arch::X86_64 => None,
+        Arch::X86_64 => Some(&x86_64::X86_64Stack),
         Arch::Aarch64 => None,
         Arch::S390x => None,
+    }
+}
+
+/// The dump's memory as an unwinder reads it.
+impl StackMemory for Kernel {
+    fn read_u64(&self, addr: u64) -> Result<u64, MemoryError> {
+        Kernel::read_u64(self, VirtAddr(addr)).map_err(|e| MemoryError {
+            addr,
+            why: e.to_string(),
+        })
     }
 }
 
