@@ -531,3 +531,36 @@ fn garbage_is_no_format() {
         Err(OrcError::UnknownFormat(_))
     ));
 }
+
+/// Writes the seeds of the `orc` fuzz target (fuzz/fuzz_targets/orc.rs documents the layout):
+/// the A → B → C walk of `known_frames_in_every_format` in each format.
+/// `cargo test --test unwind_x86_64 -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    const STACK: u64 = 0xffff_c900_0000_0000;
+    let entries = [
+        (A, Spec::call("SP", 16)),
+        (B, Spec::call("BP", 16).with_bp("PREV_SP", -16)),
+        (C, Spec::END),
+        (TEXT_END, Spec::UNDEFINED),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/orc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for format in FORMATS {
+        let (ips, orc) = tables(TEXT, &entries, format);
+        let mut seed = vec![(format - 1) | 4];
+        seed.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        seed.extend_from_slice(&ips);
+        seed.extend_from_slice(&orc);
+        for w in [A + 0x10 - TEXT, 0, STACK + 0x30] {
+            seed.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut stack = vec![0u8; 0x200];
+        for (off, v) in [(8usize, B + 0x20), (0x30, STACK + 0x100), (0x38, C + 0x30)] {
+            stack[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        seed.extend_from_slice(&stack);
+        std::fs::write(dir.join(format!("seed-v{format}")), seed).unwrap();
+    }
+}

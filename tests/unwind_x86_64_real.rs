@@ -1,20 +1,114 @@
-//! The x86_64 unwinder on real vmcores: every sleeping task unwound from its
-//! `inactive_task_frame`, compared with drgn's `stack_trace()` of the same dump.
+//! The x86_64 unwinder on real vmcores (`vmcore.elf` of x86_64-6.1-l4 and x86_64-6.12):
+//! the ORC format told from each kernel's own evidence, the tables read from memory equal to the
+//! vmlinux file's moved by KASLR, and sleeping tasks unwound from their `inactive_task_frame`
+//! compared with drgn's `prog.stack_trace(task)` of the same dump. Skipped, with one line, when
+//! the fixtures are absent.
 
 mod common;
 
+use std::collections::HashMap;
+
 use common::fixtures;
-use vmcore_report::addr::VirtAddr;
+use vmcore_report::addr::{Arch, VirtAddr};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::kernel::stack::arch_stack;
+use vmcore_report::kernel::stack::x86_64::{OrcSource, image_orc, orc_evidence};
+use vmcore_report::unwind::orc::{FormatEvidence, OrcFormat, detect_format};
 use vmcore_report::unwind::{StopReason, Unwinder, unwind};
 
-/// "pid comm | names" for every task not on a CPU, as the drgn script below prints it.
-fn our_traces(k: &Kernel) -> Vec<String> {
-    let arch = arch_stack(vmcore_report::addr::Arch::X86_64).unwrap();
+/// drgn 0.3.0's physical frames of one task per distinct trace shape (pid, comm | frames),
+/// written by
+///
+/// ```text
+/// drgn -c $FIXTURES/SET/vmcore.elf -s $FIXTURES/SET/vmlinux drgn_stacks.py
+/// ```
+///
+/// with this `drgn_stacks.py` (the symbol of each non-inline frame's pc, or pc - 1 for a return
+/// address; cut at the first user-space pc):
+///
+/// ```text
+/// from drgn.helpers.linux.pid import for_each_task
+/// for t in for_each_task(prog):
+///     if t.on_cpu.value_():
+///         continue
+///     names = []
+///     for f in prog.stack_trace(t):
+///         if f.is_inline:
+///             continue
+///         if f.pc < 1 << 63:
+///             names.append("<user>")
+///             break
+///         try:
+///             names.append(prog.symbol(f.pc if f.interrupted else f.pc - 1).name)
+///         except LookupError:
+///             names.append(hex(f.pc))
+///     print(f"{t.pid.value_()} {t.comm.string_().decode()} | {' '.join(names)}")
+/// ```
+///
+/// (to be replaced by the drgn stacks oracle of the fixture pipeline).
+const DRGN: [(&str, &str); 2] = [
+    (
+        "x86_64-6.1-l4",
+        "2 kthreadd | __schedule schedule kthreadd ret_from_fork
+3 rcu_gp | __schedule schedule rescuer_thread kthread ret_from_fork
+7 kworker/0:0 | __schedule schedule worker_thread kthread ret_from_fork
+11 rcu_tasks_kthre | __schedule schedule rcu_tasks_one_gp rcu_tasks_kthread kthread ret_from_fork
+14 ksoftirqd/0 | __schedule schedule smpboot_thread_fn kthread ret_from_fork
+15 rcu_preempt | __schedule schedule schedule_timeout rcu_gp_fqs_loop rcu_gp_kthread kthread ret_from_fork
+25 kdevtmpfs | __schedule schedule devtmpfs_work_loop devtmpfsd kthread ret_from_fork
+27 kauditd | __schedule schedule kauditd_thread kthread ret_from_fork
+29 khungtaskd | __schedule schedule schedule_timeout watchdog kthread ret_from_fork
+31 oom_reaper | __schedule schedule oom_reaper kthread ret_from_fork
+34 kcompactd0 | __schedule schedule schedule_timeout kcompactd kthread ret_from_fork
+35 ksmd | __schedule schedule ksm_scan_thread kthread ret_from_fork
+42 kswapd0 | __schedule schedule kswapd kthread ret_from_fork
+96 init | __schedule schedule exit_to_user_mode_prepare irqentry_exit_to_user_mode asm_sysvec_apic_timer_interrupt <user>
+98 sleep | __schedule schedule do_nanosleep hrtimer_nanosleep common_nsleep __x64_sys_clock_nanosleep do_syscall_64 entry_SYSCALL_64 <user>",
+    ),
+    (
+        "x86_64-6.12",
+        "2 kthreadd | __schedule schedule kthreadd ret_from_fork ret_from_fork_asm
+3 pool_workqueue_ | __schedule schedule kthread_worker_fn kthread ret_from_fork ret_from_fork_asm
+4 kworker/R-kvfre | __schedule schedule rescuer_thread kthread ret_from_fork ret_from_fork_asm
+9 kworker/0:0 | __schedule schedule worker_thread kthread ret_from_fork ret_from_fork_asm
+14 rcu_tasks_kthre | __schedule schedule rcu_tasks_one_gp rcu_tasks_kthread kthread ret_from_fork ret_from_fork_asm
+17 ksoftirqd/0 | __schedule schedule smpboot_thread_fn kthread ret_from_fork ret_from_fork_asm
+18 rcu_preempt | __schedule schedule rcu_gp_kthread kthread ret_from_fork ret_from_fork_asm
+32 kdevtmpfs | __schedule schedule devtmpfs_work_loop devtmpfsd kthread ret_from_fork ret_from_fork_asm
+34 kauditd | __schedule schedule kauditd_thread kthread ret_from_fork ret_from_fork_asm
+35 khungtaskd | __schedule schedule schedule_timeout watchdog kthread ret_from_fork ret_from_fork_asm
+36 oom_reaper | __schedule schedule oom_reaper kthread ret_from_fork ret_from_fork_asm
+39 kcompactd0 | __schedule schedule schedule_timeout kcompactd kthread ret_from_fork ret_from_fork_asm
+40 ksmd | __schedule schedule ksm_scan_thread kthread ret_from_fork ret_from_fork_asm
+44 irq/9-acpi | __schedule schedule irq_thread kthread ret_from_fork ret_from_fork_asm
+49 kswapd0 | __schedule schedule kswapd kthread ret_from_fork ret_from_fork_asm
+147 init | __schedule schedule irqentry_exit_to_user_mode asm_sysvec_reschedule_ipi <user>
+148 init | __schedule schedule irqentry_exit_to_user_mode asm_sysvec_apic_timer_interrupt <user>
+150 sleep | __schedule schedule do_nanosleep hrtimer_nanosleep common_nsleep __x64_sys_clock_nanosleep do_syscall_64 entry_SYSCALL_64 <user>",
+    ),
+];
+
+/// The format each set's kernel uses (6.1: 4.14–6.2 layout; 6.12: the 6.4+ layout, with an
+/// `.orc_header`).
+const FORMATS: [(&str, OrcFormat, bool); 2] = [
+    ("x86_64-6.1-l4", OrcFormat::V1, false),
+    ("x86_64-6.12", OrcFormat::V3, true),
+];
+
+/// One sleeping task's trace: the pc symbolized for each frame (pc - 1 for a return address),
+/// and how it ended.
+struct Ours {
+    comm: String,
+    /// (name as drgn would print it, the address looked up).
+    frames: Vec<(String, u64)>,
+    stop: StopReason,
+}
+
+fn our_traces(k: &Kernel) -> HashMap<i32, Ours> {
+    let arch = arch_stack(Arch::X86_64).unwrap();
     let unwinder: Box<dyn Unwinder + '_> = arch.unwinder(k).expect("ORC tables");
     let walk = k.tasks().unwrap();
-    let mut out = Vec::new();
+    let mut out = HashMap::new();
     for t in &walk.tasks {
         let task = t.object(k).unwrap();
         if task.member("on_cpu").unwrap().u64().unwrap() != 0 {
@@ -24,36 +118,114 @@ fn our_traces(k: &Kernel) -> Vec<String> {
         let regs = arch.inactive_regs(k, t.addr).unwrap();
         let stacks = arch.stacks(k, t.addr, None).unwrap();
         let trace = unwind(unwinder.as_ref(), regs, k, &stacks);
-        let mut names: Vec<String> = trace
+        let frames = trace
             .frames
             .iter()
             .map(|f| {
                 let pc = if f.interrupted { f.pc } else { f.pc - 1 };
-                k.symbols()
+                let name = k
+                    .symbols()
                     .symbolize(VirtAddr(pc))
-                    .map_or_else(|| format!("{:#x}", f.pc), |(s, _)| s.name)
+                    .map_or_else(|| format!("{:#x}", f.pc), |(s, _)| s.name);
+                (name, pc)
             })
             .collect();
-        match &trace.stop {
-            StopReason::UserMode { .. } => names.push("<user>".into()),
-            StopReason::EndOfStack => {}
-            other => names.push(format!("<{other:?}>")),
-        }
-        out.push(format!("{} {} | {}", t.pid, comm, names.join(" ")));
+        out.insert(
+            t.pid,
+            Ours {
+                comm,
+                frames,
+                stop: trace.stop,
+            },
+        );
     }
     out
 }
 
+/// Whether drgn's name for a frame names the same function as ours: the same symbol, or a
+/// symbol that covers the pc (drgn prefers the sized `entry_SYSCALL_64` to the label
+/// `entry_SYSCALL_64_after_hwframe` inside it).
+fn same_function(k: &Kernel, ours: &(String, u64), drgn: &str) -> bool {
+    ours.0 == drgn
+        || k.symbols()
+            .lookup(drgn)
+            .is_some_and(|s| s.address.0 <= ours.1 && ours.1 < s.address.0 + s.size)
+}
+
 #[test]
 fn sleeping_tasks_match_drgn() {
-    for set in ["x86_64-6.1-l4", "x86_64-6.12"] {
+    for (set, expected) in DRGN {
         let Some(dir) = fixtures::set(set) else {
             continue;
         };
         let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
         let ours = our_traces(&k);
-        if let Ok(p) = std::env::var("UNWIND_DUMP") {
-            std::fs::write(format!("{p}-{set}.txt"), ours.join("\n") + "\n").unwrap();
+        // Every sleeping task's trace is complete: the end of the stack or user mode.
+        for (pid, o) in &ours {
+            assert!(o.stop.is_complete(), "{set}: pid {pid} {}: {:?}", o.comm, o.stop);
         }
+        let mut compared = 0;
+        for line in expected.lines() {
+            let (head, names) = line.split_once(" | ").unwrap();
+            // Pids change when the set is rebuilt; the threads' names and what they wait in
+            // do not: some sleeping task of that name must have drgn's trace.
+            let (_, comm) = head.split_once(' ').unwrap();
+            let mut drgn: Vec<&str> = names.split(' ').collect();
+            let user = drgn.last() == Some(&"<user>");
+            if user {
+                drgn.pop();
+            }
+            let same = |o: &Ours| {
+                matches!(o.stop, StopReason::UserMode { .. }) == user
+                    && o.frames.len() == drgn.len()
+                    && o.frames.iter().zip(&drgn).all(|(f, d)| same_function(&k, f, d))
+            };
+            let named: Vec<&Ours> = ours.values().filter(|o| o.comm == comm).collect();
+            if named.is_empty() {
+                fixtures::skip(format!(
+                    "{set}: no sleeping {comm}: the set changed since the drgn expectations \
+                     were recorded"
+                ));
+                continue;
+            }
+            let seen: Vec<Vec<&str>> = named
+                .iter()
+                .map(|o| o.frames.iter().map(|f| f.0.as_str()).collect())
+                .collect();
+            assert!(
+                named.iter().any(|o| same(o)),
+                "{set}: no sleeping {comm} has drgn's trace {drgn:?} (user {user}): {seen:?}"
+            );
+            compared += 1;
+        }
+        eprintln!("{set}: {compared} tasks as drgn, {} sleeping tasks complete", ours.len());
+    }
+}
+
+/// The format from each kernel's evidence, from part of it, and from the entries alone agree;
+/// the tables in memory are the file's moved by the KASLR offset.
+#[test]
+fn orc_format_and_tables() {
+    for (set, format, has_header) in FORMATS {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
+        let ev = orc_evidence(&k);
+        assert_eq!(ev.header.is_some(), has_header, "{set}");
+        let (mem_base, mem_ips, mem_entries) = image_orc(&k, OrcSource::Memory).unwrap();
+        assert_eq!(detect_format(&ev, &mem_entries), Ok(format), "{set}");
+        let no_header = FormatEvidence {
+            header: None,
+            ..ev.clone()
+        };
+        assert_eq!(detect_format(&no_header, &mem_entries), Ok(format), "{set}");
+        let nothing = FormatEvidence::default();
+        assert_eq!(detect_format(&nothing, &mem_entries), Ok(format), "{set}");
+
+        let (file_base, file_ips, file_entries) = image_orc(&k, OrcSource::File).unwrap();
+        assert_eq!(mem_base, file_base, "{set}");
+        assert_eq!(mem_ips, file_ips, "{set}");
+        assert_eq!(mem_entries, file_entries, "{set}");
     }
 }

@@ -26,7 +26,8 @@ use crate::addr::VirtAddr;
 use crate::kernel::stack::ArchStack;
 use crate::kernel::{Kernel, KernelError};
 use crate::unwind::orc::{
-    EntryLayout, FormatEvidence, ORC_ENTRY_SIZE, OrcFormat, OrcTable, OrcTables, detect_format,
+    EntryLayout, FormatEvidence, MAX_ORC_ENTRIES, ORC_ENTRY_SIZE, OrcFormat, OrcTable, OrcTables,
+    detect_format,
 };
 use crate::unwind::x86_64::{PT_REGS, X86_64Unwinder};
 use crate::unwind::x86_64_regs as r;
@@ -86,7 +87,7 @@ fn sym(k: &Kernel, name: &str) -> Option<u64> {
 }
 
 /// What the kernel says of its ORC format besides the entries.
-fn evidence(k: &Kernel) -> FormatEvidence {
+pub fn orc_evidence(k: &Kernel) -> FormatEvidence {
     let header = sym(k, "__start_orc_header").and_then(|a| k.read_bytes(VirtAddr(a), 20).ok());
     let layout = k.find_type("struct orc_entry").ok().map(|ty| {
         let o = k.object(VirtAddr(0), ty);
@@ -110,31 +111,40 @@ fn evidence(k: &Kernel) -> FormatEvidence {
     }
 }
 
-/// The image's raw tables: (ip base, ip bytes, entry bytes), from memory, else from the file.
-fn image_tables(k: &Kernel) -> Result<(u64, Vec<u8>, Vec<u8>), KernelError> {
-    let from_memory = || -> Option<(u64, Vec<u8>, Vec<u8>)> {
-        let ip = sym(k, "__start_orc_unwind_ip")?;
-        let ip_end = sym(k, "__stop_orc_unwind_ip")?;
-        let orc = sym(k, "__start_orc_unwind")?;
-        let n = usize::try_from(ip_end.checked_sub(ip)? / 4).ok()?;
-        if n == 0 || n > crate::unwind::orc::MAX_ORC_ENTRIES {
-            return None;
+/// Where the image's ORC tables are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrcSource {
+    /// The running kernel's, between the `__start_orc_*` symbols.
+    Memory,
+    /// The vmlinux file's sections, moved by the KASLR offset.
+    File,
+}
+
+/// The raw tables of `.orc_unwind_ip` (at the address returned) and `.orc_unwind`, from
+/// `source`; `None` when it lacks them.
+pub fn image_orc(k: &Kernel, source: OrcSource) -> Option<(u64, Vec<u8>, Vec<u8>)> {
+    match source {
+        OrcSource::Memory => {
+            let ip = sym(k, "__start_orc_unwind_ip")?;
+            let ip_end = sym(k, "__stop_orc_unwind_ip")?;
+            let orc = sym(k, "__start_orc_unwind")?;
+            let n = usize::try_from(ip_end.checked_sub(ip)? / 4).ok()?;
+            if n == 0 || n > MAX_ORC_ENTRIES {
+                return None;
+            }
+            let ips = k.read_bytes(VirtAddr(ip), 4 * n).ok()?;
+            let entries = k.read_bytes(VirtAddr(orc), ORC_ENTRY_SIZE * n).ok()?;
+            Some((ip, ips, entries))
         }
-        let ips = k.read_bytes(VirtAddr(ip), 4 * n).ok()?;
-        let entries = k.read_bytes(VirtAddr(orc), ORC_ENTRY_SIZE * n).ok()?;
-        Some((ip, ips, entries))
-    };
-    if let Some(t) = from_memory() {
-        return Ok(t);
+        OrcSource::File => {
+            let vmlinux = k.symbols().vmlinux()?;
+            let ip_sec = vmlinux.object().section_by_name(".orc_unwind_ip")?;
+            let ips = vmlinux.section(".orc_unwind_ip").ok()??;
+            let entries = vmlinux.section(".orc_unwind").ok()??;
+            let base = ip_sec.address().wrapping_add(k.symbols().kaslr_offset());
+            Some((base, ips.to_vec(), entries.to_vec()))
+        }
     }
-    let missing = || KernelError::NoSymbol("__start_orc_unwind_ip (or .orc_unwind_ip)".into());
-    let vmlinux = k.symbols().vmlinux().ok_or_else(missing)?;
-    let file = vmlinux.object();
-    let ip_sec = file.section_by_name(".orc_unwind_ip").ok_or_else(missing)?;
-    let ips = vmlinux.section(".orc_unwind_ip")?.ok_or_else(missing)?;
-    let entries = vmlinux.section(".orc_unwind")?.ok_or_else(missing)?;
-    let base = ip_sec.address().wrapping_add(k.symbols().kaslr_offset());
-    Ok((base, ips.to_vec(), entries.to_vec()))
 }
 
 /// The text range of a module: `mem[MOD_TEXT]` (6.4+), else `core_layout`, else `module_core`.
@@ -178,7 +188,7 @@ fn module_tables(
             let ip = arch.member("orc_unwind_ip")?.u64()?;
             let orc = arch.member("orc_unwind")?.u64()?;
             let n = arch.member("num_orcs")?.u64()? as usize;
-            if ip == 0 || orc == 0 || n == 0 || n > crate::unwind::orc::MAX_ORC_ENTRIES {
+            if ip == 0 || orc == 0 || n == 0 || n > MAX_ORC_ENTRIES {
                 return Ok(None);
             }
             let name = m.member("name")?.string_lossy(64)?;
@@ -277,8 +287,12 @@ impl ArchStack for X86_64Stack {
             .into_iter()
             .filter_map(|(s, e)| Some((sym(k, s)?, sym(k, e)?)))
             .collect();
-        let (ip_base, ips, entries) = image_tables(k)?;
-        let format = detect_format(&evidence(k), &entries)
+        let (ip_base, ips, entries) = image_orc(k, OrcSource::Memory)
+            .or_else(|| image_orc(k, OrcSource::File))
+            .ok_or_else(|| {
+                KernelError::NoSymbol("__start_orc_unwind_ip (or .orc_unwind_ip)".into())
+            })?;
+        let format = detect_format(&orc_evidence(k), &entries)
             .map_err(|e| KernelError::Corrupt(e.to_string()))?;
         let mut tables = OrcTables::new(format);
         let image = OrcTable::new("vmlinux", ip_base, &ips, &entries, format, None)
