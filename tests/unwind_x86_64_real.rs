@@ -13,7 +13,7 @@ use vmcore_report::addr::{Arch, VirtAddr};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::kernel::stack::arch_stack;
 use vmcore_report::kernel::stack::x86_64::{OrcSource, image_orc, orc_evidence};
-use vmcore_report::unwind::orc::{FormatEvidence, OrcFormat, detect_format};
+use vmcore_report::unwind::orc::{FormatEvidence, OrcFormat, detect_format, format_from_header};
 use vmcore_report::unwind::{StopReason, Unwinder, unwind};
 
 /// drgn 0.3.0's physical frames of one task per distinct trace shape (pid, comm | frames),
@@ -162,7 +162,12 @@ fn sleeping_tasks_match_drgn() {
         let ours = our_traces(&k);
         // Every sleeping task's trace is complete: the end of the stack or user mode.
         for (pid, o) in &ours {
-            assert!(o.stop.is_complete(), "{set}: pid {pid} {}: {:?}", o.comm, o.stop);
+            assert!(
+                o.stop.is_complete(),
+                "{set}: pid {pid} {}: {:?}",
+                o.comm,
+                o.stop
+            );
         }
         let mut compared = 0;
         for line in expected.lines() {
@@ -178,7 +183,10 @@ fn sleeping_tasks_match_drgn() {
             let same = |o: &Ours| {
                 matches!(o.stop, StopReason::UserMode { .. }) == user
                     && o.frames.len() == drgn.len()
-                    && o.frames.iter().zip(&drgn).all(|(f, d)| same_function(&k, f, d))
+                    && o.frames
+                        .iter()
+                        .zip(&drgn)
+                        .all(|(f, d)| same_function(&k, f, d))
             };
             let named: Vec<&Ours> = ours.values().filter(|o| o.comm == comm).collect();
             if named.is_empty() {
@@ -198,7 +206,10 @@ fn sleeping_tasks_match_drgn() {
             );
             compared += 1;
         }
-        eprintln!("{set}: {compared} tasks as drgn, {} sleeping tasks complete", ours.len());
+        eprintln!(
+            "{set}: {compared} tasks as drgn, {} sleeping tasks complete",
+            ours.len()
+        );
     }
 }
 
@@ -213,6 +224,15 @@ fn orc_format_and_tables() {
         let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
         let ev = orc_evidence(&k);
         assert_eq!(ev.header.is_some(), has_header, "{set}");
+        if let Some(h) = &ev.header {
+            // The hash drgn records for 6.4's orc_types.h, on a real 6.12.
+            assert_eq!(
+                format_from_header(h),
+                Some(format),
+                "{set}: {}",
+                hex::encode(h)
+            );
+        }
         let (mem_base, mem_ips, mem_entries) = image_orc(&k, OrcSource::Memory).unwrap();
         assert_eq!(detect_format(&ev, &mem_entries), Ok(format), "{set}");
         let no_header = FormatEvidence {
@@ -227,5 +247,107 @@ fn orc_format_and_tables() {
         assert_eq!(mem_base, file_base, "{set}");
         assert_eq!(mem_ips, file_ips, "{set}");
         assert_eq!(mem_entries, file_entries, "{set}");
+    }
+}
+
+/// drgn 0.3.0's trace of the task on the CPU that panicked (from its PRSTATUS note), written by
+/// `drgn -c $FIXTURES/SET/vmcore.elf -s $FIXTURES/SET/vmlinux drgn_cpus.py`: the loop of
+/// `drgn_stacks.py` above over `cpu_curr(prog, cpu)` for each CPU of `for_each_online_cpu(prog)`
+/// (after the panic only the panicking CPU is online). A module frame without symbols is its pc.
+const DRGN_PANIC_CPU: [(&str, &str); 4] = [
+    (
+        "x86_64-6.1-l4",
+        "delay_tsc panic sysrq_handle_crash __handle_sysrq.cold write_sysrq_trigger proc_reg_write \
+         vfs_write ksys_write do_syscall_64 entry_SYSCALL_64 <user>",
+    ),
+    (
+        "x86_64-6.12",
+        "delay_tsc vpanic panic sysrq_handle_crash __handle_sysrq.cold write_sysrq_trigger \
+         proc_reg_write vfs_write ksys_write do_syscall_64 entry_SYSCALL_64 <user>",
+    ),
+    (
+        "x86_64-6.1-oops",
+        "delay_tsc panic oops_end.cold page_fault_oops exc_page_fault asm_exc_page_fault \
+         <module> full_proxy_write vfs_write ksys_write do_syscall_64 entry_SYSCALL_64 <user>",
+    ),
+    (
+        "x86_64-6.1-smp4-hung",
+        "delay_tsc panic watchdog.cold kthread ret_from_fork",
+    ),
+];
+
+/// The panicking CPU unwound from its PRSTATUS registers, through the page fault's `pt_regs`
+/// and the oops module's own ORC table in x86_64-6.1-oops.
+#[test]
+fn panic_cpu_matches_drgn() {
+    for (set, expected) in DRGN_PANIC_CPU {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
+        let arch = arch_stack(Arch::X86_64).unwrap();
+        let unwinder = arch.unwinder(&k).unwrap();
+        let cpu = k
+            .variable("panic_cpu")
+            .unwrap()
+            .member("counter")
+            .unwrap()
+            .u64()
+            .unwrap() as u32;
+        // QEMU writes one note per vCPU, in order.
+        let note = &k.info().cpus[cpu as usize];
+        let task = k
+            .per_cpu("runqueues", cpu)
+            .unwrap()
+            .member("curr")
+            .unwrap()
+            .u64()
+            .unwrap();
+        let stacks = arch.stacks(&k, VirtAddr(task), Some(cpu)).unwrap();
+        let trace = unwind(
+            unwinder.as_ref(),
+            arch.prstatus_regs(&note.regs),
+            &k,
+            &stacks,
+        );
+        let mut drgn: Vec<&str> = expected.split_whitespace().collect();
+        let user = drgn.last() == Some(&"<user>");
+        if user {
+            drgn.pop();
+        }
+        assert_eq!(
+            matches!(trace.stop, StopReason::UserMode { .. }),
+            user,
+            "{set}: {:?}",
+            trace.stop
+        );
+        assert!(trace.stop.is_complete(), "{set}: {:?}", trace.stop);
+        // Every frame from ORC: the module frame's caller came from the module's own table.
+        assert!(
+            trace.frames.iter().all(|f| f.reliable),
+            "{set}: {:?}",
+            trace.frames
+        );
+        assert_eq!(trace.frames.len(), drgn.len(), "{set}: {:?}", trace.frames);
+        for (f, d) in trace.frames.iter().zip(&drgn) {
+            let pc = if f.interrupted { f.pc } else { f.pc - 1 };
+            if *d == "<module>" {
+                // The module's text, interrupted by the fault.
+                assert!(
+                    f.interrupted && f.pc >= 0xffff_ffff_c000_0000,
+                    "{set}: {f:?}"
+                );
+                continue;
+            }
+            let name = k
+                .symbols()
+                .symbolize(VirtAddr(pc))
+                .map(|(s, _)| s.name)
+                .unwrap_or_default();
+            assert!(
+                same_function(&k, &(name.clone(), pc), d),
+                "{set}: {name} vs {d}"
+            );
+        }
     }
 }
