@@ -13,7 +13,9 @@ use vmcore_report::addr::{Arch, VirtAddr};
 use vmcore_report::kernel::Kernel;
 use vmcore_report::kernel::stack::arch_stack;
 use vmcore_report::kernel::stack::x86_64::{OrcSource, image_orc, orc_evidence};
-use vmcore_report::unwind::orc::{FormatEvidence, OrcFormat, detect_format, format_from_header};
+use vmcore_report::unwind::orc::{
+    EntryLayout, FormatEvidence, OrcFormat, detect_format, format_from_header,
+};
 use vmcore_report::unwind::{StopReason, Unwinder, unwind};
 
 /// drgn 0.3.0's physical frames of one task per distinct trace shape (pid, comm | frames) of the
@@ -228,6 +230,16 @@ fn orc_format_and_tables() {
         let k = common::kernel::open(&dir.join("vmcore.elf"), &dir.join("vmlinux"));
         let ev = orc_evidence(&k);
         assert_eq!(ev.header.is_some(), has_header, "{set}");
+        // struct orc_entry in the DWARF: `end` and a 2-bit type before 6.4, `signal` and a
+        // 3-bit type since; orc_fp_entry's bp_reg is PREV_SP in the pre-7.1 numbering.
+        let v1 = format == OrcFormat::V1;
+        let layout = EntryLayout {
+            has_end: v1,
+            has_signal: !v1,
+            type_bits: Some(if v1 { 2 } else { 3 }),
+        };
+        assert_eq!(ev.layout, Some(layout), "{set}");
+        assert_eq!(ev.fp_entry_bp_reg, Some(1), "{set}");
         if let Some(h) = &ev.header {
             // The hash drgn records for 6.4's orc_types.h, on a real 6.12.
             assert_eq!(
