@@ -564,3 +564,45 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(format!("seed-v{format}")), seed).unwrap();
     }
 }
+
+/// PRSTATUS `pr_reg` is `user_regs_struct`: r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di
+/// orig_ax ip cs flags sp ss fs_base gs_base ds es fs gs (arch/x86/include/asm/user_64.h).
+#[test]
+fn prstatus_registers() {
+    use vmcore_report::addr::Arch;
+    use vmcore_report::kernel::stack::arch_stack;
+    let arch = arch_stack(Arch::X86_64).unwrap();
+    let gregs: Vec<u64> = (0..27u64).map(|i| 0x100 + i).collect();
+    let regs = arch.prstatus_regs(&gregs);
+    let expect = [
+        (r::R15, 0),
+        (r::R12, 3),
+        (r::RBP, 4),
+        (r::RBX, 5),
+        (r::R8, 9),
+        (r::RAX, 10),
+        (r::RCX, 11),
+        (r::RDX, 12),
+        (r::RSI, 13),
+        (r::RDI, 14),
+        (r::ORIG_RAX, 15),
+        (r::RIP, 16),
+        (r::CS, 17),
+        (r::RFLAGS, 18),
+        (r::RSP, 19),
+        (r::SS, 20),
+        (58, 21), // fs.base
+        (59, 22), // gs.base
+        (53, 23), // ds
+        (55, 26), // gs
+    ];
+    for (reg, i) in expect {
+        assert_eq!(regs.get(reg), Some(0x100 + i), "DWARF register {reg}");
+    }
+    let names: Vec<&str> = arch.register_names().iter().map(|(n, _)| *n).collect();
+    assert_eq!(&names[..4], ["RIP", "RSP", "RFLAGS", "RAX"]);
+    assert_eq!(&names[names.len() - 3..], ["ORIG_RAX", "CS", "SS"]);
+    for (name, reg) in arch.register_names() {
+        assert!(regs.get(*reg).is_some(), "{name}");
+    }
+}
