@@ -32,6 +32,7 @@ pub fn all() -> Vec<&'static dyn Plugin> {
         &tasks::TasksPlugin,
         &modules::ModulesPlugin,
         &meminfo::MeminfoPlugin,
+        &backtrace::BacktracePlugin,
     ];
     #[cfg(feature = "test-plugins")]
     v.extend_from_slice(testing::ALL);

@@ -13,7 +13,8 @@
 //! Registers are kept by their DWARF numbers (the numbering `.debug_frame` and gimli use), so
 //! CFI rules apply to them directly:
 //! - x86_64 (System V psABI): 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp,
-//!   8–15 r8–r15, 16 return address (rip);
+//!   8–15 r8–r15, 16 return address (rip), 49 rflags, 51 cs, 52 ss; 57 orig_rax is the crate's
+//!   own slot (the psABI reserves 56–57) for the `pt_regs` word of that name;
 //! - aarch64 (DWARF for the Arm 64-bit Architecture): 0–30 x0–x30 (29 = fp, 30 = lr), 31 sp,
 //!   32 pc (the crate's own slot; the ABI reserves 32 for the ELR pseudo-register), 33 pstate
 //!   (the crate's own slot, for saved `pt_regs` and PRSTATUS; no CFI rule names it);
@@ -28,6 +29,9 @@ pub mod s390x;
 mod text;
 
 pub use text::TextRanges;
+
+pub mod orc;
+pub mod x86_64;
 
 /// The deepest trace [`unwind`] builds; a deeper stack is cut with [`StopReason::MaxDepth`]. The
 /// kernel's own stack traces stop at 64 entries in most configurations; 192 leaves room for
@@ -48,11 +52,19 @@ pub mod x86_64_regs {
     pub const RBP: u16 = 6;
     pub const RSP: u16 = 7;
     pub const R8: u16 = 8;
+    pub const R9: u16 = 9;
     pub const R10: u16 = 10;
+    pub const R11: u16 = 11;
     pub const R12: u16 = 12;
     pub const R13: u16 = 13;
+    pub const R14: u16 = 14;
     pub const R15: u16 = 15;
     pub const RIP: u16 = 16;
+    pub const RFLAGS: u16 = 49;
+    pub const CS: u16 = 51;
+    pub const SS: u16 = 52;
+    /// Not a psABI register: the crate's slot for `pt_regs.orig_ax` (56–57 are reserved).
+    pub const ORIG_RAX: u16 = 57;
 }
 
 /// aarch64 DWARF register numbers.

@@ -7,6 +7,7 @@ pub mod fake_kernel;
 pub mod fixtures;
 pub mod fp_arch;
 pub mod kernel;
+pub mod orc;
 pub mod pagetable;
 pub mod plugin_run;
 pub mod printk;

@@ -32,6 +32,8 @@ mod s390x;
 
 use serde::Serialize;
 
+pub mod x86_64;
+
 use crate::addr::{Arch, VirtAddr};
 use crate::kernel::{Kernel, KernelError};
 use crate::unwind::cfi::Cfi;
@@ -60,7 +62,7 @@ pub trait ArchStack: Sync {
 /// The [`ArchStack`] of `arch`, when the crate can unwind it.
 pub fn arch_stack(arch: Arch) -> Option<&'static dyn ArchStack> {
     match arch {
-        Arch::X86_64 => None,
+        Arch::X86_64 => Some(&x86_64::X86_64Stack),
         Arch::Aarch64 => Some(&aarch64::Aarch64Stack),
         Arch::S390x => Some(&s390x::S390xStack),
     }
