@@ -120,6 +120,8 @@ struct Placement {
     /// Per `STT_FILE` group (index 0: before the first), an address inside its first static
     /// function.
     group_text: Vec<Option<u64>>,
+    /// Per exported name `x`, the group of the local `__kstrtab_x` (the exporting file).
+    exported: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
 }
 
 impl Placement {
@@ -128,9 +130,17 @@ impl Placement {
         let mut group_text: Vec<Option<u64>> = vec![None];
         let mut data: Vec<(DataSym, &'static [u8])> = Vec::new();
         let mut other: Vec<&'static [u8]> = Vec::new();
+        let mut exported: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
+            HashMap::default();
         for s in file.symbols() {
             let kind = s.kind();
             let name = s.name_bytes().unwrap_or_default();
+            if group > 0
+                && s.is_local()
+                && let Some(x) = name.strip_prefix(b"__kstrtab_")
+            {
+                exported.insert(x, group);
+            }
             match kind {
                 SymbolKind::File => {
                     group = group.saturating_add(1);
@@ -181,6 +191,7 @@ impl Placement {
             data: data.into_iter().map(|(d, _)| d).collect(),
             by_name,
             group_text,
+            exported,
         }
     }
 }
@@ -199,6 +210,9 @@ struct UnitSlot {
     end: u64,
     header: UnitHeader<R>,
     unit: OnceLock<Result<Arc<Unit<R>>, String>>,
+    /// The unit's top-level variables located by a plain `DW_OP_addr`: link-time address ->
+    /// DIE offset (see [`DwarfTypes::located_variables`]).
+    located: OnceLock<HashMap<u64, u64, foldhash::fast::RandomState>>,
 }
 
 impl UnitSlot {
@@ -209,6 +223,7 @@ impl UnitSlot {
             end: offset.saturating_add(header.length_including_self() as u64),
             header,
             unit: OnceLock::new(),
+            located: OnceLock::new(),
         }
     }
 }
@@ -606,20 +621,29 @@ impl DwarfTypes {
 
     // ---- DIE helpers ------------------------------------------------------------------------
 
-    /// Where in link order the data symbol `name` must be defined: its link-time address and two
-    /// code addresses whose units bound, inclusively, the unit that defines it.
+    /// Where in link order the data symbol `name` must be defined: its link-time address and
+    /// pairs of code addresses whose units bound, inclusively, the unit that defines it, the
+    /// likelier pair first.
     ///
     /// The ELF symbol table lists each object file's local symbols after an `STT_FILE` symbol
     /// naming the file, in link order, so a `static` variable's neighbours up to the next
     /// `STT_FILE` are the same file's static functions, whose addresses `.debug_aranges` maps to
     /// the unit (it lists code ranges only). A global has no file in the table (globals follow
-    /// all locals), but the linker concatenates each output section from the object files in
-    /// link order, so the object holding a global lies, in link order, between the files of the
-    /// nearest local data symbols below and above it in its section. A file without a static
-    /// function widens the bound to the nearest file that has one. Only a name that is exactly
-    /// one symbol in the table qualifies: a name several files use is left to the link-order
-    /// scan. The caller verifies the answer (the DIE must be located at the symbol's address).
-    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, u64, u64)> {
+    /// all locals), with two exceptions:
+    ///
+    /// - an exported one: `EXPORT_SYMBOL(x)` emits, in the object file that defines `x`, a local
+    ///   `__kstrtab_x` (the name string in `__ksymtab_strings`; include/linux/export.h up to 6.4),
+    ///   so `x`'s file is that symbol's group. From 6.5 the export tables are generated into one
+    ///   object of their own (`.vmlinux.export.c`), and that guess fails verification;
+    /// - the linker concatenates each output section from the object files in link order, so the
+    ///   object holding a global lies, in link order, between the files of the nearest local data
+    ///   symbols below and above it in its section.
+    ///
+    /// A file without a static function widens the bound to the nearest file that has one. Only
+    /// a name that is exactly one symbol in the table qualifies: a name several files use is left
+    /// to the link-order scan. The caller verifies the answer (the DIE must be located at the
+    /// symbol's address).
+    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, Vec<(u64, u64)>)> {
         let p = self
             .placement
             .get_or_init(|| Placement::new(self.vmlinux.object()));
@@ -634,45 +658,119 @@ impl DwarfTypes {
         if before.chain(after).any(|d| d.size > 0) {
             return None;
         }
-        let (low, high) = if t.group > 0 {
-            (t.group, t.group)
-        } else {
-            // The files of the nearest local data symbols below and above, same section.
-            let local = |d: &&DataSym| d.section == t.section && d.group > 0;
-            let below = p.data.get(..i)?.iter().rev().find(local)?;
-            let above = p
-                .data
-                .get(i + 1..)?
-                .iter()
-                .filter(local)
-                .find(|d| d.addr > t.addr)?;
-            (below.group, above.group)
+        // The code addresses of the nearest files with a static function at or below `low` and
+        // at or above `high`.
+        let text_bounds = |low: u32, high: u32| -> Option<(u64, u64)> {
+            let (low, high) = (low as usize, high as usize);
+            if low == 0 || low > high {
+                return None;
+            }
+            let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
+            let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
+            Some((lo, hi))
         };
-        let (low, high) = (low as usize, high as usize);
-        if low == 0 || low > high {
-            return None;
+        if t.group > 0 {
+            return Some((t.addr, vec![text_bounds(t.group, t.group)?]));
         }
-        let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
-        let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
-        Some((t.addr, lo, hi))
+        let mut pairs = Vec::with_capacity(2);
+        if let Some(&g) = p.exported.get(name.as_bytes())
+            && let Some(b) = text_bounds(g, g)
+        {
+            pairs.push(b);
+        }
+        // The files of the nearest local data symbols below and above, same section.
+        let local = |d: &&DataSym| d.section == t.section && d.group > 0;
+        let below = p.data.get(..i)?.iter().rev().find(local);
+        let above = p
+            .data
+            .get(i + 1..)?
+            .iter()
+            .filter(local)
+            .find(|d| d.addr > t.addr);
+        if let (Some(below), Some(above)) = (below, above)
+            && let Some(b) = text_bounds(below.group, above.group)
+        {
+            pairs.push(b);
+        }
+        (!pairs.is_empty()).then_some((t.addr, pairs))
     }
 
-    /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
-    /// link-time address `addr` by a plain `DW_OP_addr`: proof that it is the DIE of that symbol.
-    fn located_at(&self, offset: u64, addr: u64) -> bool {
+    /// The top-level variable DIEs of a unit whose location is a plain `DW_OP_addr`, by that
+    /// link-time address: the definitions the unit holds. Read once per unit (a walk of the
+    /// top-level DIEs, children skipped), without reading a name.
+    fn located_variables<'a>(
+        &self,
+        slot: &'a UnitSlot,
+    ) -> &'a HashMap<u64, u64, foldhash::fast::RandomState> {
+        slot.located.get_or_init(|| {
+            let mut out = HashMap::default();
+            // A temporary unit, as in `scan_slot`.
+            let unit = match slot.unit.get() {
+                Some(Ok(u)) => u.clone(),
+                _ => match Unit::new(&self.dwarf, slot.header) {
+                    Ok(u) => Arc::new(u),
+                    Err(e) => {
+                        tracing::warn!("skipping a DWARF unit: {}", derr(slot.offset, e));
+                        return out;
+                    }
+                },
+            };
+            let address_size = unit.header.address_size();
+            let mut c = unit.entries();
+            // The root, then its children; an error ends the walk with what it found.
+            if !matches!(c.next_entry(), Ok(true))
+                || !c.current().is_some_and(|root| root.has_children())
+                || c.next_entry().is_err()
+            {
+                return out;
+            }
+            while let Some(e) = c.current() {
+                if e.tag() == gimli::DW_TAG_variable
+                    && let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location)
+                {
+                    let mut r = expr.0;
+                    if matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
+                        && let Ok(addr) = r.read_address(address_size)
+                        && r.is_empty()
+                    {
+                        out.entry(addr)
+                            .or_insert(slot.offset + e.offset().0 as u64);
+                    }
+                }
+                if let Err(e) = c.next_sibling() {
+                    tracing::warn!("DWARF unit read in part: {}", derr(slot.offset, e));
+                    break;
+                }
+            }
+            out
+        })
+    }
+
+    /// Whether the variable DIE at `offset` is named `name`, itself or through the declaration
+    /// it completes (`DW_AT_specification`).
+    fn variable_named(&self, offset: u64, name: &str) -> bool {
         let Ok(unit) = self.unit_of(offset) else {
             return false;
         };
         let Ok(e) = self.entry_in(&unit, offset) else {
             return false;
         };
-        let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location) else {
+        if e.tag() != gimli::DW_TAG_variable || flag(&e, gimli::DW_AT_declaration) {
             return false;
+        }
+        let own = self.name_of(&unit, &e);
+        let named = match own {
+            Some(n) => Some(n),
+            None => e
+                .attr_value(gimli::DW_AT_specification)
+                .and_then(|v| self.ref_offset(&unit, v))
+                .and_then(|t| {
+                    let u2 = self.unit_of(t).ok()?;
+                    let d = self.entry_in(&u2, t).ok()?;
+                    self.name_of(&u2, &d)
+                }),
         };
-        let mut r = expr.0;
-        matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
-            && r.read_address(unit.header.address_size()).ok() == Some(addr)
-            && r.is_empty()
+        named.as_deref() == Some(name)
     }
 
     fn aranges(&self) -> &Aranges {
@@ -710,8 +808,10 @@ impl DwarfTypes {
     /// The definition of the variable `name` in the unit the symbol table and `.debug_aranges`
     /// point to, without scanning the units before it (a static or a global defined late in
     /// link order otherwise costs a scan of most of `.debug_info`). Accepted only when the DIE's
-    /// location is the symbol's address. `None` when the name does not qualify or the guess is
-    /// wrong; the caller then scans in link order as before. Memoized.
+    /// location is the symbol's address and its name is `name`. `None` when the name does not
+    /// qualify or the guess is wrong; the caller then scans in link order as before. Memoized,
+    /// and so is each unit's list of located variables, which later names placed in the same
+    /// unit reuse.
     fn placed_variable(&self, name: &str) -> Option<Entry> {
         if let Some(e) = self
             .placed
@@ -721,40 +821,37 @@ impl DwarfTypes {
         {
             return *e;
         }
-        let key = (NameKind::Variable, name.to_string());
         let found = (|| {
-            let b = self.data_symbol_bounds(name);
-            let (addr, lo, hi) = b?;
-            let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
-            let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+            let (addr, pairs) = self.data_symbol_bounds(name)?;
             let defined_in = |slot: &UnitSlot| {
-                let mut local = Index::default();
-                self.scan_slot(slot, &mut local).ok()?;
-                Some(
-                    local
-                        .names
-                        .get(&key)
-                        .filter(|e| !e.declaration && self.located_at(e.offset, addr))
-                        .copied(),
-                )
+                let offset = *self.located_variables(slot).get(&addr)?;
+                self.variable_named(offset, name).then_some(Entry {
+                    offset,
+                    declaration: false,
+                })
             };
-            // The unit of the local symbol above is tried first: a global placed just below a
-            // static of its own file (`blockdev_superblock` under block/bdev.c's `bdev_cachep`)
-            // is found in one unit instead of after every unit linked between the two files.
-            if let Some(e) = defined_in(&last)? {
-                return Some(e);
-            }
-            let mut slot = first;
-            for _ in 0..=PLACED_MAX_UNITS {
-                if slot.offset >= last.offset {
-                    return None;
-                }
-                if let Some(e) = defined_in(&slot)? {
+            pairs.into_iter().find_map(|(lo, hi)| {
+                let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
+                let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+                // The unit of the upper bound is tried first: a global placed just below a
+                // static of its own file (`blockdev_superblock` under block/bdev.c's
+                // `bdev_cachep`) is found in one unit instead of after every unit linked
+                // between the two files.
+                if let Some(e) = defined_in(&last) {
                     return Some(e);
                 }
-                slot = self.slot_at(slot.end).ok()?;
-            }
-            None
+                let mut slot = first;
+                for _ in 0..=PLACED_MAX_UNITS {
+                    if slot.offset >= last.offset {
+                        return None;
+                    }
+                    if let Some(e) = defined_in(&slot) {
+                        return Some(e);
+                    }
+                    slot = self.slot_at(slot.end).ok()?;
+                }
+                None
+            })
         })();
         self.placed
             .lock()
