@@ -19,9 +19,11 @@
 //! only its own subsystem declares) would cost a scan of most of the section. Before scanning,
 //! the ELF symbol table places it: a static sits in its object file's group of local symbols
 //! (after the `STT_FILE` symbol), whose static functions `.debug_aranges` maps to the unit; a
-//! global lies, in link order, between the files of its nearest local data neighbours in its
-//! section. Those few units are scanned alone, and the answer is kept only if the DIE is located
-//! (`DW_OP_addr`) at the symbol's address; otherwise the link-order scan decides, as before.
+//! global exported with `EXPORT_SYMBOL` sits in the file of its local `__kstrtab_` symbol, and
+//! any global lies, in link order, between the files of its nearest local data neighbours in its
+//! section. Each candidate unit's variables located by `DW_OP_addr` are listed once (one walk of
+//! its top-level DIEs, memoized) and the answer is the DIE at the symbol's address with the name
+//! asked; otherwise the link-order scan decides, as before.
 //!
 //! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
 //! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
@@ -39,6 +41,7 @@ use object::{Object, ObjectSymbol, SymbolKind};
 
 use crate::addr::Endian;
 use crate::debuginfo::elf::Vmlinux;
+use crate::debuginfo::symbols::SymbolTable;
 use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeKind, TypeSource};
 
 type R = gimli::EndianSlice<'static, RunTimeEndian>;
@@ -109,90 +112,66 @@ struct DataSym {
     size: u64,
     /// The `STT_FILE` group (1-based) of a local symbol, 0 for a global.
     group: u32,
+    /// The index in `.symtab`.
+    index: u32,
 }
 
-/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table, read in one pass.
+/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table besides names (those go
+/// through the [`SymbolTable`]'s name index), read in one pass that reads no name.
 struct Placement {
-    /// Data symbols, sorted by section and address.
+    /// Data symbols, sorted by section, address and `.symtab` index.
     data: Vec<DataSym>,
-    /// Index into `data` of each data symbol whose name no other symbol has.
-    by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
+    /// The `.symtab` indices of the `STT_FILE` symbols, ascending: group `g` (1-based) starts
+    /// at `files[g - 1]`.
+    files: Vec<u32>,
     /// Per `STT_FILE` group (index 0: before the first), an address inside its first static
     /// function.
     group_text: Vec<Option<u64>>,
-    /// Per exported name `x`, the group of the local `__kstrtab_x` (the exporting file).
-    exported: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
 }
 
 impl Placement {
     fn new(file: &object::File<'static, &'static [u8]>) -> Placement {
-        let mut group = 0u32;
+        let mut files: Vec<u32> = Vec::new();
         let mut group_text: Vec<Option<u64>> = vec![None];
-        let mut data: Vec<(DataSym, &'static [u8])> = Vec::new();
-        let mut other: Vec<&'static [u8]> = Vec::new();
-        let mut exported: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
-            HashMap::default();
+        let mut data: Vec<DataSym> = Vec::new();
         for s in file.symbols() {
-            let kind = s.kind();
-            let name = s.name_bytes().unwrap_or_default();
-            if group > 0
-                && s.is_local()
-                && let Some(x) = name.strip_prefix(b"__kstrtab_")
-            {
-                exported.insert(x, group);
-            }
-            match kind {
+            let Ok(index) = u32::try_from(s.index().0) else {
+                break;
+            };
+            match s.kind() {
                 SymbolKind::File => {
-                    group = group.saturating_add(1);
+                    files.push(index);
                     group_text.push(None);
                 }
-                SymbolKind::Data => data.push((
-                    DataSym {
-                        section: s.section_index().map_or(0, |i| i.0 as u32),
-                        addr: s.address(),
-                        size: s.size(),
-                        group: if s.is_local() { group } else { 0 },
-                    },
-                    name,
-                )),
-                _ => {
-                    if kind == SymbolKind::Text
-                        && s.is_local()
-                        && s.size() > 0
-                        && let Some(t @ None) = group_text.last_mut()
-                    {
+                SymbolKind::Data => data.push(DataSym {
+                    section: s.section_index().map_or(0, |i| i.0 as u32),
+                    addr: s.address(),
+                    size: s.size(),
+                    group: if s.is_local() { files.len() as u32 } else { 0 },
+                    index,
+                }),
+                SymbolKind::Text if s.is_local() && s.size() > 0 => {
+                    if let Some(t @ None) = group_text.last_mut() {
                         // The middle of the function, not its symbol: on arm64 with
                         // patchable function entries the symbol sits on NOPs before the
                         // DW_AT_low_pc that .debug_aranges records.
                         *t = Some(s.address().saturating_add(s.size() / 2));
                     }
-                    if !name.is_empty() {
-                        other.push(name);
-                    }
                 }
+                _ => {}
             }
         }
-        data.sort_unstable_by_key(|(d, _)| (d.section, d.addr));
-        let mut by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(data.len(), Default::default());
-        for (i, (_, name)) in data.iter().enumerate() {
-            by_name
-                .entry(name)
-                .and_modify(|j| *j = u32::MAX)
-                .or_insert(i as u32);
-        }
-        for name in other {
-            if let Some(j) = by_name.get_mut(name) {
-                *j = u32::MAX;
-            }
-        }
-        by_name.retain(|_, j| *j != u32::MAX);
+        data.sort_unstable_by_key(|d| (d.section, d.addr, d.index));
         Placement {
-            data: data.into_iter().map(|(d, _)| d).collect(),
-            by_name,
+            data,
+            files,
             group_text,
-            exported,
         }
+    }
+
+    /// The `STT_FILE` group of the local symbol at `.symtab` index `index` (0: before any).
+    fn group_of(&self, index: u32) -> u32 {
+        self.files.partition_point(|&f| f < index) as u32
     }
 }
 
@@ -243,6 +222,10 @@ pub struct DwarfTypes {
     aranges: OnceLock<Aranges>,
     /// The symbol table's data symbols, read on the first variable the scan has not answered.
     placement: OnceLock<Placement>,
+    /// The symbol table's name index (see [`Self::use_symbols`]).
+    symbols: OnceLock<Arc<SymbolTable>>,
+    /// How many units placement has read the located variables of.
+    units_located: std::sync::atomic::AtomicUsize,
     /// Per variable name: the definition found in the unit the symbol table points to.
     placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
@@ -287,6 +270,8 @@ impl DwarfTypes {
             layouts: Mutex::new(HashMap::new()),
             aranges: OnceLock::new(),
             placement: OnceLock::new(),
+            symbols: OnceLock::new(),
+            units_located: Default::default(),
             placed: Mutex::new(HashMap::new()),
             threads,
             vmlinux,
@@ -297,9 +282,24 @@ impl DwarfTypes {
     /// placement index and `.debug_aranges` (see `placed_variable`). Lets a caller do this work
     /// while something else runs (the symbol table is read on another thread meanwhile).
     pub fn prepare_variable_lookups(&self) {
-        self.placement
-            .get_or_init(|| Placement::new(self.vmlinux.object()));
+        self.placement();
         self.aranges();
+    }
+
+    /// Gives the placement of variables the vmlinux's symbol table (its name index) instead of
+    /// reading one of its own on first need. The table must be the one of this vmlinux.
+    pub fn use_symbols(&self, symbols: Arc<SymbolTable>) {
+        let _ = self.symbols.set(symbols);
+    }
+
+    fn symbols(&self) -> &SymbolTable {
+        self.symbols
+            .get_or_init(|| Arc::new(SymbolTable::from_vmlinux(&self.vmlinux, 0)))
+    }
+
+    fn placement(&self) -> &Placement {
+        self.placement
+            .get_or_init(|| Placement::new(self.vmlinux.object()))
     }
 
     /// Number of compilation (and type) units (lists every unit header).
@@ -311,6 +311,12 @@ impl DwarfTypes {
     /// How many units the name index has scanned so far (for tests and diagnostics).
     pub fn units_scanned(&self) -> usize {
         self.lock_index().next_unit
+    }
+
+    /// How many units the placement of variables has read so far (for tests and diagnostics).
+    pub fn units_located(&self) -> usize {
+        self.units_located
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -644,12 +650,22 @@ impl DwarfTypes {
     /// to the link-order scan. The caller verifies the answer (the DIE must be located at the
     /// symbol's address).
     fn data_symbol_bounds(&self, name: &str) -> Option<(u64, Vec<(u64, u64)>)> {
-        let p = self
-            .placement
-            .get_or_init(|| Placement::new(self.vmlinux.object()));
-        let i = *p.by_name.get(name.as_bytes())?;
-        let i = usize::try_from(i).ok()?;
-        let t = *p.data.get(i)?;
+        let p = self.placement();
+        let symbols = self.symbols();
+        let index = symbols.sole_symtab_index(name)?;
+        let sym = self
+            .vmlinux
+            .object()
+            .symbol_by_index(object::SymbolIndex(index as usize))
+            .ok()?;
+        if sym.kind() != SymbolKind::Data {
+            return None;
+        }
+        let key = (sym.section_index().map_or(0, |i| i.0 as u32), sym.address());
+        let i = p
+            .data
+            .partition_point(|d| (d.section, d.addr, d.index) < (key.0, key.1, index));
+        let t = *p.data.get(i).filter(|d| d.index == index)?;
         let same_place = |d: &DataSym| d.section == t.section && d.addr == t.addr;
         // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines the object
         // under the other name, so only the scan can answer.
@@ -673,8 +689,13 @@ impl DwarfTypes {
             return Some((t.addr, vec![text_bounds(t.group, t.group)?]));
         }
         let mut pairs = Vec::with_capacity(2);
-        if let Some(&g) = p.exported.get(name.as_bytes())
-            && let Some(b) = text_bounds(g, g)
+        if let Some(k) = symbols.sole_symtab_index(&format!("__kstrtab_{name}"))
+            && self
+                .vmlinux
+                .object()
+                .symbol_by_index(object::SymbolIndex(k as usize))
+                .is_ok_and(|s| s.is_local())
+            && let Some(b) = text_bounds(p.group_of(k), p.group_of(k))
         {
             pairs.push(b);
         }
@@ -703,6 +724,8 @@ impl DwarfTypes {
         slot: &'a UnitSlot,
     ) -> &'a HashMap<u64, u64, foldhash::fast::RandomState> {
         slot.located.get_or_init(|| {
+            self.units_located
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut out = HashMap::default();
             // A temporary unit, as in `scan_slot`.
             let unit = match slot.unit.get() {
@@ -733,8 +756,7 @@ impl DwarfTypes {
                         && let Ok(addr) = r.read_address(address_size)
                         && r.is_empty()
                     {
-                        out.entry(addr)
-                            .or_insert(slot.offset + e.offset().0 as u64);
+                        out.entry(addr).or_insert(slot.offset + e.offset().0 as u64);
                     }
                 }
                 if let Err(e) = c.next_sibling() {
