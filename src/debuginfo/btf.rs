@@ -175,7 +175,6 @@ impl BtfTypes {
                 | kind::TYPE_TAG => 0,
                 k => return Err(bad(format!("unknown kind {k} at type {id}"))),
             };
-            let name = me.str_in(data, rec.name_off);
             let nk = match rec.kind {
                 kind::STRUCT => Some(NameKind::Struct),
                 kind::UNION => Some(NameKind::Union),
@@ -186,7 +185,11 @@ impl BtfTypes {
                 kind::VAR => Some(NameKind::Var),
                 _ => None,
             };
-            if let (Some(nk), Some(name)) = (nk, name.filter(|n| !n.is_empty())) {
+            // Names are read only for the kinds looked up by name (most records are functions,
+            // pointers and qualifiers).
+            if let Some(nk) = nk
+                && let Some(name) = me.str_in(data, rec.name_off).filter(|n| !n.is_empty())
+            {
                 let is_fwd = rec.kind == kind::FWD;
                 names
                     .entry((nk, name.to_string()))
@@ -256,7 +259,13 @@ impl BtfTypes {
         let start = s.checked_add(off as usize)?;
         let bytes = data.get(start..e)?;
         let end = bytes.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&bytes[..end]).ok()
+        let name = bytes.get(..end)?;
+        if name.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8 (and checking that is cheaper than a full UTF-8
+            // validation of each of the tens of thousands of names).
+            return Some(unsafe { std::str::from_utf8_unchecked(name) });
+        }
+        std::str::from_utf8(name).ok()
     }
 
     fn u32_at(&self, off: usize) -> Result<u32, DebugInfoError> {
