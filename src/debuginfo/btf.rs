@@ -76,7 +76,9 @@ pub struct BtfTypes {
     strs: (usize, usize),
     /// Offset (from `types_start`) of each type record, indexed by id - 1.
     offsets: Vec<u32>,
-    names: HashMap<(NameKind, String), u32, foldhash::fast::RandomState>,
+    /// Per name, the type id and whether it is a forward declaration (a later definition
+    /// replaces one while parsing).
+    names: HashMap<(NameKind, String), (u32, bool), foldhash::fast::RandomState>,
     enumerators: HashMap<String, i64, foldhash::fast::RandomState>,
     layouts: Mutex<HashMap<u32, Arc<Type>>>,
 }
@@ -93,6 +95,43 @@ struct Rec {
     size_type: u32,
     /// Offset of the kind-specific data.
     extra: usize,
+}
+
+impl Rec {
+    /// The length of the kind-specific data after the record, `None` for an unknown kind.
+    fn extra_len(&self) -> Option<usize> {
+        Some(match self.kind {
+            kind::INT | kind::VAR | kind::DECL_TAG => 4,
+            kind::ARRAY => 12,
+            kind::STRUCT | kind::UNION | kind::DATASEC => 12 * self.vlen,
+            kind::ENUM | kind::FUNC_PROTO => 8 * self.vlen,
+            kind::ENUM64 => 12 * self.vlen,
+            kind::PTR
+            | kind::FWD
+            | kind::TYPEDEF
+            | kind::VOLATILE
+            | kind::CONST
+            | kind::RESTRICT
+            | kind::FUNC
+            | kind::FLOAT
+            | kind::TYPE_TAG => 0,
+            _ => return None,
+        })
+    }
+
+    /// Under which kind of name the type is looked up, if it is.
+    fn name_kind(&self) -> Option<NameKind> {
+        match self.kind {
+            kind::STRUCT => Some(NameKind::Struct),
+            kind::UNION => Some(NameKind::Union),
+            kind::ENUM | kind::ENUM64 => Some(NameKind::Enum),
+            kind::FWD if self.kind_flag => Some(NameKind::Union),
+            kind::FWD => Some(NameKind::Struct),
+            kind::TYPEDEF | kind::INT | kind::FLOAT => Some(NameKind::Plain),
+            kind::VAR => Some(NameKind::Var),
+            _ => None,
+        }
+    }
 }
 
 impl BtfTypes {
@@ -150,43 +189,43 @@ impl BtfTypes {
             layouts: Mutex::new(HashMap::new()),
             bytes: Bytes::Owned(Vec::new()),
         };
-        // First pass: record offsets, using the section data borrowed from `bytes`.
+        // A counting pass first (the record headers only), so that the lists and maps below
+        // are allocated once at their size instead of regrown (and copied) by doubling; it
+        // stops at the first malformed record, which the pass after reports.
+        let (mut types, mut named, mut enumerated) = (0usize, 0usize, 0usize);
         let mut pos = ts;
-        let mut offsets = Vec::new();
-        let mut names: HashMap<_, _, foldhash::fast::RandomState> = HashMap::default();
-        let mut enumerators: HashMap<_, _, foldhash::fast::RandomState> = HashMap::default();
+        while pos < te {
+            let Ok(rec) = me.rec_in(data, pos) else { break };
+            let Some(len) = rec.extra_len() else { break };
+            types += 1;
+            named += usize::from(rec.name_kind().is_some() && rec.name_off != 0);
+            if matches!(rec.kind, kind::ENUM | kind::ENUM64) {
+                enumerated += rec.vlen;
+            }
+            match rec.extra.checked_add(len).filter(|&e| e <= te) {
+                Some(e) => pos = e,
+                None => break,
+            }
+        }
+        // Then record offsets, using the section data borrowed from `bytes`.
+        let mut pos = ts;
+        let mut offsets = Vec::with_capacity(types);
+        let mut names: HashMap<_, _, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(named, Default::default());
+        let mut enumerators: HashMap<_, _, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(enumerated, Default::default());
         while pos < te {
             let id = offsets.len() as u32 + 1;
             let rec = me.rec_in(data, pos)?;
-            let extra_len = match rec.kind {
-                kind::INT | kind::VAR | kind::DECL_TAG => 4,
-                kind::ARRAY => 12,
-                kind::STRUCT | kind::UNION | kind::DATASEC => 12 * rec.vlen,
-                kind::ENUM | kind::FUNC_PROTO => 8 * rec.vlen,
-                kind::ENUM64 => 12 * rec.vlen,
-                kind::PTR
-                | kind::FWD
-                | kind::TYPEDEF
-                | kind::VOLATILE
-                | kind::CONST
-                | kind::RESTRICT
-                | kind::FUNC
-                | kind::FLOAT
-                | kind::TYPE_TAG => 0,
-                k => return Err(bad(format!("unknown kind {k} at type {id}"))),
-            };
-            let name = me.str_in(data, rec.name_off);
-            let nk = match rec.kind {
-                kind::STRUCT => Some(NameKind::Struct),
-                kind::UNION => Some(NameKind::Union),
-                kind::ENUM | kind::ENUM64 => Some(NameKind::Enum),
-                kind::FWD if rec.kind_flag => Some(NameKind::Union),
-                kind::FWD => Some(NameKind::Struct),
-                kind::TYPEDEF | kind::INT | kind::FLOAT => Some(NameKind::Plain),
-                kind::VAR => Some(NameKind::Var),
-                _ => None,
-            };
-            if let (Some(nk), Some(name)) = (nk, name.filter(|n| !n.is_empty())) {
+            let extra_len = rec
+                .extra_len()
+                .ok_or_else(|| bad(format!("unknown kind {} at type {id}", rec.kind)))?;
+            let nk = rec.name_kind();
+            // Names are read only for the kinds looked up by name (most records are functions,
+            // pointers and qualifiers).
+            if let Some(nk) = nk
+                && let Some(name) = me.str_in(data, rec.name_off).filter(|n| !n.is_empty())
+            {
                 let is_fwd = rec.kind == kind::FWD;
                 names
                     .entry((nk, name.to_string()))
@@ -230,7 +269,7 @@ impl BtfTypes {
                 .ok_or_else(|| bad(format!("type {id} runs past the section")))?;
         }
         me.offsets = offsets;
-        me.names = names.into_iter().map(|(k, (id, _))| (k, id)).collect();
+        me.names = names;
         me.enumerators = enumerators;
         me.bytes = bytes;
         Ok(me)
@@ -256,7 +295,13 @@ impl BtfTypes {
         let start = s.checked_add(off as usize)?;
         let bytes = data.get(start..e)?;
         let end = bytes.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&bytes[..end]).ok()
+        let name = bytes.get(..end)?;
+        if name.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8 (and checking that is cheaper than a full UTF-8
+            // validation of each of the tens of thousands of names).
+            return Some(unsafe { std::str::from_utf8_unchecked(name) });
+        }
+        std::str::from_utf8(name).ok()
     }
 
     fn u32_at(&self, off: usize) -> Result<u32, DebugInfoError> {
@@ -510,7 +555,7 @@ impl TypeSource for BtfTypes {
         Ok(self
             .names
             .get(&(nk, bare.to_string()))
-            .map(|&id| TypeId(u64::from(id))))
+            .map(|&(id, _)| TypeId(u64::from(id))))
     }
 
     fn get(&self, id: TypeId) -> Result<Arc<Type>, DebugInfoError> {
@@ -520,7 +565,7 @@ impl TypeSource for BtfTypes {
 
     fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError> {
         match self.names.get(&(NameKind::Var, name.to_string())) {
-            Some(&id) => Ok(Self::opt_id(self.rec(id)?.size_type)),
+            Some(&(id, _)) => Ok(Self::opt_id(self.rec(id)?.size_type)),
             None => Ok(None),
         }
     }

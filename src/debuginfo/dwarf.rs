@@ -19,9 +19,11 @@
 //! only its own subsystem declares) would cost a scan of most of the section. Before scanning,
 //! the ELF symbol table places it: a static sits in its object file's group of local symbols
 //! (after the `STT_FILE` symbol), whose static functions `.debug_aranges` maps to the unit; a
-//! global lies, in link order, between the files of its nearest local data neighbours in its
-//! section. Those few units are scanned alone, and the answer is kept only if the DIE is located
-//! (`DW_OP_addr`) at the symbol's address; otherwise the link-order scan decides, as before.
+//! global exported with `EXPORT_SYMBOL` sits in the file of its local `__kstrtab_` symbol, and
+//! any global lies, in link order, between the files of its nearest local data neighbours in its
+//! section. Each candidate unit's variables located by `DW_OP_addr` are listed once (one walk of
+//! its top-level DIEs, memoized) and the answer is the DIE at the symbol's address with the name
+//! asked; otherwise the link-order scan decides, as before.
 //!
 //! Types are parsed from their DIE on first use and memoized, errors included, so a broken DIE
 //! fails once, cheaply. Type ids are `.debug_info` offsets; the inner dimensions of a
@@ -39,6 +41,7 @@ use object::{Object, ObjectSymbol, SymbolKind};
 
 use crate::addr::Endian;
 use crate::debuginfo::elf::Vmlinux;
+use crate::debuginfo::symbols::SymbolTable;
 use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeKind, TypeSource};
 
 type R = gimli::EndianSlice<'static, RunTimeEndian>;
@@ -127,14 +130,18 @@ struct DataSym {
     size: u64,
     /// The `STT_FILE` group (1-based) of a local symbol, 0 for a global.
     group: u32,
+    /// The index in `.symtab`.
+    index: u32,
 }
 
-/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table, read in one pass.
+/// What [`DwarfTypes::data_symbol_bounds`] needs from the symbol table besides names (those go
+/// through the [`SymbolTable`]'s name index), read in one pass that reads no name.
 struct Placement {
-    /// Data symbols, sorted by section and address.
+    /// Data symbols, sorted by section, address and `.symtab` index.
     data: Vec<DataSym>,
-    /// Index into `data` of each data symbol whose name no other symbol has.
-    by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState>,
+    /// The `.symtab` indices of the `STT_FILE` symbols, ascending: group `g` (1-based) starts
+    /// at `files[g - 1]`.
+    files: Vec<u32>,
     /// Per `STT_FILE` group (index 0: before the first), an address inside its first static
     /// function.
     group_text: Vec<Option<u64>>,
@@ -142,64 +149,47 @@ struct Placement {
 
 impl Placement {
     fn new(file: &object::File<'static, &'static [u8]>) -> Placement {
-        let mut group = 0u32;
+        let mut files: Vec<u32> = Vec::new();
         let mut group_text: Vec<Option<u64>> = vec![None];
-        let mut data: Vec<(DataSym, &'static [u8])> = Vec::new();
-        let mut other: Vec<&'static [u8]> = Vec::new();
+        let mut data: Vec<DataSym> = Vec::new();
         for s in file.symbols() {
-            let kind = s.kind();
-            let name = s.name_bytes().unwrap_or_default();
-            match kind {
+            let Ok(index) = u32::try_from(s.index().0) else {
+                break;
+            };
+            match s.kind() {
                 SymbolKind::File => {
-                    group = group.saturating_add(1);
+                    files.push(index);
                     group_text.push(None);
                 }
-                SymbolKind::Data => data.push((
-                    DataSym {
-                        section: s.section_index().map_or(0, |i| i.0 as u32),
-                        addr: s.address(),
-                        size: s.size(),
-                        group: if s.is_local() { group } else { 0 },
-                    },
-                    name,
-                )),
-                _ => {
-                    if kind == SymbolKind::Text
-                        && s.is_local()
-                        && s.size() > 0
-                        && let Some(t @ None) = group_text.last_mut()
-                    {
+                SymbolKind::Data => data.push(DataSym {
+                    section: s.section_index().map_or(0, |i| i.0 as u32),
+                    addr: s.address(),
+                    size: s.size(),
+                    group: if s.is_local() { files.len() as u32 } else { 0 },
+                    index,
+                }),
+                SymbolKind::Text if s.is_local() && s.size() > 0 => {
+                    if let Some(t @ None) = group_text.last_mut() {
                         // The middle of the function, not its symbol: on arm64 with
                         // patchable function entries the symbol sits on NOPs before the
                         // DW_AT_low_pc that .debug_aranges records.
                         *t = Some(s.address().saturating_add(s.size() / 2));
                     }
-                    if !name.is_empty() {
-                        other.push(name);
-                    }
                 }
+                _ => {}
             }
         }
-        data.sort_unstable_by_key(|(d, _)| (d.section, d.addr));
-        let mut by_name: HashMap<&'static [u8], u32, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(data.len(), Default::default());
-        for (i, (_, name)) in data.iter().enumerate() {
-            by_name
-                .entry(name)
-                .and_modify(|j| *j = u32::MAX)
-                .or_insert(i as u32);
-        }
-        for name in other {
-            if let Some(j) = by_name.get_mut(name) {
-                *j = u32::MAX;
-            }
-        }
-        by_name.retain(|_, j| *j != u32::MAX);
+        data.sort_unstable_by_key(|d| (d.section, d.addr, d.index));
         Placement {
-            data: data.into_iter().map(|(d, _)| d).collect(),
-            by_name,
+            data,
+            files,
             group_text,
         }
+    }
+
+    /// The `STT_FILE` group of the local symbol at `.symtab` index `index` (0: before any).
+    fn group_of(&self, index: u32) -> u32 {
+        self.files.partition_point(|&f| f < index) as u32
     }
 }
 
@@ -217,6 +207,9 @@ struct UnitSlot {
     end: u64,
     header: UnitHeader<R>,
     unit: OnceLock<Result<Arc<Unit<R>>, String>>,
+    /// The unit's top-level variables located by a plain `DW_OP_addr`: link-time address ->
+    /// DIE offset (see [`DwarfTypes::located_variables`]).
+    located: OnceLock<HashMap<u64, u64, foldhash::fast::RandomState>>,
 }
 
 impl UnitSlot {
@@ -227,6 +220,7 @@ impl UnitSlot {
             end: offset.saturating_add(header.length_including_self() as u64),
             header,
             unit: OnceLock::new(),
+            located: OnceLock::new(),
         }
     }
 }
@@ -246,6 +240,10 @@ pub struct DwarfTypes {
     aranges: OnceLock<Aranges>,
     /// The symbol table's data symbols, read on the first variable the scan has not answered.
     placement: OnceLock<Placement>,
+    /// The symbol table's name index (see [`Self::use_symbols`]).
+    symbols: OnceLock<Arc<SymbolTable>>,
+    /// How many units placement has read the located variables of.
+    units_located: std::sync::atomic::AtomicUsize,
     /// Per variable name: the definition found in the unit the symbol table points to.
     placed: Mutex<HashMap<String, Option<Entry>>>,
     threads: usize,
@@ -278,6 +276,8 @@ impl DwarfTypes {
             layouts: Mutex::new(HashMap::new()),
             aranges: OnceLock::new(),
             placement: OnceLock::new(),
+            symbols: OnceLock::new(),
+            units_located: Default::default(),
             placed: Mutex::new(HashMap::new()),
             threads,
             vmlinux,
@@ -288,9 +288,24 @@ impl DwarfTypes {
     /// placement index and `.debug_aranges` (see `placed_variable`). Lets a caller do this work
     /// while something else runs (the symbol table is read on another thread meanwhile).
     pub fn prepare_variable_lookups(&self) {
-        self.placement
-            .get_or_init(|| Placement::new(self.vmlinux.object()));
+        self.placement();
         self.aranges();
+    }
+
+    /// Gives the placement of variables the vmlinux's symbol table (its name index) instead of
+    /// reading one of its own on first need. The table must be the one of this vmlinux.
+    pub fn use_symbols(&self, symbols: Arc<SymbolTable>) {
+        let _ = self.symbols.set(symbols);
+    }
+
+    fn symbols(&self) -> &SymbolTable {
+        self.symbols
+            .get_or_init(|| Arc::new(SymbolTable::from_vmlinux(&self.vmlinux, 0)))
+    }
+
+    fn placement(&self) -> &Placement {
+        self.placement
+            .get_or_init(|| Placement::new(self.vmlinux.object()))
     }
 
     /// Number of compilation (and type) units (lists every unit header).
@@ -302,6 +317,12 @@ impl DwarfTypes {
     /// How many units the name index has scanned so far (for tests and diagnostics).
     pub fn units_scanned(&self) -> usize {
         self.lock_index().next_unit
+    }
+
+    /// How many units the placement of variables has read so far (for tests and diagnostics).
+    pub fn units_located(&self) -> usize {
+        self.units_located
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -612,26 +633,45 @@ impl DwarfTypes {
 
     // ---- DIE helpers ------------------------------------------------------------------------
 
-    /// Where in link order the data symbol `name` must be defined: its link-time address and two
-    /// code addresses whose units bound, inclusively, the unit that defines it.
+    /// Where in link order the data symbol `name` must be defined: its link-time address and
+    /// pairs of code addresses whose units bound, inclusively, the unit that defines it, the
+    /// likelier pair first.
     ///
     /// The ELF symbol table lists each object file's local symbols after an `STT_FILE` symbol
     /// naming the file, in link order, so a `static` variable's neighbours up to the next
     /// `STT_FILE` are the same file's static functions, whose addresses `.debug_aranges` maps to
     /// the unit (it lists code ranges only). A global has no file in the table (globals follow
-    /// all locals), but the linker concatenates each output section from the object files in
-    /// link order, so the object holding a global lies, in link order, between the files of the
-    /// nearest local data symbols below and above it in its section. A file without a static
-    /// function widens the bound to the nearest file that has one. Only a name that is exactly
-    /// one symbol in the table qualifies: a name several files use is left to the link-order
-    /// scan. The caller verifies the answer (the DIE must be located at the symbol's address).
-    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, u64, u64)> {
-        let p = self
-            .placement
-            .get_or_init(|| Placement::new(self.vmlinux.object()));
-        let i = *p.by_name.get(name.as_bytes())?;
-        let i = usize::try_from(i).ok()?;
-        let t = *p.data.get(i)?;
+    /// all locals), with two exceptions:
+    ///
+    /// - an exported one: `EXPORT_SYMBOL(x)` emits, in the object file that defines `x`, a local
+    ///   `__kstrtab_x` (the name string in `__ksymtab_strings`; include/linux/export.h up to 6.4),
+    ///   so `x`'s file is that symbol's group. From 6.5 the export tables are generated into one
+    ///   object of their own (`.vmlinux.export.c`), and that guess fails verification;
+    /// - the linker concatenates each output section from the object files in link order, so the
+    ///   object holding a global lies, in link order, between the files of the nearest local data
+    ///   symbols below and above it in its section.
+    ///
+    /// A file without a static function widens the bound to the nearest file that has one. Only
+    /// a name that is exactly one symbol in the table qualifies: a name several files use is left
+    /// to the link-order scan. The caller verifies the answer (the DIE must be located at the
+    /// symbol's address).
+    fn data_symbol_bounds(&self, name: &str) -> Option<(u64, Vec<(u64, u64)>)> {
+        let p = self.placement();
+        let symbols = self.symbols();
+        let index = symbols.sole_symtab_index(name)?;
+        let sym = self
+            .vmlinux
+            .object()
+            .symbol_by_index(object::SymbolIndex(index as usize))
+            .ok()?;
+        if sym.kind() != SymbolKind::Data {
+            return None;
+        }
+        let key = (sym.section_index().map_or(0, |i| i.0 as u32), sym.address());
+        let i = p
+            .data
+            .partition_point(|d| (d.section, d.addr, d.index) < (key.0, key.1, index));
+        let t = *p.data.get(i).filter(|d| d.index == index)?;
         let same_place = |d: &DataSym| d.section == t.section && d.addr == t.addr;
         // An alias (`jiffies = jiffies_64` in the linker script): DWARF defines the object
         // under the other name, so only the scan can answer.
@@ -640,45 +680,125 @@ impl DwarfTypes {
         if before.chain(after).any(|d| d.size > 0) {
             return None;
         }
-        let (low, high) = if t.group > 0 {
-            (t.group, t.group)
-        } else {
-            // The files of the nearest local data symbols below and above, same section.
-            let local = |d: &&DataSym| d.section == t.section && d.group > 0;
-            let below = p.data.get(..i)?.iter().rev().find(local)?;
-            let above = p
-                .data
-                .get(i + 1..)?
-                .iter()
-                .filter(local)
-                .find(|d| d.addr > t.addr)?;
-            (below.group, above.group)
+        // The code addresses of the nearest files with a static function at or below `low` and
+        // at or above `high`.
+        let text_bounds = |low: u32, high: u32| -> Option<(u64, u64)> {
+            let (low, high) = (low as usize, high as usize);
+            if low == 0 || low > high {
+                return None;
+            }
+            let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
+            let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
+            Some((lo, hi))
         };
-        let (low, high) = (low as usize, high as usize);
-        if low == 0 || low > high {
-            return None;
+        if t.group > 0 {
+            return Some((t.addr, vec![text_bounds(t.group, t.group)?]));
         }
-        let lo = p.group_text.get(1..=low)?.iter().rev().find_map(|t| *t)?;
-        let hi = p.group_text.get(high..)?.iter().find_map(|t| *t)?;
-        Some((t.addr, lo, hi))
+        let mut pairs = Vec::with_capacity(2);
+        if let Some(k) = symbols.sole_symtab_index(&format!("__kstrtab_{name}"))
+            && self
+                .vmlinux
+                .object()
+                .symbol_by_index(object::SymbolIndex(k as usize))
+                .is_ok_and(|s| s.is_local())
+            && let Some(b) = text_bounds(p.group_of(k), p.group_of(k))
+        {
+            pairs.push(b);
+        }
+        // The files of the nearest local data symbols below and above, same section.
+        let local = |d: &&DataSym| d.section == t.section && d.group > 0;
+        let below = p.data.get(..i)?.iter().rev().find(local);
+        let above = p
+            .data
+            .get(i + 1..)?
+            .iter()
+            .filter(local)
+            .find(|d| d.addr > t.addr);
+        if let (Some(below), Some(above)) = (below, above)
+            && let Some(b) = text_bounds(below.group, above.group)
+        {
+            pairs.push(b);
+        }
+        (!pairs.is_empty()).then_some((t.addr, pairs))
     }
 
-    /// Whether the variable DIE at `offset` (or the definition it completes) is located at the
-    /// link-time address `addr` by a plain `DW_OP_addr`: proof that it is the DIE of that symbol.
-    fn located_at(&self, offset: u64, addr: u64) -> bool {
+    /// The top-level variable DIEs of a unit whose location is a plain `DW_OP_addr`, by that
+    /// link-time address: the definitions the unit holds. Read once per unit (a walk of the
+    /// top-level DIEs, children skipped), without reading a name.
+    fn located_variables<'a>(
+        &self,
+        slot: &'a UnitSlot,
+    ) -> &'a HashMap<u64, u64, foldhash::fast::RandomState> {
+        slot.located.get_or_init(|| {
+            self.units_located
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut out = HashMap::default();
+            // A temporary unit, as in `scan_slot`.
+            let unit = match slot.unit.get() {
+                Some(Ok(u)) => u.clone(),
+                _ => match Unit::new(&self.dwarf, slot.header) {
+                    Ok(u) => Arc::new(u),
+                    Err(e) => {
+                        tracing::warn!("skipping a DWARF unit: {}", derr(slot.offset, e));
+                        return out;
+                    }
+                },
+            };
+            let address_size = unit.header.address_size();
+            let mut c = unit.entries();
+            // The root, then its children; an error ends the walk with what it found.
+            if !matches!(c.next_entry(), Ok(true))
+                || !c.current().is_some_and(|root| root.has_children())
+                || c.next_entry().is_err()
+            {
+                return out;
+            }
+            while let Some(e) = c.current() {
+                if e.tag() == gimli::DW_TAG_variable
+                    && let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location)
+                {
+                    let mut r = expr.0;
+                    if matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
+                        && let Ok(addr) = r.read_address(address_size)
+                        && r.is_empty()
+                    {
+                        out.entry(addr).or_insert(slot.offset + e.offset().0 as u64);
+                    }
+                }
+                if let Err(e) = c.next_sibling() {
+                    tracing::warn!("DWARF unit read in part: {}", derr(slot.offset, e));
+                    break;
+                }
+            }
+            out
+        })
+    }
+
+    /// Whether the variable DIE at `offset` is named `name`, itself or through the declaration
+    /// it completes (`DW_AT_specification`).
+    fn variable_named(&self, offset: u64, name: &str) -> bool {
         let Ok(unit) = self.unit_of(offset) else {
             return false;
         };
         let Ok(e) = self.entry_in(&unit, offset) else {
             return false;
         };
-        let Some(AttributeValue::Exprloc(expr)) = e.attr_value(gimli::DW_AT_location) else {
+        if e.tag() != gimli::DW_TAG_variable || flag(&e, gimli::DW_AT_declaration) {
             return false;
+        }
+        let own = self.name_of(&unit, &e);
+        let named = match own {
+            Some(n) => Some(n),
+            None => e
+                .attr_value(gimli::DW_AT_specification)
+                .and_then(|v| self.ref_offset(&unit, v))
+                .and_then(|t| {
+                    let u2 = self.unit_of(t).ok()?;
+                    let d = self.entry_in(&u2, t).ok()?;
+                    self.name_of(&u2, &d)
+                }),
         };
-        let mut r = expr.0;
-        matches!(r.read_u8(), Ok(op) if op == gimli::DW_OP_addr.0)
-            && r.read_address(unit.header.address_size()).ok() == Some(addr)
-            && r.is_empty()
+        named.as_deref() == Some(name)
     }
 
     fn aranges(&self) -> &Aranges {
@@ -716,8 +836,10 @@ impl DwarfTypes {
     /// The definition of the variable `name` in the unit the symbol table and `.debug_aranges`
     /// point to, without scanning the units before it (a static or a global defined late in
     /// link order otherwise costs a scan of most of `.debug_info`). Accepted only when the DIE's
-    /// location is the symbol's address. `None` when the name does not qualify or the guess is
-    /// wrong; the caller then scans in link order as before. Memoized.
+    /// location is the symbol's address and its name is `name`. `None` when the name does not
+    /// qualify or the guess is wrong; the caller then scans in link order as before. Memoized,
+    /// and so is each unit's list of located variables, which later names placed in the same
+    /// unit reuse.
     fn placed_variable(&self, name: &str) -> Option<Entry> {
         if let Some(e) = self
             .placed
@@ -727,40 +849,37 @@ impl DwarfTypes {
         {
             return *e;
         }
-        let key = (NameKind::Variable, name.to_string());
         let found = (|| {
-            let b = self.data_symbol_bounds(name);
-            let (addr, lo, hi) = b?;
-            let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
-            let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+            let (addr, pairs) = self.data_symbol_bounds(name)?;
             let defined_in = |slot: &UnitSlot| {
-                let mut local = Index::default();
-                self.scan_slot(slot, &mut local).ok()?;
-                Some(
-                    local
-                        .names
-                        .get(&key)
-                        .filter(|e| !e.declaration && self.located_at(e.offset, addr))
-                        .copied(),
-                )
+                let offset = *self.located_variables(slot).get(&addr)?;
+                self.variable_named(offset, name).then_some(Entry {
+                    offset,
+                    declaration: false,
+                })
             };
-            // The unit of the local symbol above is tried first: a global placed just below a
-            // static of its own file (`blockdev_superblock` under block/bdev.c's `bdev_cachep`)
-            // is found in one unit instead of after every unit linked between the two files.
-            if let Some(e) = defined_in(&last)? {
-                return Some(e);
-            }
-            let mut slot = first;
-            for _ in 0..=PLACED_MAX_UNITS {
-                if slot.offset >= last.offset {
-                    return None;
-                }
-                if let Some(e) = defined_in(&slot)? {
+            pairs.into_iter().find_map(|(lo, hi)| {
+                let first = self.slot_at(self.unit_for_address(lo)?).ok()?;
+                let last = self.slot_at(self.unit_for_address(hi)?).ok()?;
+                // The unit of the upper bound is tried first: a global placed just below a
+                // static of its own file (`blockdev_superblock` under block/bdev.c's
+                // `bdev_cachep`) is found in one unit instead of after every unit linked
+                // between the two files.
+                if let Some(e) = defined_in(&last) {
                     return Some(e);
                 }
-                slot = self.slot_at(slot.end).ok()?;
-            }
-            None
+                let mut slot = first;
+                for _ in 0..=PLACED_MAX_UNITS {
+                    if slot.offset >= last.offset {
+                        return None;
+                    }
+                    if let Some(e) = defined_in(&slot) {
+                        return Some(e);
+                    }
+                    slot = self.slot_at(slot.end).ok()?;
+                }
+                None
+            })
         })();
         self.placed
             .lock()

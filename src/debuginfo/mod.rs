@@ -232,9 +232,10 @@ pub fn load(
     kaslr_offset: u64,
 ) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
     let types = combined::CombinedTypes::new(Arc::clone(&vmlinux))?;
-    // Two independent reads of the vmlinux, both needed before the first global can be read:
-    // the symbol table (name -> address) on a second thread, and what the first DWARF variable
-    // lookup builds (the data-symbol placement index and `.debug_aranges`) on this one.
+    // Independent reads of the vmlinux, all needed before the first global can be read: the
+    // symbol table (name -> address) on a second thread; on this one, what the first DWARF
+    // variable lookup builds whatever the name (the data-symbol placement index and
+    // `.debug_aranges`) and the BTF every plugin's first type lookup parses.
     let syms = std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let t0 = std::time::Instant::now();
@@ -249,12 +250,16 @@ pub fn load(
             dwarf.prepare_variable_lookups();
             tracing::debug!(elapsed = ?t0.elapsed(), "DWARF variable placement prepared");
         }
+        types.has_btf();
         reader.join()
     });
     let syms = match syms {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         // The reader does not panic on any input; should it, fail like a panic here would.
         Err(p) => std::panic::resume_unwind(p),
     };
-    Ok((Arc::new(syms), Arc::new(types)))
+    if let Ok(dwarf) = types.dwarf() {
+        dwarf.use_symbols(Arc::clone(&syms));
+    }
+    Ok((syms, Arc::new(types)))
 }

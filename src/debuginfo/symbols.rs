@@ -1,8 +1,10 @@
 //! The vmlinux ELF symbol table, shifted by the dump's KASLR offset.
 //!
-//! A 6.1 vmlinux has about 120 000 symbols. They are read once, in `.symtab` order, with names
-//! borrowed from the mapped `.strtab`, and hashed by name at once: every report looks globals up
-//! by name. The address-sorted order that address → `symbol+offset` lookups need is built only on
+//! A 6.1 vmlinux has about 120 000 symbols. They are read once, in `.symtab` order, straight from
+//! the ELF symbol records (`Elf64_Sym`/`Elf32_Sym`), with names borrowed from the mapped `.strtab`,
+//! and hashed by name at once: every report looks globals up by name. Each symbol keeps its
+//! `.symtab` index and whether its name is shared, so the DWARF placement of variables
+//! ([`SymbolTable::sole_symtab_index`]) needs no name index of its own. The address-sorted order that address → `symbol+offset` lookups need is built only on
 //! the first such lookup (sorting 120 000 symbols costs several milliseconds and most reports
 //! never symbolize an address). Where a name occurs more than once (static functions in several
 //! files), name lookup prefers a global symbol, then one with a size, then the lowest address
@@ -21,8 +23,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-
-use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::addr::VirtAddr;
 use crate::debuginfo::elf::Vmlinux;
@@ -55,6 +55,10 @@ struct Entry {
     global: bool,
     /// `SHN_ABS`: a constant, not an address in a section.
     absolute: bool,
+    /// Whether another symbol has the same name.
+    shared_name: bool,
+    /// The index in `.symtab` (`u32::MAX` for a table not read from a vmlinux).
+    symtab_index: u32,
 }
 
 impl Entry {
@@ -154,39 +158,76 @@ fn shift(addr: u64, kaslr_offset: u64) -> u64 {
     }
 }
 
+/// The defined, named symbols of an ELF file's `.symtab` (sections and files left out), read
+/// from the raw table: the same as `object`'s generic symbol API gives, without its per-symbol
+/// dispatch, and with a name checked for UTF-8 only when it is not ASCII (kernel symbols are).
+fn read_elf<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+    file: &object::read::elf::ElfFile<'static, Elf, &'static [u8]>,
+    kaslr_offset: u64,
+) -> Vec<Entry> {
+    use object::elf;
+    use object::read::elf::Sym;
+    let endian = file.endian();
+    let table = file.elf_symbol_table();
+    let strings = table.strings();
+    // The exact room up front: growing by doubling would copy the list several times and
+    // fault in twice its pages.
+    let mut list = Vec::with_capacity(table.len().min(1 << 24));
+    for (index, sym) in table.enumerate().skip(1) {
+        let kind = match sym.st_type() {
+            elf::STT_SECTION | elf::STT_FILE => continue,
+            elf::STT_OBJECT | elf::STT_COMMON => SymKind::Data,
+            elf::STT_FUNC | elf::STT_GNU_IFUNC => SymKind::Text,
+            _ => SymKind::Other,
+        };
+        if sym.is_undefined(endian) {
+            continue;
+        }
+        let Ok(name) = strings.get(sym.st_name(endian)) else {
+            continue;
+        };
+        let name = if name.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8.
+            unsafe { std::str::from_utf8_unchecked(name) }
+        } else {
+            match std::str::from_utf8(name) {
+                Ok(n) => n,
+                Err(_) => continue,
+            }
+        };
+        if name.is_empty() {
+            continue;
+        }
+        // A common symbol's value is its alignment, not an address.
+        let address = if sym.is_common(endian) {
+            0
+        } else {
+            sym.st_value(endian).into()
+        };
+        list.push(Entry {
+            name,
+            address: shift(address, kaslr_offset),
+            size: sym.st_size(endian).into(),
+            kind,
+            global: !sym.is_local(),
+            absolute: sym.st_shndx(endian) == elf::SHN_ABS,
+            shared_name: false,
+            symtab_index: u32::try_from(index.0).unwrap_or(u32::MAX),
+        });
+    }
+    list
+}
+
 impl SymbolTable {
     /// Reads the `.symtab` of the vmlinux.
     pub fn from_vmlinux(vmlinux: &Arc<Vmlinux>, kaslr_offset: u64) -> SymbolTable {
-        let file = vmlinux.object();
-        // The exact room up front (an ELF symbol is 24 bytes on 64-bit, 16 on 32-bit): growing
-        // by doubling would copy the list several times and fault in twice its pages.
-        let entry = if file.is_64() { 24 } else { 16 };
-        let count = file
-            .section_by_name(".symtab")
-            .map_or(0, |s| s.size() / entry);
-        let mut list = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 24));
-        for s in file.symbols() {
-            // `file` is an `object::File<'static>` over the map `vmlinux` owns, so the names
-            // are `&'static` already; the `Arc` held below keeps them valid.
-            let Ok(name) = s.name() else { continue };
-            if name.is_empty() || s.is_undefined() {
-                continue;
-            }
-            let kind = match s.kind() {
-                SymbolKind::Section | SymbolKind::File => continue,
-                SymbolKind::Text => SymKind::Text,
-                SymbolKind::Data => SymKind::Data,
-                _ => SymKind::Other,
-            };
-            list.push(Entry {
-                name,
-                address: shift(s.address(), kaslr_offset),
-                size: s.size(),
-                kind,
-                global: s.is_global(),
-                absolute: s.section() == object::SymbolSection::Absolute,
-            });
-        }
+        // `object::File<'static>` over the map `vmlinux` owns, so the names are `&'static`
+        // already; the `Arc` held by the table keeps them valid.
+        let list = match vmlinux.object() {
+            object::File::Elf64(f) => read_elf(f, kaslr_offset),
+            object::File::Elf32(f) => read_elf(f, kaslr_offset),
+            _ => Vec::new(),
+        };
         SymbolTable::index(list, kaslr_offset, Vec::new(), Some(vmlinux.clone()))
     }
 
@@ -205,6 +246,8 @@ impl SymbolTable {
                 kind: *kind,
                 global: *global,
                 absolute: false,
+                shared_name: false,
+                symtab_index: u32::MAX,
             })
             .collect();
         SymbolTable::index(entries, kaslr_offset, arena, None)
@@ -217,25 +260,32 @@ impl SymbolTable {
         owner: Option<Arc<Vmlinux>>,
     ) -> SymbolTable {
         // Indices are u32: more than 4 billion symbols is not a vmlinux; keep the first ones.
-        let entries = {
-            let mut entries = entries;
-            entries.truncate(u32::MAX as usize);
-            entries
-        };
+        let mut entries = entries;
+        entries.truncate(u32::MAX as usize);
         let mut by_name: HashMap<&'static str, u32, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(entries.len(), Default::default());
-        for (i, s) in entries.iter().enumerate() {
-            let i = i as u32;
-            by_name
-                .entry(s.name)
-                .and_modify(|j| {
-                    if let Some(old) = entries.get(*j as usize)
-                        && preferred(s, old)
-                    {
-                        *j = i;
+        for i in 0..entries.len() {
+            let Some(name) = entries.get(i).map(|e| e.name) else {
+                break;
+            };
+            match by_name.entry(name) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let j = *o.get() as usize;
+                    for k in [i, j] {
+                        if let Some(e) = entries.get_mut(k) {
+                            e.shared_name = true;
+                        }
                     }
-                })
-                .or_insert(i);
+                    if let (Some(new), Some(old)) = (entries.get(i), entries.get(j))
+                        && preferred(new, old)
+                    {
+                        o.insert(i as u32);
+                    }
+                }
+            }
         }
         SymbolTable {
             entries,
@@ -291,6 +341,14 @@ impl SymbolTable {
         self.by_name
             .get(name)
             .and_then(|&i| self.entries.get(i as usize))
+    }
+
+    /// The `.symtab` index of the one symbol named `name`: `None` if there is none, if several
+    /// symbols share the name, or if the table was not read from a vmlinux.
+    pub fn sole_symtab_index(&self, name: &str) -> Option<u32> {
+        self.entry(name)
+            .filter(|e| !e.shared_name && e.symtab_index != u32::MAX)
+            .map(|e| e.symtab_index)
     }
 
     /// The symbol of that name (KASLR-shifted).

@@ -187,6 +187,15 @@ fn level_word(l: Level) -> &'static str {
 }
 
 impl<S: Subscriber> Layer<S> for CaptureLayer {
+    /// Nothing finer than the file's level is kept or shown (the console shows a subset of it:
+    /// UI messages are INFO), so finer events are disabled at their call site instead of being
+    /// formatted and dropped (a report emits hundreds of DEBUG events, each with a timestamp).
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::from_level(
+            self.file_level,
+        ))
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = *meta.level();
