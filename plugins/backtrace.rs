@@ -16,6 +16,7 @@ pub mod collect;
 pub mod record;
 pub mod render;
 
+use crate::kernel::Kernel;
 use crate::report::plugin::{OptionValue, Plugin, PluginContext, PluginError, PluginOption};
 
 pub struct BacktracePlugin;
@@ -27,6 +28,17 @@ impl Plugin for BacktracePlugin {
 
     fn description(&self) -> &'static str {
         "stack traces of the panic CPU, every CPU's current task and every blocked (D) task"
+    }
+
+    /// Applies to a kernel whose debuginfo describes `struct task_struct` and whose architecture
+    /// the crate can unwind.
+    fn check_enabled(&self, kernel: &Kernel) -> bool {
+        kernel.find_type("struct task_struct").is_ok()
+            && kernel
+                .info()
+                .arch
+                .and_then(crate::kernel::stack::arch_stack)
+                .is_some()
     }
 
     fn options(&self) -> Vec<PluginOption> {

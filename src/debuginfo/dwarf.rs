@@ -44,7 +44,7 @@ use crate::debuginfo::elf::Vmlinux;
 use crate::debuginfo::symbols::SymbolTable;
 use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeKind, TypeSource};
 
-type R = gimli::EndianSlice<'static, RunTimeEndian>;
+pub(crate) type R = gimli::EndianSlice<'static, RunTimeEndian>;
 
 /// The vmlinux's DWARF sections, borrowed from its map (or decompressed once); the caller keeps
 /// the `Arc<Vmlinux>` alive as long as the result. `NoDwarf` without `.debug_info`.
@@ -195,11 +195,45 @@ impl Placement {
 
 /// `.debug_aranges` in the two shapes the lookups need.
 #[derive(Default)]
-struct Aranges {
+pub(crate) struct Aranges {
     /// `(start, end, unit offset)`, sorted.
     ranges: Vec<(u64, u64, u64)>,
     /// Every unit offset named, sorted and unique: known unit starts.
     units: Vec<u64>,
+}
+
+impl Aranges {
+    /// Reads `.debug_aranges` (a corrupt header ends the reading; what was read is kept).
+    pub(crate) fn read(dwarf: &gimli::Dwarf<R>) -> Aranges {
+        let mut a = Aranges::default();
+        let mut headers = dwarf.debug_aranges.headers();
+        while let Ok(Some(h)) = headers.next() {
+            let unit = h.debug_info_offset().0 as u64;
+            a.units.push(unit);
+            let mut entries = h.entries();
+            while let Ok(Some(e)) = entries.next() {
+                if e.length() > 0 {
+                    let start = e.address();
+                    a.ranges
+                        .push((start, start.saturating_add(e.length()), unit));
+                }
+            }
+        }
+        a.ranges.sort_unstable();
+        a.units.sort_unstable();
+        a.units.dedup();
+        a
+    }
+
+    /// The offset of the unit whose code covers the link-time address `addr`.
+    pub(crate) fn unit_for_address(&self, addr: u64) -> Option<u64> {
+        let i = self
+            .ranges
+            .partition_point(|r| r.0 <= addr)
+            .checked_sub(1)?;
+        let r = self.ranges.get(i)?;
+        (addr < r.1).then_some(r.2)
+    }
 }
 
 struct UnitSlot {
@@ -802,35 +836,13 @@ impl DwarfTypes {
     }
 
     fn aranges(&self) -> &Aranges {
-        self.aranges.get_or_init(|| {
-            let mut a = Aranges::default();
-            let mut headers = self.dwarf.debug_aranges.headers();
-            while let Ok(Some(h)) = headers.next() {
-                let unit = h.debug_info_offset().0 as u64;
-                a.units.push(unit);
-                let mut entries = h.entries();
-                while let Ok(Some(e)) = entries.next() {
-                    if e.length() > 0 {
-                        let start = e.address();
-                        a.ranges
-                            .push((start, start.saturating_add(e.length()), unit));
-                    }
-                }
-            }
-            a.ranges.sort_unstable();
-            a.units.sort_unstable();
-            a.units.dedup();
-            a
-        })
+        self.aranges.get_or_init(|| Aranges::read(&self.dwarf))
     }
 
     /// The offset of the unit whose code covers `addr`, from `.debug_aranges` (a few hundred KB,
     /// read once; it lists code ranges only, which is why a variable goes through a function).
     fn unit_for_address(&self, addr: u64) -> Option<u64> {
-        let ranges = &self.aranges().ranges;
-        let i = ranges.partition_point(|r| r.0 <= addr).checked_sub(1)?;
-        let r = ranges.get(i)?;
-        (addr < r.1).then_some(r.2)
+        self.aranges().unit_for_address(addr)
     }
 
     /// The definition of the variable `name` in the unit the symbol table and `.debug_aranges`
