@@ -41,11 +41,14 @@ use super::{InlinedFrame, SourceLoc, TraceFrame, named_regs};
 /// referring outside itself (`DW_FORM_ref_addr`, `DW_FORM_GNU_ref_alt`, `DW_FORM_ref_sup*`: dwz
 /// or LTO output) cannot be read alone; for it, and for an address `.debug_aranges` does not
 /// cover, the whole-file context is built, once. Contexts are memoized per unit.
+/// One addr2line context, shared by the frames it answers for.
+type SharedContext = Arc<Mutex<addr2line::Context<R>>>;
+
 pub(crate) struct Lines {
     vmlinux: Arc<Vmlinux>,
     aranges: Aranges,
-    units: Mutex<HashMap<u64, Option<Arc<Mutex<addr2line::Context<R>>>>>>,
-    whole: OnceLock<Option<Arc<Mutex<addr2line::Context<R>>>>>,
+    units: Mutex<HashMap<u64, Option<SharedContext>>>,
+    whole: OnceLock<Option<SharedContext>>,
 }
 
 /// Forms whose value is an offset outside the DIE's own unit.
@@ -70,7 +73,7 @@ impl Lines {
         })
     }
 
-    fn context(dwarf: gimli::Dwarf<R>) -> Option<Arc<Mutex<addr2line::Context<R>>>> {
+    fn context(dwarf: gimli::Dwarf<R>) -> Option<SharedContext> {
         match addr2line::Context::from_dwarf(dwarf) {
             Ok(ctx) => Some(Arc::new(Mutex::new(ctx))),
             Err(e) => {
@@ -81,7 +84,7 @@ impl Lines {
     }
 
     /// The whole-file context (built on first need).
-    fn whole(&self) -> Option<Arc<Mutex<addr2line::Context<R>>>> {
+    fn whole(&self) -> Option<SharedContext> {
         self.whole
             .get_or_init(|| {
                 Lines::context(crate::debuginfo::dwarf::load_sections(&self.vmlinux).ok()?)
@@ -91,7 +94,7 @@ impl Lines {
 
     /// A context over the unit at `offset` alone, or `None` when the unit refers outside
     /// itself or cannot be parsed.
-    fn unit_context(&self, offset: u64) -> Option<Arc<Mutex<addr2line::Context<R>>>> {
+    fn unit_context(&self, offset: u64) -> Option<SharedContext> {
         let mut dwarf = crate::debuginfo::dwarf::load_sections(&self.vmlinux).ok()?;
         let header = dwarf
             .debug_info
@@ -121,7 +124,7 @@ impl Lines {
     }
 
     /// The context that answers for the link-time address `probe`.
-    fn context_for(&self, probe: u64) -> Option<Arc<Mutex<addr2line::Context<R>>>> {
+    fn context_for(&self, probe: u64) -> Option<SharedContext> {
         let Some(unit) = self.aranges.unit_for_address(probe) else {
             return self.whole();
         };
