@@ -768,6 +768,53 @@ fn fuzz_kernel_reads_the_seed_lists() {
     }
 }
 
+/// Found by the `modules` fuzz target: a `taint_flags[]` entry whose letter is a newline split
+/// the /proc/modules line. A table with a byte that is no printable letter is corrupt: the
+/// documented table is used instead (its letters by the kernel's flag numbers).
+#[test]
+fn a_corrupt_taint_letter_is_not_printed() {
+    let mut k = states_kernel();
+    let flags = TAINTS
+        .iter()
+        .map(|&(c, module)| {
+            let c = if c == 'E' { '\n' } else { c };
+            st(vec![
+                ("c_true", Node::Int(c as i64, 1)),
+                ("c_false", Node::Int(' ' as i64, 1)),
+                ("module", Node::Int(i64::from(module), 1)),
+            ])
+        })
+        .collect();
+    k.var("taint_flags", Node::Array(flags));
+    let m = k.alloc(module_61(
+        "vboxdrv",
+        0,
+        1,
+        vec![],
+        (0xffffffffc0c00000, 65536),
+        0,
+        (1 << 12) | (1 << 13),
+        1,
+    ));
+    k.var("modules", Node::List(vec![(m, String::new())]));
+    let md = collect(&k).modules.unwrap();
+    assert_eq!(md.taint_table, "documented");
+    assert_eq!(
+        proc_modules(&md),
+        "vboxdrv 65536 0 - Live 0xffffffffc0c00000 (OE)\n"
+    );
+    // the fuzzer's input itself, through the production kernel view
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fuzz/modules-taint-letter-newline"
+    ))
+    .unwrap();
+    let k = mk::kernel(input[0], input[1..].to_vec());
+    let md = collect(&k.access()).modules.unwrap();
+    assert_eq!(md.taint_table, "documented");
+    assert_eq!(proc_modules(&md).matches('\n').count(), md.modules.len());
+}
+
 /// Writes the `modules` fuzz target's seeds (`fuzz/corpus/modules/seed-*`), one per shape.
 /// `cargo test --release --features test-plugins --test plugin_modules -- --ignored write_fuzz_seeds`
 #[test]
