@@ -197,6 +197,88 @@ fn parses_the_other_kinds_in_both_byte_orders() {
     }
 }
 
+/// A type source that counts the types asked of it and refuses after a budget, so a search
+/// that would take exponential time fails quickly instead.
+struct Budget<'a> {
+    inner: &'a BtfTypes,
+    gets: std::sync::atomic::AtomicU64,
+}
+
+impl TypeSource for Budget<'_> {
+    fn find_type(
+        &self,
+        name: &str,
+    ) -> Result<Option<vmcore_report::debuginfo::TypeId>, vmcore_report::debuginfo::DebugInfoError>
+    {
+        self.inner.find_type(name)
+    }
+    fn get(
+        &self,
+        id: vmcore_report::debuginfo::TypeId,
+    ) -> Result<Arc<vmcore_report::debuginfo::Type>, vmcore_report::debuginfo::DebugInfoError> {
+        let n = self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= 10_000 {
+            return Err(vmcore_report::debuginfo::DebugInfoError::BadTypeId(id));
+        }
+        self.inner.get(id)
+    }
+    fn variable_type(
+        &self,
+        name: &str,
+    ) -> Result<Option<vmcore_report::debuginfo::TypeId>, vmcore_report::debuginfo::DebugInfoError>
+    {
+        self.inner.variable_type(name)
+    }
+    fn enumerator(
+        &self,
+        name: &str,
+    ) -> Result<Option<i64>, vmcore_report::debuginfo::DebugInfoError> {
+        self.inner.enumerator(name)
+    }
+}
+
+/// Found by the `btf` fuzz target (50 s for a 693-byte input): anonymous members that lead
+/// back to their own aggregate made `find_member` search k^16 paths. Each aggregate is now
+/// searched once; the search for a name that is not there ends after a few types.
+#[test]
+fn anonymous_member_cycles_are_searched_once() {
+    let mut b = Blob::new();
+    // 1: int; 2: struct loop { 8 anonymous members of type struct loop; int x; }
+    b.t("int", 1, 0, false, 4, &[(1 << 24) | 32]);
+    let x = b.s("x");
+    let mut members = Vec::new();
+    for i in 0..8 {
+        members.extend([0, 2, 32 * i]);
+    }
+    members.extend([x, 1, 256]);
+    b.t("loop", 4, 9, false, 36, &members);
+    let t = BtfTypes::from_bytes(b.bytes()).unwrap();
+    let id = t.find_type("struct loop").unwrap().unwrap();
+    let budget = Budget {
+        inner: &t,
+        gets: Default::default(),
+    };
+    assert_eq!(find_member(&budget, id, "missing").unwrap(), None);
+    let x = find_member(&budget, id, "x").unwrap().unwrap();
+    assert_eq!(x.bit_offset, 256);
+    assert!(budget.gets.into_inner() < 100);
+    // the fuzzer's input: every lookup the target makes, within the budget
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fuzz/btf-anonymous-member-fanout"
+    ))
+    .unwrap();
+    let t = BtfTypes::from_bytes(input).unwrap();
+    for id in 0..=t.type_count() as u64 + 1 {
+        let budget = Budget {
+            inner: &t,
+            gets: Default::default(),
+        };
+        let _ = find_member(&budget, vmcore_report::debuginfo::TypeId(id), "next");
+        assert!(budget.gets.into_inner() < 1000, "type {id}");
+    }
+}
+
 /// Writes the `btf` fuzz target's seeds (`fuzz/corpus/btf/seed-*`): the sample blob, the blob
 /// with every kind, and that one big-endian.
 /// `cargo test --release --features test-plugins --test debuginfo_btf -- --ignored write_fuzz_seeds`
