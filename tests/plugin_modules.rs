@@ -179,10 +179,16 @@ fn states_kernel() -> FakeKernel {
 
 /// A 6.1 kernel: module states and the taint table.
 fn base_kernel() -> FakeKernel {
+    kernel_with_letters(|c| c)
+}
+
+/// [`base_kernel`] with each `taint_flags[]` letter passed through `letter`.
+fn kernel_with_letters(letter: impl Fn(char) -> char) -> FakeKernel {
     let mut k = states_kernel();
     let flags = TAINTS
         .iter()
         .map(|&(c, module)| {
+            let c = letter(c);
             st(vec![
                 ("c_true", Node::Int(c as i64, 1)),
                 ("c_false", Node::Int(' ' as i64, 1)),
@@ -328,18 +334,7 @@ fn a_61_module_list() {
 #[test]
 fn a_64_mem_layout() {
     let mut k = states_kernel();
-    k.set_enum(
-        "mod_mem_type",
-        &[
-            ("MOD_TEXT", 0),
-            ("MOD_DATA", 1),
-            ("MOD_RODATA", 2),
-            ("MOD_RO_AFTER_INIT", 3),
-            ("MOD_INIT_TEXT", 4),
-            ("MOD_INIT_DATA", 5),
-            ("MOD_INIT_RODATA", 6),
-        ],
-    );
+    k.set_enum("mod_mem_type", &mk::MOD_MEM_TYPES);
     let region = |base: i64, size: i64| st(vec![("base", int(base)), ("size", int4(size))]);
     let m = k.alloc(st(vec![
         ("state", int4(1)),
@@ -773,19 +768,7 @@ fn fuzz_kernel_reads_the_seed_lists() {
 /// documented table is used instead (its letters by the kernel's flag numbers).
 #[test]
 fn a_corrupt_taint_letter_is_not_printed() {
-    let mut k = states_kernel();
-    let flags = TAINTS
-        .iter()
-        .map(|&(c, module)| {
-            let c = if c == 'E' { '\n' } else { c };
-            st(vec![
-                ("c_true", Node::Int(c as i64, 1)),
-                ("c_false", Node::Int(' ' as i64, 1)),
-                ("module", Node::Int(i64::from(module), 1)),
-            ])
-        })
-        .collect();
-    k.var("taint_flags", Node::Array(flags));
+    let mut k = kernel_with_letters(|c| if c == 'E' { '\n' } else { c });
     let m = k.alloc(module_61(
         "vboxdrv",
         0,
