@@ -66,6 +66,10 @@ impl Blob {
 }
 
 fn sample_blob() -> Vec<u8> {
+    sample().bytes()
+}
+
+fn sample() -> Blob {
     let mut b = Blob::new();
     // 1: int (signed, 32 bits)
     b.t("int", 1, 0, false, 4, &[(1 << 24) | 32]);
@@ -120,7 +124,176 @@ fn sample_blob() -> Vec<u8> {
     // 13: union u { int i; unsigned int j; } (anonymous member carrier)
     let (i, j) = (b.s("i"), b.s("j"));
     b.t("u", 5, 2, false, 4, &[i, 1, 0, j, 2, 0]);
+    b
+}
+
+/// [`sample`] plus the kinds it lacks (qualifiers, functions, float, DATASEC, tags), a
+/// self-referencing `list_head` and a struct with an anonymous union member.
+fn every_kind_blob() -> Vec<u8> {
+    let mut b = sample();
+    // 14: volatile -> 1; 15: restrict -> 5
+    b.t("", 9, 0, false, 1, &[]);
+    b.t("", 11, 0, false, 5, &[]);
+    // 16: int (*)(int x, struct node *n); 17: func f of that prototype (global linkage)
+    let (x, n) = (b.s("x"), b.s("n"));
+    b.t("", 13, 2, false, 1, &[x, 1, n, 5]);
+    b.t("f", 12, 1, false, 16, &[]);
+    // 18: double
+    b.t("double", 16, 0, false, 8, &[]);
+    // 19: .data..percpu { my_var at 0, 32 bytes }
+    b.t(".data..percpu", 15, 1, false, 32, &[12, 0, 32]);
+    // 20: a tag on struct node as a whole; 21: __user int
+    b.t("tag", 17, 0, false, 4, &[u32::MAX]);
+    b.t("user", 18, 0, false, 1, &[]);
+    // 22: struct list_head { struct list_head *next, *prev; }; 23: ptr -> 22
+    let (next, prev) = (b.s("next"), b.s("prev"));
+    b.t("list_head", 4, 2, false, 16, &[next, 23, 0, prev, 23, 64]);
+    b.t("", 2, 0, false, 22, &[]);
+    // 24: struct outer { union u (anonymous, holding i and j); struct list_head list; }
+    let list = b.s("list");
+    b.t("outer", 4, 2, false, 24, &[0, 13, 0, list, 22, 64]);
     b.bytes()
+}
+
+/// The blob of a big-endian kernel (s390x): every header field and type word byte-swapped,
+/// the strings as they are.
+fn big_endian(le: &[u8]) -> Vec<u8> {
+    let mut v = le.to_vec();
+    for field in [0..2, 4..8, 8..12, 12..16, 16..20, 20..24] {
+        v[field].reverse();
+    }
+    let type_len = u32::from_le_bytes(le[12..16].try_into().unwrap()) as usize;
+    for w in v[24..24 + type_len].chunks_mut(4) {
+        w.reverse();
+    }
+    v
+}
+
+#[test]
+fn parses_the_other_kinds_in_both_byte_orders() {
+    for blob in [every_kind_blob(), big_endian(&every_kind_blob())] {
+        let t = BtfTypes::from_bytes(blob).unwrap();
+        assert_eq!(t.type_count(), 24);
+        let outer = t.find_type("struct outer").unwrap().unwrap();
+        assert_eq!(t.get(outer).unwrap().size, Some(24));
+        // j is reached through the anonymous union at offset 0
+        let j = find_member(&t, outer, "j").unwrap().unwrap();
+        assert_eq!(j.bit_offset, 0);
+        let list = find_member(&t, outer, "list").unwrap().unwrap();
+        assert_eq!(list.bit_offset, 64);
+        let lh = t.find_type("struct list_head").unwrap().unwrap();
+        let next = find_member(&t, lh, "next").unwrap().unwrap();
+        assert!(matches!(
+            t.get(next.ty).unwrap().kind,
+            TypeKind::Pointer { target: Some(p) } if p == lh
+        ));
+        let d = t.find_type("double").unwrap().unwrap();
+        assert_eq!(t.get(d).unwrap().size, Some(8));
+        assert_eq!(t.enumerator("NEG").unwrap(), Some(-2));
+        assert_eq!(t.enumerator("HUGE").unwrap(), Some(1 << 40));
+        for id in 0..=25 {
+            let _ = t.get(vmcore_report::debuginfo::TypeId(id));
+        }
+    }
+}
+
+/// A type source that counts the types asked of it and refuses after a budget, so a search
+/// that would take exponential time fails quickly instead.
+struct Budget<'a> {
+    inner: &'a BtfTypes,
+    gets: std::sync::atomic::AtomicU64,
+}
+
+impl TypeSource for Budget<'_> {
+    fn find_type(
+        &self,
+        name: &str,
+    ) -> Result<Option<vmcore_report::debuginfo::TypeId>, vmcore_report::debuginfo::DebugInfoError>
+    {
+        self.inner.find_type(name)
+    }
+    fn get(
+        &self,
+        id: vmcore_report::debuginfo::TypeId,
+    ) -> Result<Arc<vmcore_report::debuginfo::Type>, vmcore_report::debuginfo::DebugInfoError> {
+        let n = self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= 10_000 {
+            return Err(vmcore_report::debuginfo::DebugInfoError::BadTypeId(id));
+        }
+        self.inner.get(id)
+    }
+    fn variable_type(
+        &self,
+        name: &str,
+    ) -> Result<Option<vmcore_report::debuginfo::TypeId>, vmcore_report::debuginfo::DebugInfoError>
+    {
+        self.inner.variable_type(name)
+    }
+    fn enumerator(
+        &self,
+        name: &str,
+    ) -> Result<Option<i64>, vmcore_report::debuginfo::DebugInfoError> {
+        self.inner.enumerator(name)
+    }
+}
+
+/// Found by the `btf` fuzz target (50 s for a 693-byte input): anonymous members that lead
+/// back to their own aggregate made `find_member` search k^16 paths. Each aggregate is now
+/// searched once; the search for a name that is not there ends after a few types.
+#[test]
+fn anonymous_member_cycles_are_searched_once() {
+    let mut b = Blob::new();
+    // 1: int; 2: struct loop { 8 anonymous members of type struct loop; int x; }
+    b.t("int", 1, 0, false, 4, &[(1 << 24) | 32]);
+    let x = b.s("x");
+    let mut members = Vec::new();
+    for i in 0..8 {
+        members.extend([0, 2, 32 * i]);
+    }
+    members.extend([x, 1, 256]);
+    b.t("loop", 4, 9, false, 36, &members);
+    let t = BtfTypes::from_bytes(b.bytes()).unwrap();
+    let id = t.find_type("struct loop").unwrap().unwrap();
+    let budget = Budget {
+        inner: &t,
+        gets: Default::default(),
+    };
+    assert_eq!(find_member(&budget, id, "missing").unwrap(), None);
+    let x = find_member(&budget, id, "x").unwrap().unwrap();
+    assert_eq!(x.bit_offset, 256);
+    assert!(budget.gets.into_inner() < 100);
+    // the fuzzer's input: every lookup the target makes, within the budget
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fuzz/btf-anonymous-member-fanout"
+    ))
+    .unwrap();
+    let t = BtfTypes::from_bytes(input).unwrap();
+    for id in 0..=t.type_count() as u64 + 1 {
+        let budget = Budget {
+            inner: &t,
+            gets: Default::default(),
+        };
+        let _ = find_member(&budget, vmcore_report::debuginfo::TypeId(id), "next");
+        assert!(budget.gets.into_inner() < 1000, "type {id}");
+    }
+}
+
+/// Writes the `btf` fuzz target's seeds (`fuzz/corpus/btf/seed-*`): the sample blob, the blob
+/// with every kind, and that one big-endian.
+/// `cargo test --release --features test-plugins --test debuginfo_btf -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/btf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("seed-sample"), sample_blob()).unwrap();
+    std::fs::write(dir.join("seed-every-kind"), every_kind_blob()).unwrap();
+    std::fs::write(
+        dir.join("seed-every-kind-be"),
+        big_endian(&every_kind_blob()),
+    )
+    .unwrap();
 }
 
 #[test]

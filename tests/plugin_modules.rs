@@ -179,10 +179,16 @@ fn states_kernel() -> FakeKernel {
 
 /// A 6.1 kernel: module states and the taint table.
 fn base_kernel() -> FakeKernel {
+    kernel_with_letters(|c| c)
+}
+
+/// [`base_kernel`] with each `taint_flags[]` letter passed through `letter`.
+fn kernel_with_letters(letter: impl Fn(char) -> char) -> FakeKernel {
     let mut k = states_kernel();
     let flags = TAINTS
         .iter()
         .map(|&(c, module)| {
+            let c = letter(c);
             st(vec![
                 ("c_true", Node::Int(c as i64, 1)),
                 ("c_false", Node::Int(' ' as i64, 1)),
@@ -515,4 +521,291 @@ fn live_module(line: &str) -> Module {
         m.taints = 1 << 12;
     }
     m
+}
+
+// ---- the fuzz target's kernel (fuzz/fuzz_targets/modules_kernel.rs) and its seeds -------------
+
+#[path = "../fuzz/fuzz_targets/modules_kernel.rs"]
+mod mk;
+
+/// The fuzz target's memory, written by virtual address from [`mk::VBASE`].
+struct FuzzMem(Vec<u8>);
+
+impl FuzzMem {
+    fn new() -> FuzzMem {
+        FuzzMem(vec![0; (mk::FREE - mk::VBASE) as usize])
+    }
+    fn put(&mut self, va: u64, bytes: &[u8]) {
+        let i = (va - mk::VBASE) as usize;
+        if self.0.len() < i + bytes.len() {
+            self.0.resize(i + bytes.len(), 0);
+        }
+        self.0[i..i + bytes.len()].copy_from_slice(bytes);
+    }
+    fn u64(&mut self, va: u64, v: u64) {
+        self.put(va, &v.to_le_bytes());
+    }
+    fn u32(&mut self, va: u64, v: u32) {
+        self.put(va, &v.to_le_bytes());
+    }
+    /// `size` zero bytes at the end, 8-aligned.
+    fn alloc(&mut self, size: u64) -> u64 {
+        let va = mk::VBASE + (self.0.len() as u64).next_multiple_of(8);
+        self.put(va, &vec![0; size as usize]);
+        va
+    }
+    fn string(&mut self, s: &str) -> u64 {
+        let va = self.alloc(s.len() as u64 + 1);
+        self.put(va, s.as_bytes());
+        va
+    }
+    /// A circular doubly linked list: `head`, then the `nodes` (addresses of `list_head`s).
+    fn link(&mut self, head: u64, nodes: &[u64]) {
+        let all: Vec<u64> = std::iter::once(head).chain(nodes.iter().copied()).collect();
+        for (i, &n) in all.iter().enumerate() {
+            self.u64(n, all[(i + 1) % all.len()]);
+            self.u64(n + 8, all[(i + all.len() - 1) % all.len()]);
+        }
+    }
+}
+
+/// One module of a seed: `regions` are the seven `mem[]` sizes (6.4+); the `core_layout`
+/// shape gets the first four summed as its core size and the last three as its init size.
+struct SeedModule {
+    name: &'static str,
+    state: u32,
+    refcnt: u32,
+    base: u64,
+    regions: [u32; 7],
+    taints: u64,
+    version: Option<&'static str>,
+    srcversion: Option<&'static str>,
+    exit: u64,
+    /// Indexes of the modules using this one.
+    users: &'static [usize],
+}
+
+const SEED_MODULES: [SeedModule; 3] = [
+    SeedModule {
+        name: "nf_conntrack",
+        state: 0,
+        refcnt: 2,
+        base: 0xffff_ffff_c0a0_0000,
+        regions: [0x8000, 0x2000, 0x3000, 0x1000, 0, 0, 0],
+        taints: 0,
+        version: None,
+        srcversion: None,
+        exit: 0xffff_ffff_c0a0_1000,
+        users: &[1],
+    },
+    SeedModule {
+        name: "nf_nat",
+        state: 0,
+        refcnt: 1,
+        base: 0xffff_ffff_c0b0_0000,
+        regions: [0x4000, 0x1000, 0, 0, 0, 0, 0],
+        taints: 0,
+        version: None,
+        srcversion: None,
+        exit: 0xffff_ffff_c0b0_1000,
+        users: &[],
+    },
+    SeedModule {
+        name: "vboxdrv",
+        state: 1,
+        refcnt: 1,
+        base: 0xffff_ffff_c0c0_0000,
+        regions: [0x10000, 0, 0, 0, 0x2000, 0, 0],
+        taints: (1 << 12) | (1 << 13),
+        version: Some("7.0.10"),
+        srcversion: Some("8A2E6E5D1F4C3B2A19080706"),
+        exit: 0,
+        users: &[],
+    },
+];
+
+/// The fuzz target's input for a shape: the mode byte, then the memory holding the taint table
+/// and [`SEED_MODULES`] on the `modules` list.
+fn fuzz_seed(shape: mk::Shape) -> Vec<u8> {
+    use mk::module as m;
+    let mut mem = FuzzMem::new();
+    for (i, &(c, module)) in TAINTS.iter().enumerate() {
+        mem.put(
+            mk::TAINT_FLAGS + 3 * i as u64,
+            &[c as u8, b' ', u8::from(module)],
+        );
+    }
+    let addrs: Vec<u64> = SEED_MODULES.iter().map(|_| mem.alloc(m::SIZE)).collect();
+    for (md, &a) in SEED_MODULES.iter().zip(&addrs) {
+        mem.u32(a + m::STATE, md.state);
+        mem.put(a + m::NAME, md.name.as_bytes());
+        if let Some(v) = md.version {
+            let s = mem.string(v);
+            mem.u64(a + m::VERSION, s);
+        }
+        if let Some(v) = md.srcversion {
+            let s = mem.string(v);
+            mem.u64(a + m::SRCVERSION, s);
+        }
+        if shape.mem {
+            for (i, &size) in md.regions.iter().enumerate() {
+                let r = a + m::MEM + i as u64 * mk::region::SIZE;
+                let base = if i == 0 {
+                    md.base
+                } else {
+                    md.base + 0x10_0000 * i as u64
+                };
+                mem.u64(r + mk::region::BASE, if size == 0 { 0 } else { base });
+                mem.u32(r + mk::region::SIZE_FIELD, size);
+            }
+        } else {
+            let core: u32 = md.regions[..4].iter().sum();
+            let init: u32 = md.regions[4..].iter().sum();
+            mem.u64(a + m::CORE_LAYOUT + mk::region::BASE, md.base);
+            mem.u32(a + m::CORE_LAYOUT + mk::region::SIZE_FIELD, core);
+            mem.u32(a + m::INIT_LAYOUT + mk::region::SIZE_FIELD, init);
+        }
+        mem.u64(a + m::TAINTS, md.taints);
+        mem.u64(a + m::INIT, md.base + 0x100);
+        mem.u64(a + m::EXIT, md.exit);
+        if shape.unload {
+            mem.u32(a + m::REFCNT, md.refcnt);
+            let uses: Vec<u64> = md
+                .users
+                .iter()
+                .map(|&u| {
+                    let mu = mem.alloc(mk::module_use::SIZE);
+                    mem.u64(mu + mk::module_use::SOURCE, addrs[u]);
+                    mem.u64(mu + mk::module_use::TARGET, a);
+                    mu + mk::module_use::SOURCE_LIST
+                })
+                .collect();
+            mem.link(a + m::SOURCE_LIST, &uses);
+            mem.link(a + m::TARGET_LIST, &[]);
+        }
+    }
+    let nodes: Vec<u64> = addrs.iter().map(|a| a + m::LIST).collect();
+    mem.link(mk::MODULES, &nodes);
+    let mut seed = vec![shape.mode()];
+    seed.extend(mem.0);
+    seed
+}
+
+const SHAPES: [(&str, mk::Shape); 4] = [
+    (
+        "mem",
+        mk::Shape {
+            mem: true,
+            unload: true,
+        },
+    ),
+    (
+        "core-layout",
+        mk::Shape {
+            mem: false,
+            unload: true,
+        },
+    ),
+    (
+        "mem-no-unload",
+        mk::Shape {
+            mem: true,
+            unload: false,
+        },
+    ),
+    (
+        "core-layout-no-unload",
+        mk::Shape {
+            mem: false,
+            unload: false,
+        },
+    ),
+];
+
+/// The fuzz target reads its seeds whole: each shape's module list through the production
+/// kernel view gives the lines /proc/modules would have (by the kernel's rules on the seed's
+/// numbers: sizes are the regions summed, the refcount `refcnt - 1`, vboxdrv has an init but
+/// no exit, O and E are module taints), so mutations start from the deep paths.
+#[test]
+fn fuzz_kernel_reads_the_seed_lists() {
+    for (what, shape) in SHAPES {
+        assert_eq!(mk::Shape::from_mode(shape.mode()).mem, shape.mem);
+        let seed = fuzz_seed(shape);
+        let k = mk::kernel(seed[0], seed[1..].to_vec());
+        let c = collect(&k.access());
+        assert!(c.errors.is_empty(), "{what}: {:?}", c.errors);
+        let m = c.modules.unwrap();
+        let expected = if shape.unload {
+            "nf_conntrack 57344 1 nf_nat, Live 0xffffffffc0a00000\n\
+             nf_nat 20480 0 - Live 0xffffffffc0b00000\n\
+             vboxdrv 73728 0 [permanent], Loading 0xffffffffc0c00000 (OE+)\n"
+        } else {
+            "nf_conntrack 57344 - - Live 0xffffffffc0a00000\n\
+             nf_nat 20480 - - Live 0xffffffffc0b00000\n\
+             vboxdrv 73728 - - Loading 0xffffffffc0c00000 (OE+)\n"
+        };
+        assert_eq!(proc_modules(&m), expected, "{what}");
+        let core: Vec<u64> = m.modules.iter().map(|m| m.core_size).collect();
+        assert_eq!(core, [57344, 20480, 65536], "{what}");
+        let layout = if shape.mem {
+            Layout::Mem
+        } else {
+            Layout::CoreLayout
+        };
+        assert_eq!(m.layout, Some(layout), "{what}");
+        assert_eq!(m.taint_table, "kernel");
+        assert_eq!(m.modules[2].version.as_deref(), Some(&b"7.0.10"[..]));
+        assert_eq!(
+            m.modules[2].srcversion.as_deref(),
+            Some(&b"8A2E6E5D1F4C3B2A19080706"[..])
+        );
+        assert_eq!(m.modules[0].version, None);
+    }
+}
+
+/// Found by the `modules` fuzz target: a `taint_flags[]` entry whose letter is a newline split
+/// the /proc/modules line. A table with a byte that is no printable letter is corrupt: the
+/// documented table is used instead (its letters by the kernel's flag numbers).
+#[test]
+fn a_corrupt_taint_letter_is_not_printed() {
+    let mut k = kernel_with_letters(|c| if c == 'E' { '\n' } else { c });
+    let m = k.alloc(module_61(
+        "vboxdrv",
+        0,
+        1,
+        vec![],
+        (0xffffffffc0c00000, 65536),
+        0,
+        (1 << 12) | (1 << 13),
+        1,
+    ));
+    k.var("modules", Node::List(vec![(m, String::new())]));
+    let md = collect(&k).modules.unwrap();
+    assert_eq!(md.taint_table, "documented");
+    assert_eq!(
+        proc_modules(&md),
+        "vboxdrv 65536 0 - Live 0xffffffffc0c00000 (OE)\n"
+    );
+    // the fuzzer's input itself, through the production kernel view
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fuzz/modules-taint-letter-newline"
+    ))
+    .unwrap();
+    let k = mk::kernel(input[0], input[1..].to_vec());
+    let md = collect(&k.access()).modules.unwrap();
+    assert_eq!(md.taint_table, "documented");
+    assert_eq!(proc_modules(&md).matches('\n').count(), md.modules.len());
+}
+
+/// Writes the `modules` fuzz target's seeds (`fuzz/corpus/modules/seed-*`), one per shape.
+/// `cargo test --release --features test-plugins --test plugin_modules -- --ignored write_fuzz_seeds`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, shape) in SHAPES {
+        std::fs::write(dir.join(format!("seed-{what}")), fuzz_seed(shape)).unwrap();
+    }
 }

@@ -151,8 +151,22 @@ fn read_taint_flags<K: KernelAccess>(k: &K) -> AResult<Option<Vec<TaintFlagDef>>
     let mut out = Vec::new();
     for i in 0..n {
         let e = k.index(&arr, i)?;
+        // The kernel's letters are printable ASCII (`c_false` may be a space): anything else is
+        // a corrupt table, whose bytes must not reach a text file (a newline would split a
+        // /proc/modules line).
         let ch = |m: &str| -> AResult<char> {
-            Ok(char::from(k.int_at(&e, m)?.unwrap_or(i64::from(b'?')) as u8))
+            let c = char::from(k.int_at(&e, m)?.unwrap_or(i64::from(b'?')) as u8);
+            if c.is_ascii_graphic() || c == ' ' && m == "c_false" {
+                return Ok(c);
+            }
+            Err(AccessError::new(
+                "corrupt",
+                format!(
+                    "taint_flags[{i}].{m} at {:#x} is {:#04x}, not a printable letter",
+                    k.address(&e),
+                    c as u32
+                ),
+            ))
         };
         let name = match k.member(&e, "desc")? {
             Some(d) => String::from_utf8_lossy(&k.cstr(&d, 64)?).into_owned(),

@@ -186,6 +186,11 @@ pub fn strip_typedefs(
 
 /// Finds a member by name as the C compiler does, descending into anonymous struct and union
 /// members. Returns the member with its bit offset made relative to the outer aggregate.
+///
+/// Each aggregate is searched once: one already searched did not hold the name (else the
+/// search would have ended), and one on the current path is a cycle only damaged debug info
+/// has. Without this, types whose anonymous members lead back to the same types (k of them,
+/// 16 levels deep) made k^16 searches.
 pub fn find_member(
     src: &dyn TypeSource,
     aggregate: TypeId,
@@ -197,13 +202,22 @@ pub fn find_member(
         name: &str,
         base_bits: u64,
         depth: u32,
+        searched: &mut Vec<TypeId>,
     ) -> Result<Option<Member>, DebugInfoError> {
         if depth > 16 {
             return Ok(None);
         }
-        let Some((_, t)) = strip_typedefs(src, id)? else {
+        let Some((id, t)) = strip_typedefs(src, id)? else {
             return Ok(None);
         };
+        // (the outermost aggregate is not recorded: most lookups never descend, and stay
+        // without an allocation)
+        if depth > 0 {
+            if searched.contains(&id) {
+                return Ok(None);
+            }
+            searched.push(id);
+        }
         for m in t.members() {
             match &m.name {
                 Some(n) if n == name => {
@@ -212,8 +226,8 @@ pub fn find_member(
                     return Ok(Some(found));
                 }
                 None => {
-                    if let Some(found) = walk(src, m.ty, name, base_bits + m.bit_offset, depth + 1)?
-                    {
+                    let bits = base_bits.saturating_add(m.bit_offset);
+                    if let Some(found) = walk(src, m.ty, name, bits, depth + 1, searched)? {
                         return Ok(Some(found));
                     }
                 }
@@ -222,7 +236,7 @@ pub fn find_member(
         }
         Ok(None)
     }
-    walk(src, aggregate, name, 0, 0)
+    walk(src, aggregate, name, 0, 0, &mut Vec::new())
 }
 
 /// The symbols and types of a located vmlinux, ready for [`crate::kernel::Kernel::new`]: the
