@@ -332,7 +332,14 @@ impl<'k> Backtracer<'k> {
             ),
         };
         let stacks = self.arch.stacks(k, task, cpu)?;
-        let unwound = unwind(&*self.unwinder, start, k, &stacks);
+        let mut unwound = unwind(&*self.unwinder, start, k, &stacks);
+        // A CPU stopped in user mode: its registers are the user's, there is no kernel frame
+        // (the stop reason keeps the user pc).
+        if let (StopReason::UserMode { pc }, [only]) = (&unwound.stop, unwound.frames.as_slice())
+            && only.pc == *pc
+        {
+            unwound.frames.clear();
+        }
         let names = self.arch.register_names();
         let frames = unwound
             .frames

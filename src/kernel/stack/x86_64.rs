@@ -299,7 +299,11 @@ impl ArchStack for X86_64Stack {
             .map_err(|e| KernelError::Corrupt(e.to_string()))?;
         tables.push(image);
         module_tables(k, format, &mut tables, &mut text);
-        Ok(Box::new(X86_64Unwinder::new(tables, text)))
+        let orc = X86_64Unwinder::new(tables, text);
+        Ok(match super::vmlinux_cfi(k, crate::addr::Arch::X86_64)? {
+            Some(cfi) => Box::new(OrcThenCfi { orc, cfi }),
+            None => Box::new(orc),
+        })
     }
 
     fn inactive_regs(&self, k: &Kernel, task: VirtAddr) -> Result<Regs, KernelError> {
@@ -356,5 +360,54 @@ impl ArchStack for X86_64Stack {
 
     fn register_names(&self) -> &'static [(&'static str, u16)] {
         &REGISTER_NAMES
+    }
+}
+
+/// ORC, and the vmlinux's DWARF CFI where ORC has no rule: objtool marks some instructions
+/// UNDEFINED that the compiler's CFI describes, among them the label `crash_setup_regs()` takes
+/// as the panicking CPU's pc (arch/x86/include/asm/kexec.h, `_THIS_IP_` inside
+/// `__crash_kexec()`), which is where every kdump capture of a `panic()` starts. drgn unwinds
+/// with DWARF CFI first and ORC second; this unwinder keeps the kernel's order and asks the CFI
+/// only when ORC stops for want of a rule.
+struct OrcThenCfi<'k> {
+    orc: X86_64Unwinder,
+    cfi: crate::unwind::cfi::Cfi<'k>,
+}
+
+impl Unwinder for OrcThenCfi<'_> {
+    fn arch(&self) -> crate::addr::Arch {
+        self.orc.arch()
+    }
+
+    fn is_text(&self, pc: u64) -> bool {
+        self.orc.is_text(pc)
+    }
+
+    fn step(
+        &self,
+        regs: &Regs,
+        interrupted: bool,
+        mem: &dyn crate::unwind::StackMemory,
+        stacks: &Stacks,
+    ) -> crate::unwind::Step {
+        use crate::unwind::cfi::CfiStep;
+        use crate::unwind::{Method, Step, StopReason};
+        match self.orc.step(regs, interrupted, mem, stacks) {
+            Step::Stop(StopReason::NoUnwindInfo { pc }) => {
+                match self.cfi.step(regs, interrupted, mem) {
+                    CfiStep::Caller { regs, cfa } => Step::Caller {
+                        regs,
+                        method: Method::DwarfCfi,
+                        reliable: true,
+                        cfa: Some(cfa),
+                        interrupted: false,
+                    },
+                    CfiStep::EndOfStack => Step::Stop(StopReason::EndOfStack),
+                    CfiStep::NotCovered => Step::Stop(StopReason::NoUnwindInfo { pc }),
+                    CfiStep::Stop(stop) => Step::Stop(stop),
+                }
+            }
+            other => other,
+        }
     }
 }
