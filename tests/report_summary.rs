@@ -1,7 +1,8 @@
 //! The summary over hand-written archive trees (the files the plugins would write, written here
-//! by hand, not by the plugins): the verdict's kind, the panicking function from the backtrace
-//! or from the oops's register line, their disagreement, the findings and what they cite, and a
-//! tree without the plugins' files.
+//! by hand, not by the plugins): the verdict's kind, the panicking function from the sys
+//! plugin's `panic.site` or from the oops's register line, their disagreement, the findings and
+//! what they cite, and a tree without the plugins' files. (Where a trace places the crash is
+//! `kernel::stack::crash_site`, tested in src/kernel/stack/site.rs.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,7 +42,7 @@ fn no_plugins() -> BTreeMap<String, PluginRecord> {
 }
 
 #[test]
-fn an_oops_is_placed_where_the_exception_interrupted() {
+fn an_oops_is_placed_where_the_sys_plugin_places_it() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
     write(
@@ -50,6 +51,7 @@ fn an_oops_is_placed_where_the_exception_interrupted() {
         &json!({"panic": {
         "message": "Fatal exception", "panic_cpu": 1,
         "task": {"pid": 7, "comm": "insmod", "cpu": 1},
+        "site": {"function": "bad_func+0x20/0x30", "module": "badmod", "frame": 5, "pc": "0x1"},
         "last_oops": ["[    5.000000] BUG: kernel NULL pointer dereference, address: 0000000000000000",
                       "[    5.000001] RIP: 0010:bad_func+0x20/0x30 [badmod]",
                       "[    5.000002] RIP: 0033:0x47b7a0"]}}),
@@ -113,15 +115,16 @@ fn a_disagreeing_backtrace_is_said_and_the_log_is_the_fallback() {
 
     write(
         r,
-        "plugins/backtrace/backtrace.json",
-        &json!({"traces": [trace(1, "a", "panic_cpu", vec![
-        frame("panic", "0x1", "0x10", None, true),
-        frame("die", "0x1", "0x10", None, false),
-        frame("kmalloc", "0x5", "0x40", None, true),
-    ])], "groups": []}),
+        "plugins/sys/sys.json",
+        &json!({"panic": {
+        "message": "Fatal exception",
+        "site": {"function": "kmalloc+0x5/0x40", "module": null, "frame": 2, "pc": "0x1"},
+        "last_oops": ["[    5.0] kernel BUG at mm/slub.c:379!",
+                      "[    5.1] RIP: 0010:kfree+0x20/0x30"]}}),
     );
     let s = summary::build(r, &no_plugins());
     assert_eq!(s.verdict.function.as_deref(), Some("kmalloc+0x5/0x40"));
+    assert_eq!(s.verdict.function_from, Some("backtrace"));
     assert_eq!(
         s.verdict.disagreement.as_deref(),
         Some("the backtrace names kmalloc+0x5/0x40, the oops's register line kfree+0x20/0x30")
@@ -129,13 +132,15 @@ fn a_disagreeing_backtrace_is_said_and_the_log_is_the_fallback() {
 }
 
 #[test]
-fn a_panic_is_placed_at_the_caller_of_panic() {
+fn a_panic_names_the_site_and_the_panic_cpus_task() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
     write(
         r,
         "plugins/sys/sys.json",
-        &json!({"panic": {"message": "sysrq triggered crash"}}),
+        &json!({"panic": {"message": "sysrq triggered crash",
+            "site": {"function": "sysrq_handle_crash+0x16/0x20", "module": null, "frame": 3,
+                     "pc": "0x1"}}}),
     );
     write(
         r,

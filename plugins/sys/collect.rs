@@ -17,9 +17,10 @@
 //! in CPU order (`pr_pid` is no guide: QEMU writes the vCPU number + 1 there, not a pid).
 
 use super::cpuinfo::{CpuInfo, read_arm64, read_x86};
-use super::record::{Cpus, Panic, PanicTask, Registers, Sys};
+use super::record::{Cpus, Panic, PanicSite, PanicTask, Registers, Sys};
 use crate::addr::Arch;
 use crate::dump::CpuState;
+use crate::kernel::stack::crash_site;
 use crate::kernel::task_state::{TaskStateTable, task_state_char};
 use crate::kernel::{AResult, AccessError, KernelAccess, KernelAccessExt};
 use crate::plugins::kernel_info::DumpFacts;
@@ -160,6 +161,10 @@ pub fn collect<K: KernelAccess>(k: &K, input: &SysInput) -> Collected {
             }
         }
         panic.registers = registers(input, cpu, sys.cpus.active.as_deref());
+        match panic_site(k, cpu) {
+            Ok(site) => panic.site = site,
+            Err(e) => missing.push(format!("panic.site: {e}")),
+        }
     } else {
         missing.push(
             "panic.task: panic_cpu is not set (the kernel did not go through panic())".into(),
@@ -256,6 +261,33 @@ pub fn loadavg_figure(a: u64) -> String {
 /// `date` in the C locale, in UTC: `Tue Dec  1 22:54:37 UTC 2026`.
 pub fn date_string(t: i64) -> Option<String> {
     chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%a %b %e %H:%M:%S UTC %Y").to_string())
+}
+
+/// Where the panic CPU's backtrace says the crash came from; `Ok(None)` when the trace does not
+/// tell, `Err` when there is no trace (no unwinder, no registers for the CPU).
+fn panic_site<K: KernelAccess>(k: &K, cpu: u32) -> AResult<Option<PanicSite>> {
+    let Some(rq) = k.var("runqueues")? else {
+        return Ok(None);
+    };
+    let Some(t) = k.deref_at(&k.per_cpu(&rq, cpu)?, "curr")? else {
+        return Ok(None);
+    };
+    let trace = k.stack_trace(&t)?;
+    Ok(crash_site(&trace).map(|f| PanicSite {
+        function: format!(
+            "{}+{:#x}/{:#x}",
+            f.symbol.as_deref().unwrap_or("?"),
+            f.offset,
+            f.size
+        ),
+        module: f.module.clone(),
+        frame: trace
+            .frames
+            .iter()
+            .position(|g| std::ptr::eq(g, f))
+            .unwrap_or(0),
+        pc: format!("{:#x}", f.pc),
+    }))
 }
 
 fn panic_task<K: KernelAccess>(k: &K, cpu: u32) -> AResult<Option<PanicTask>> {

@@ -73,6 +73,21 @@ pub struct Panic {
     pub task: Option<PanicTask>,
     /// The register set of that CPU, from its PRSTATUS note.
     pub registers: Option<Registers>,
+    /// Where the panic CPU's backtrace says the crash came from
+    /// ([`crash_site`](crate::kernel::stack::crash_site)).
+    pub site: Option<PanicSite>,
+}
+
+/// The function the crash came from, by the panic CPU's backtrace.
+#[derive(Clone, Debug, Serialize)]
+pub struct PanicSite {
+    /// `function+0xoff/0xsize`, as the kernel prints a backtrace entry.
+    pub function: String,
+    pub module: Option<String>,
+    /// The frame's index in the panic task's trace (`plugins/backtrace/bt.txt`).
+    pub frame: usize,
+    /// The frame's pc, hex.
+    pub pc: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

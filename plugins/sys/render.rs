@@ -184,6 +184,19 @@ pub fn sys_txt(s: &Sys) -> String {
         kv("TASK", t.task.clone());
         kv("STATE", t.state.map_or("?".into(), |c| c.to_string()));
     }
+    if let Some(site) = &p.site {
+        let module = site
+            .module
+            .as_ref()
+            .map_or(String::new(), |m| format!(" [{m}]"));
+        kv(
+            "PANIC FUNCTION",
+            format!(
+                "{}{module}  (frame #{} of its backtrace)",
+                site.function, site.frame
+            ),
+        );
+    }
     kv(
         "TAINTED",
         s.taints.as_ref().map_or("(unknown)".into(), |t| {

@@ -29,8 +29,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 mod aarch64;
 mod s390x;
+mod site;
 
 use serde::Serialize;
+
+pub use site::crash_site;
 
 pub mod x86_64;
 

@@ -68,8 +68,8 @@ pub struct Verdict {
     /// `panic()`; `function+off/size`.
     pub function: Option<String>,
     pub module: Option<String>,
-    /// Where `function` came from: `backtrace` (the panic CPU's unwound trace) or `log` (the
-    /// oops's `RIP:`/`pc :` line).
+    /// Where `function` came from: `backtrace` (the sys plugin's `panic.site`, placed on the
+    /// panic CPU's unwound trace) or `log` (the oops's `RIP:`/`pc :` line).
     pub function_from: Option<&'static str>,
     /// Set when the backtrace and the log name different functions.
     pub disagreement: Option<String>,
@@ -145,30 +145,6 @@ fn frame_text(f: &Value) -> String {
         t.insert_str(0, "? ");
     }
     t
-}
-
-/// Functions around `panic()` that are not where the crash came from.
-fn is_panic_machinery(sym: &str) -> bool {
-    matches!(
-        sym,
-        "panic"
-            | "vpanic"
-            | "nmi_panic"
-            | "__crash_kexec"
-            | "crash_kexec"
-            | "crash_setup_regs"
-            | "machine_crash_shutdown"
-            | "native_machine_crash_shutdown"
-            | "crash_save_cpu"
-            | "dump_stack"
-            | "dump_stack_lvl"
-            | "show_stack"
-            | "delay_tsc"
-            | "__const_udelay"
-            | "panic_smp_self_stop"
-            | "native_safe_halt"
-            | "halt"
-    )
 }
 
 /// Builds the summary of the archive under `root`; `plugins` are the manifest's plugin records.
@@ -255,7 +231,8 @@ pub fn build(root: &Path, plugins: &BTreeMap<String, PluginRecord>) -> Summary {
             .find(|t| t["reason"] == "panic_cpu")
             .cloned()
     });
-    let from_bt = panic_trace.as_ref().and_then(|t| where_in_trace(t, kind));
+    // the sys plugin places the crash on the panic CPU's backtrace (kernel::stack::crash_site)
+    let from_bt = s(&panic["site"]["function"]).map(|f| (f, s(&panic["site"]["module"])));
     let (function, module, function_from) = match (&from_bt, &from_log) {
         (Some((f, m)), _) => (Some(f.clone()), m.clone(), Some("backtrace")),
         (None, Some((f, m))) => (Some(f.clone()), m.clone(), Some("log")),
@@ -328,49 +305,6 @@ pub fn build(root: &Path, plugins: &BTreeMap<String, PluginRecord>) -> Summary {
         findings,
         plugins,
     }
-}
-
-/// Where a panic CPU's trace says the crash came from: for an oops, the function the exception
-/// interrupted (the first interrupted frame past the first, or the first frame itself when the
-/// trace starts at the exception's registers, as a kdump capture of an oops does); otherwise the
-/// first function past `panic()` and the crash machinery.
-fn where_in_trace(t: &Value, kind: Kind) -> Option<(String, Option<String>)> {
-    let frames = t["frames"].as_array()?;
-    let sym = |f: &Value| f["symbol"].as_str().map(str::to_string);
-    let named = |f: &Value| {
-        let s = sym(f)?;
-        Some((
-            format!(
-                "{s}+{}/{}",
-                f["offset"].as_str().unwrap_or("?"),
-                f["size"].as_str().unwrap_or("?")
-            ),
-            f["module"].as_str().map(str::to_string),
-        ))
-    };
-    let saw_panic = frames
-        .iter()
-        .any(|f| sym(f).is_some_and(|s| s == "panic" || s == "vpanic" || s == "nmi_panic"));
-    if matches!(kind, Kind::Oops | Kind::Bug) {
-        if let Some(f) = frames
-            .iter()
-            .skip(1)
-            .find(|f| f["interrupted"] == Value::Bool(true))
-        {
-            return named(f);
-        }
-        if !saw_panic {
-            return frames.first().and_then(named);
-        }
-        return None;
-    }
-    let panic_at = frames
-        .iter()
-        .position(|f| sym(f).is_some_and(|s| s == "panic" || s == "vpanic" || s == "nmi_panic"))?;
-    frames[panic_at + 1..]
-        .iter()
-        .find(|f| sym(f).is_some_and(|s| !is_panic_machinery(&s)))
-        .and_then(named)
 }
 
 fn hung_task_finding(log: &[String], bt: Option<&Value>, kind: Kind) -> Option<Finding> {
