@@ -15,7 +15,9 @@ use super::{StackTrace, StartKind, TraceFrame};
 /// The function's name without GCC's suffixes for split or cloned parts (`oops_end.cold`,
 /// `watchdog.cold`, `foo.isra.0`, `foo.constprop.0`).
 fn named(f: &TraceFrame) -> Option<&str> {
-    f.symbol.as_deref().map(|s| s.split('.').next().unwrap_or(s))
+    f.symbol
+        .as_deref()
+        .map(|s| s.split('.').next().unwrap_or(s))
 }
 
 fn is_panic(s: &str) -> bool {
