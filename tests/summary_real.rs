@@ -2,7 +2,8 @@
 //! to have (its profile: SysRq-c, an oops in a module, the hung-task detector) and the console's
 //! own panic string; on the oops set the faulting function the console's `RIP:` line names; on
 //! the hung set the task the console's hung-task report names; every file a finding cites exists
-//! in the archive, and every link of `sos.html` resolves in the extracted tree.
+//! in the archive, and every link of `sos.html` resolves in the extracted tree; `-q` prints
+//! nothing and `--json` prints the summary on stdout.
 //!
 //! The expected values come from the set's recipe (set.info `profile=`) and the serial console
 //! (console.log), never from the archive.
@@ -18,30 +19,46 @@ const BIN: &str = env!("CARGO_BIN_EXE_vmcore-report");
 
 /// Runs the report on `dump`, keeping the tree (`--build`); returns its directory.
 fn report(dir: &Path, dump: &Path, out: &Path) -> std::path::PathBuf {
-    let st = Command::new(BIN)
+    let tmp = out;
+    let out = Command::new(BIN)
         .arg("--vmcore")
         .arg(dump)
         .arg("--vmlinux")
         .arg(dir.join("vmlinux"))
         .arg("--tmp-dir")
-        .arg(out)
-        .args(["--build", "--batch", "-q"])
-        .status()
+        .arg(tmp)
+        .args(["--build", "--batch", "-q", "--json"])
+        .output()
         .unwrap();
+    let st = out.status;
     // exit 0 or one of the "archive written" codes
     assert!(
         matches!(st.code(), Some(0 | 5 | 7 | 8)),
         "{}: exit {st}",
         dump.display()
     );
+    // -q: nothing but errors on the terminal; --json: the summary on stdout
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "{}: -q printed something",
+        dump.display()
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     // `--build` keeps TMP/vmcore-report.XXXXXX/NAME
-    std::fs::read_dir(out)
+    let tree = std::fs::read_dir(tmp)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten())
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.join("sos_reports/summary.json").exists())
-        .expect("a build tree with sos_reports/summary.json")
+        .expect("a build tree with sos_reports/summary.json");
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(tree.join("sos_reports/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, written, "--json prints sos_reports/summary.json");
+    tree
 }
 
 /// The console's panic message (`Kernel panic - not syncing: MSG`).
