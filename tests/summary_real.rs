@@ -1,7 +1,8 @@
 //! The summary on every real fixture set: the verdict names the kind of crash the guest was made
 //! to have (its profile: SysRq-c, an oops in a module, the hung-task detector) and the console's
 //! own panic string; on the oops set the faulting function the console's `RIP:` line names; on
-//! the hung set the task the console's hung-task report names; every file a finding cites exists
+//! the hung set the task the console's hung-task report names, with its stack (the console's
+//! trace of it, in order); every file a finding cites exists
 //! in the archive, and every link of `sos.html` resolves in the extracted tree; `-q` prints
 //! nothing and `--json` prints the summary on stdout.
 //!
@@ -168,6 +169,33 @@ fn the_verdict_matches_the_console_on_every_set() {
                     finding["title"].as_str().unwrap(),
                     format!("hung task: {comm} (pid {pid})"),
                     "{set}"
+                );
+                // and its stack: the console's trace of the hung task, in order, in the finding
+                let hung_trace = common::stacks::console_traces(&console)
+                    .into_iter()
+                    .find(|t| t.causes.iter().any(|c| c.starts_with("INFO: task ")))
+                    .expect("the console's hung-task trace");
+                let listed: Vec<String> = finding["detail"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|l| l.strip_prefix("  "))
+                    .map(|l| l.split('+').next().unwrap().to_string())
+                    .collect();
+                let mut rest = listed.iter();
+                for f in hung_trace.reliable_functions() {
+                    assert!(
+                        rest.any(|l| l == f),
+                        "{set}: the hung task's stack in the summary {listed:?} lacks the console's {f} in order"
+                    );
+                }
+                assert!(
+                    finding["cites"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&Value::from("plugins/backtrace/bt.txt")),
+                    "{set}: the hung-task finding cites the backtrace"
                 );
             }
             p => panic!("{set}: unknown profile {p}"),
