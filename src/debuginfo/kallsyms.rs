@@ -39,6 +39,8 @@ const KSYM_NAME_LEN: usize = 512;
 pub const MAX_GUESSED_SIZE: u64 = 0x10000;
 /// Bytes of `kallsyms_names` read per chunk.
 const CHUNK: usize = 64 << 10;
+/// The smallest page of the supported architectures: a readable byte's page is readable whole.
+const PAGE: u64 = 4096;
 
 /// Where the tables are (runtime addresses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,20 +254,16 @@ impl Names<'_> {
         if self.pos >= self.at + self.buf.len() {
             self.at = self.pos;
             let addr = self.base.wrapping_add(self.pos as u64);
-            // the last chunk may run past the table's mapping: shrink until it reads
-            let mut len = CHUNK;
-            self.buf = loop {
-                match (self.r)(addr, len) {
-                    Ok(b) => break b,
-                    Err(why) if len <= 4096 => {
-                        return Err(KallsymsError::Read {
-                            what: "kallsyms_names",
-                            addr,
-                            why,
-                        });
-                    }
-                    Err(_) => len /= 4,
-                }
+            // the last chunk may run past the table's mapping: shrink to the end of the page
+            // the next byte is on (memory is mapped in whole pages), then fail
+            let to_page_end = (PAGE - (addr % PAGE)) as usize;
+            self.buf = match (self.r)(addr, CHUNK) {
+                Ok(b) => b,
+                Err(_) => (self.r)(addr, to_page_end).map_err(|why| KallsymsError::Read {
+                    what: "kallsyms_names",
+                    addr,
+                    why,
+                })?,
             };
         }
         let b = self.buf[self.pos - self.at];
