@@ -201,23 +201,7 @@ fn from_stack_trace(task: TaskInfo, reason: Reason, st: StackTrace) -> Trace {
         .frames
         .into_iter()
         .enumerate()
-        .map(|(index, f)| FrameRecord {
-            index,
-            pc: f.pc,
-            sp: f.sp,
-            cfa: f.cfa,
-            symbol: f.symbol,
-            offset: f.offset,
-            size: f.size,
-            module: f.module,
-            source: f.source,
-            inlined: f.inlined,
-            interrupted: f.interrupted,
-            reliable: f.reliable,
-            method: f.method,
-            stack: f.stack,
-            regs: f.regs,
-        })
+        .map(|(index, frame)| FrameRecord { index, frame })
         .collect();
     Trace {
         task,
@@ -235,7 +219,7 @@ pub fn signature(t: &Trace) -> Vec<String> {
     t.frames
         .iter()
         .take(SIGNATURE_MAX)
-        .map(|f| f.symbol.clone().unwrap_or_else(|| "?".into()))
+        .map(|f| f.frame.symbol.clone().unwrap_or_else(|| "?".into()))
         .collect()
 }
 

@@ -6,29 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::addr::{ser_hex, ser_opt_hex};
-use crate::kernel::stack::{InlinedFrame, RegsSource, SourceLoc, StartKind};
+use crate::kernel::stack::{RegsSource, StartKind, TraceFrame};
 use crate::plugins::sched_debug::record::ser_bytes;
-use crate::unwind::{Method, StackKind, StopReason};
+use crate::unwind::StopReason;
 
 /// Version of the JSON layout, bumped on any incompatible change.
 pub const SCHEMA: &str = "vmcore-report/backtrace/1";
-
-fn ser_regs<S: Serializer>(v: &Option<Vec<(&'static str, u64)>>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    match v {
-        None => s.serialize_none(),
-        Some(regs) => {
-            let mut m = s.serialize_map(Some(regs.len()))?;
-            for (name, value) in regs {
-                m.serialize_entry(name, &format!("{value:#x}"))?;
-            }
-            m.end()
-        }
-    }
-}
 
 /// Why a task is in the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -64,33 +50,12 @@ pub struct TaskInfo {
     pub is_idle: bool,
 }
 
-/// One physical frame.
+/// One physical frame: its index in the trace and the kernel view's frame.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FrameRecord {
     pub index: usize,
-    #[serde(serialize_with = "ser_hex")]
-    pub pc: u64,
-    #[serde(serialize_with = "ser_hex")]
-    pub sp: u64,
-    #[serde(serialize_with = "ser_opt_hex")]
-    pub cfa: Option<u64>,
-    pub symbol: Option<String>,
-    #[serde(serialize_with = "ser_hex")]
-    pub offset: u64,
-    #[serde(serialize_with = "ser_hex")]
-    pub size: u64,
-    pub module: Option<String>,
-    pub source: Option<SourceLoc>,
-    /// Functions inlined at the pc, innermost first.
-    pub inlined: Vec<InlinedFrame>,
-    /// The pc was interrupted (exact), not a return address.
-    pub interrupted: bool,
-    pub reliable: bool,
-    pub method: Method,
-    pub stack: StackKind,
-    /// The saved registers, on frames that start a segment.
-    #[serde(serialize_with = "ser_regs")]
-    pub regs: Option<Vec<(&'static str, u64)>>,
+    #[serde(flatten)]
+    pub frame: TraceFrame,
 }
 
 /// One task's trace.

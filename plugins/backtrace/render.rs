@@ -51,10 +51,10 @@ fn trace(out: &mut String, t: &Trace) {
         frame(out, f);
         // leaving a stack other than the task's: name the stack left, as crash does
         if let Some(next) = t.frames.get(i + 1)
-            && next.stack != f.stack
-            && f.stack != StackKind::Task
+            && next.frame.stack != f.frame.stack
+            && f.frame.stack != StackKind::Task
         {
-            let _ = writeln!(out, "--- <{} stack> ---", stack_name(f.stack));
+            let _ = writeln!(out, "--- <{} stack> ---", stack_name(f.frame.stack));
         }
     }
     if let Some(stop) = &t.stop
@@ -64,7 +64,8 @@ fn trace(out: &mut String, t: &Trace) {
     }
 }
 
-fn frame(out: &mut String, f: &FrameRecord) {
+fn frame(out: &mut String, r: &FrameRecord) {
+    let f = &r.frame;
     let unreliable = if f.reliable { "" } else { "? " };
     let func = match &f.symbol {
         Some(s) => format!("{s}+{:#x}/{:#x}", f.offset, f.size),
@@ -75,7 +76,7 @@ fn frame(out: &mut String, f: &FrameRecord) {
         .as_ref()
         .map_or(String::new(), |m| format!(" [{m}]"));
     // an interrupted frame past the first is where an exception or interrupt entered
-    if f.index > 0
+    if r.index > 0
         && f.interrupted
         && let Some(regs) = &f.regs
     {
@@ -85,7 +86,7 @@ fn frame(out: &mut String, f: &FrameRecord) {
     let _ = writeln!(
         out,
         "{:>3} [{:016x}] {unreliable}{func} at {:016x}{module}",
-        format!("#{}", f.index),
+        format!("#{}", r.index),
         f.sp,
         f.pc
     );
@@ -99,7 +100,7 @@ fn frame(out: &mut String, f: &FrameRecord) {
     if let Some(s) = &f.source {
         let _ = writeln!(out, "    {}: {}", s.file, s.line);
     }
-    if f.index == 0
+    if r.index == 0
         && let Some(regs) = &f.regs
     {
         registers(out, regs);

@@ -141,16 +141,22 @@ pub struct InlinedFrame {
     pub source: Option<SourceLoc>,
 }
 
-/// One physical frame, symbolized.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One physical frame, symbolized. Serialized with addresses as `"0x…"` strings and the
+/// registers as a name → value map (docs/backtrace.schema.json, `frame`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceFrame {
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub pc: u64,
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub sp: u64,
+    #[serde(serialize_with = "crate::addr::ser_opt_hex")]
     pub cfa: Option<u64>,
     /// The symbol covering the pc (`pc - 1` for a return address), its offset from the symbol
     /// (counted from `pc` itself, as `%pB` prints it) and size.
     pub symbol: Option<String>,
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub offset: u64,
+    #[serde(serialize_with = "crate::addr::ser_hex")]
     pub size: u64,
     /// The module the pc lies in (`None`: the kernel image).
     pub module: Option<String>,
@@ -164,7 +170,26 @@ pub struct TraceFrame {
     pub method: Method,
     pub stack: StackKind,
     /// The saved registers on frames that start a segment (name, value).
+    #[serde(serialize_with = "ser_regs")]
     pub regs: Option<Vec<(&'static str, u64)>>,
+}
+
+/// Registers as a JSON object, name → `"0x…"`, in their order.
+fn ser_regs<S: serde::Serializer>(
+    v: &Option<Vec<(&'static str, u64)>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match v {
+        None => s.serialize_none(),
+        Some(regs) => {
+            let mut m = s.serialize_map(Some(regs.len()))?;
+            for (name, value) in regs {
+                m.serialize_entry(name, &format!("{value:#x}"))?;
+            }
+            m.end()
+        }
+    }
 }
 
 /// A task's backtrace.
