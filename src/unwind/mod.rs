@@ -385,6 +385,21 @@ pub trait Unwinder {
     fn step(&self, regs: &Regs, interrupted: bool, mem: &dyn StackMemory, stacks: &Stacks) -> Step;
 }
 
+/// A shared unwinder (one built once per kernel and handed to every trace).
+impl<U: Unwinder + ?Sized> Unwinder for std::sync::Arc<U> {
+    fn arch(&self) -> Arch {
+        (**self).arch()
+    }
+
+    fn is_text(&self, pc: u64) -> bool {
+        (**self).is_text(pc)
+    }
+
+    fn step(&self, regs: &Regs, interrupted: bool, mem: &dyn StackMemory, stacks: &Stacks) -> Step {
+        (**self).step(regs, interrupted, mem, stacks)
+    }
+}
+
 /// Unwinds from `start` (a full register set whose pc is exact) until a stop: bounded by
 /// [`MAX_FRAMES`], stopping on a repeated (pc, sp) or a stack pointer that moves down on the
 /// same stack.

@@ -274,6 +274,8 @@ pub(crate) struct StackCache {
     modules: Memo<Arc<modsyms::ModuleSymbols>>,
     /// The vmlinux line tables: `None` when the vmlinux has no DWARF (or none was given).
     lines: OnceLock<Option<symbolize::Lines>>,
+    /// The x86_64 ORC unwinder (its tables read from the dump once per kernel).
+    pub(crate) x86_64_orc: Memo<Arc<crate::unwind::x86_64::X86_64Unwinder>>,
 }
 
 /// Splits off the deadline: `Err` only for [`KernelError::TimedOut`] (the caller stops), the

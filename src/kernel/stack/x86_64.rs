@@ -20,6 +20,8 @@
 //!   `0xfffffe0000000000 + PAGE_SIZE + idx * sizeof(struct cpu_entry_area)`, idx the per-CPU
 //!   `_cea_offset` (randomized since 6.2) or the CPU number).
 
+use std::sync::Arc;
+
 use object::{Object as _, ObjectSection};
 
 use crate::addr::VirtAddr;
@@ -281,25 +283,33 @@ fn exception_stacks(k: &Kernel, cpu: u32) -> Result<Vec<StackRange>, KernelError
     Ok(out)
 }
 
+/// The ORC unwinder of the image and every module: the tables from memory (the vmlinux file's
+/// as the fallback), their format, the kernel text ranges.
+fn orc_unwinder(k: &Kernel) -> Result<X86_64Unwinder, KernelError> {
+    let mut text: Vec<(u64, u64)> = [("_stext", "_etext"), ("_sinittext", "_einittext")]
+        .into_iter()
+        .filter_map(|(s, e)| Some((sym(k, s)?, sym(k, e)?)))
+        .collect();
+    let (ip_base, ips, entries) = image_orc(k, OrcSource::Memory)
+        .or_else(|| image_orc(k, OrcSource::File))
+        .ok_or_else(|| KernelError::NoSymbol("__start_orc_unwind_ip (or .orc_unwind_ip)".into()))?;
+    let format = detect_format(&orc_evidence(k), &entries)
+        .map_err(|e| KernelError::Corrupt(e.to_string()))?;
+    let mut tables = OrcTables::new(format);
+    let image = OrcTable::new("vmlinux", ip_base, &ips, &entries, format, None)
+        .map_err(|e| KernelError::Corrupt(e.to_string()))?;
+    tables.push(image);
+    module_tables(k, format, &mut tables, &mut text);
+    Ok(X86_64Unwinder::new(tables, text))
+}
+
 impl ArchStack for X86_64Stack {
     fn unwinder<'k>(&self, k: &'k Kernel) -> Result<Box<dyn Unwinder + 'k>, KernelError> {
-        let mut text: Vec<(u64, u64)> = [("_stext", "_etext"), ("_sinittext", "_einittext")]
-            .into_iter()
-            .filter_map(|(s, e)| Some((sym(k, s)?, sym(k, e)?)))
-            .collect();
-        let (ip_base, ips, entries) = image_orc(k, OrcSource::Memory)
-            .or_else(|| image_orc(k, OrcSource::File))
-            .ok_or_else(|| {
-                KernelError::NoSymbol("__start_orc_unwind_ip (or .orc_unwind_ip)".into())
-            })?;
-        let format = detect_format(&orc_evidence(k), &entries)
-            .map_err(|e| KernelError::Corrupt(e.to_string()))?;
-        let mut tables = OrcTables::new(format);
-        let image = OrcTable::new("vmlinux", ip_base, &ips, &entries, format, None)
-            .map_err(|e| KernelError::Corrupt(e.to_string()))?;
-        tables.push(image);
-        module_tables(k, format, &mut tables, &mut text);
-        let orc = X86_64Unwinder::new(tables, text);
+        // the ORC tables are read from the dump once per kernel, whichever plugin asks first
+        let orc = k
+            .stack_cache()
+            .x86_64_orc
+            .get_or_try(|| orc_unwinder(k).map(Arc::new))?;
         Ok(match super::vmlinux_cfi(k, crate::addr::Arch::X86_64)? {
             Some(cfi) => Box::new(OrcThenCfi { orc, cfi }),
             None => Box::new(orc),
@@ -370,7 +380,7 @@ impl ArchStack for X86_64Stack {
 /// with DWARF CFI first and ORC second; this unwinder keeps the kernel's order and asks the CFI
 /// only when ORC stops for want of a rule.
 struct OrcThenCfi<'k> {
-    orc: X86_64Unwinder,
+    orc: Arc<X86_64Unwinder>,
     cfi: crate::unwind::cfi::Cfi<'k>,
 }
 
