@@ -2,7 +2,7 @@
 //! the plugins, write the archive, and turn the outcome into an exit code.
 //!
 //! ```text
-//! Config ─► dump::open ─► arch::config_from_dump + arch::address_space ─► build_kernel
+//! Config ─► assemble::open_kernel (dump, translation, symbols and types: vmlinux or the dump)
 //!        ─► select plugins ─► runner ─► manifest + logs ─► archive (tar, checksum, gpg)
 //! ```
 //!
@@ -15,18 +15,18 @@ use std::time::Instant;
 
 use chrono::Local;
 
-use crate::arch::{self, TranslateError};
+use crate::arch::TranslateError;
+use crate::assemble::{self, DebuginfoRecord, OpenError};
 use crate::cli::Config;
-use crate::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchProof};
 use crate::debuginfo::{self, DebugInfoError};
-use crate::dump::{self, Dump, DumpError, DumpInfo};
+use crate::dump::{DumpError, DumpInfo};
 use crate::kernel::Kernel;
 use crate::report::archive::{self, ArchiveError, BuildDir};
 use crate::report::interrupt;
 use crate::report::log::{self, Captured};
 use crate::report::manifest::{
     self, Components, DumpRecord, MANIFEST_VERSION, Manifest, PluginRecord, PluginStatus,
-    ReportComponent, VmlinuxRecord,
+    ReportComponent,
 };
 use crate::report::plugin::Plugin;
 use crate::report::runner::{self, Planned, Progress};
@@ -83,6 +83,16 @@ pub enum AppError {
     Archive(#[from] ArchiveError),
 }
 
+impl From<OpenError> for AppError {
+    fn from(e: OpenError) -> AppError {
+        match e {
+            OpenError::Dump(e) => AppError::Dump(e),
+            OpenError::Translate(e) => AppError::Translate(e),
+            OpenError::DebugInfo(e) => AppError::DebugInfo(e),
+        }
+    }
+}
+
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -102,115 +112,6 @@ impl AppError {
             AppError::Archive(e) => e.code(),
         }
     }
-}
-
-/// How the vmlinux was found, for the manifest.
-fn found_by(config: &Config, path: &std::path::Path) -> &'static str {
-    if config.vmlinux.is_some() {
-        "command-line"
-    } else if config.debuginfo_dirs.iter().any(|d| path.starts_with(d)) {
-        "debuginfo-dir"
-    } else if path.components().any(|c| c.as_os_str() == ".build-id") {
-        "build-id"
-    } else {
-        "standard-path"
-    }
-}
-
-fn proof_name(p: &MatchProof) -> &'static str {
-    match p {
-        MatchProof::BuildId(_) => "build-id",
-        MatchProof::ReleaseAndBanner(_) => "release-and-banner",
-        MatchProof::ReleaseOnly(_) => "release-only",
-        MatchProof::Forced(_) => "forced",
-    }
-}
-
-/// The symbols a translator may need when VMCOREINFO lacks them, by architecture: the kernel's
-/// top-level page table.
-fn page_table_symbol(arch: Option<crate::addr::Arch>) -> &'static [&'static str] {
-    match arch {
-        Some(crate::addr::Arch::X86_64) => &["init_top_pgt", "swapper_pg_dir"],
-        Some(_) => &["swapper_pg_dir"],
-        None => &[],
-    }
-}
-
-/// Finds and verifies the vmlinux, loads its symbols and types, and builds the kernel view over
-/// the dump's address space.
-///
-/// Order: the address space is built from the dump alone when VMCOREINFO allows (it usually
-/// does); the vmlinux is located and verified by build-id, else by release (debuginfo's
-/// `locate`). When only the release matched, the `linux_banner` in the dump's memory is compared
-/// with the vmlinux's, which also tells two builds of one release apart. When the dump alone
-/// could not set up translation, the page-table root symbol from the vmlinux completes it.
-pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecord), AppError> {
-    let mut tcfg = arch::config_from_dump(&dump);
-    let first_space = arch::address_space(&dump, &tcfg);
-    let mut id = DumpIdentity::from_vmcoreinfo(dump.info.vmcoreinfo.as_ref(), dump.info.arch);
-    if id.release.is_none() {
-        id.release = dump
-            .info
-            .header_utsname
-            .as_ref()
-            .map(|u| u.release.clone())
-            .filter(|r| !r.is_empty());
-    }
-    let opts = LocateOptions {
-        explicit: config.vmlinux.clone(),
-        debuginfo_dirs: config.debuginfo_dirs.clone(),
-        sysroot: None,
-        no_standard_places: false,
-        force: config.force_vmlinux,
-    };
-    let located = locate::locate(&opts, &id)?;
-    let mut proof = located.proof.clone();
-    tracing::info!(
-        "vmlinux: {} ({}, found by {})",
-        located.path.display(),
-        proof_name(&proof),
-        found_by(config, &located.path)
-    );
-    let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
-
-    let space = match first_space {
-        Ok(s) => s,
-        Err(first) => {
-            let Some(va) = page_table_symbol(dump.info.arch)
-                .iter()
-                .find_map(|n| symbols.address(n))
-            else {
-                return Err(first.into());
-            };
-            tracing::info!(
-                "VMCOREINFO lacks the page-table root; using the vmlinux's at {va} ({first})"
-            );
-            tcfg.pgd_va = Some(va.0);
-            arch::address_space(&dump, &tcfg)?
-        }
-    };
-
-    if matches!(proof, MatchProof::ReleaseOnly(_)) {
-        if let Some(va) = symbols.address("linux_banner") {
-            if let Ok(banner) = space.read_cstr(va, 512) {
-                id.banner = Some(banner);
-                proof = locate::verify(&located.vmlinux, &id, config.force_vmlinux)?;
-                tracing::info!("vmlinux banner check: {}", proof_name(&proof));
-            }
-        }
-    }
-    if let MatchProof::Forced(why) = &proof {
-        tracing::warn!("using a vmlinux that does not match the dump (--force-vmlinux): {why}");
-    }
-
-    let record = VmlinuxRecord {
-        path: located.path.display().to_string(),
-        build_id: located.vmlinux.build_id(),
-        found_by: found_by(config, &located.path).to_string(),
-        proof: proof_name(&proof).to_string(),
-        forced: matches!(proof, MatchProof::Forced(_)),
-    };
-    Ok((Kernel::new(space, symbols, types, dump.info), record))
 }
 
 /// The crashed kernel's `init_uts_ns.name`, read through the kernel view. The address is the
@@ -506,7 +407,7 @@ fn log_memory() {
 pub fn produce_report(
     config: &Config,
     kernel: &Arc<Kernel>,
-    vmlinux: Option<VmlinuxRecord>,
+    debuginfo: Option<DebuginfoRecord>,
     plugins: &[&'static dyn Plugin],
     captured: &Captured,
     started: chrono::DateTime<Local>,
@@ -643,7 +544,8 @@ pub fn produce_report(
         tmpdir_fs_type: archive::fs_type(&config.tmp_dir),
         policy: host_policy(),
         dump,
-        vmlinux,
+        vmlinux: debuginfo.as_ref().and_then(|d| d.vmlinux.clone()),
+        debuginfo,
         kernel_release: kernel_release(kernel),
         architecture: Some(kernel.space().arch().uname_machine().to_string()),
         nodename: node,
@@ -823,21 +725,9 @@ pub fn summarize(o: &Outcome) {
     }
 }
 
-/// Opens the dump and builds the kernel view.
-pub fn open_kernel(config: &Config) -> Result<(Kernel, VmlinuxRecord), AppError> {
-    tracing::info!("opening {:?}", config.vmcores);
-    let dump = dump::open(&config.vmcores)?;
-    if let Some(why) = dump.info.health.describe() {
-        tracing::warn!("{why}; reading what is there");
-    }
-    tracing::info!(
-        "dump: {} ({} bytes, arch {:?}, page size {})",
-        dump.info.format.name(),
-        dump.info.file_size,
-        dump.info.arch,
-        dump.info.page_size
-    );
-    build_kernel(config, dump)
+/// Opens the dump and builds the kernel view (module [`crate::assemble`]).
+pub fn open_kernel(config: &Config) -> Result<(Kernel, DebuginfoRecord), AppError> {
+    Ok(assemble::open_kernel(&config.open_options())?)
 }
 
 /// The whole run for a validated configuration. Returns the exit code.
@@ -865,7 +755,7 @@ pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured
         print!("{}", list_plugins(plugins, config, kernel.as_ref()));
         return exit::OK;
     }
-    let (kernel, vmlinux) = match open_kernel(config) {
+    let (kernel, debuginfo) = match open_kernel(config) {
         Ok((k, v)) => (Arc::new(k), v),
         Err(e) => {
             tracing::error!("{e}");
@@ -875,7 +765,7 @@ pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured
     match produce_report(
         config,
         &kernel,
-        Some(vmlinux),
+        Some(debuginfo),
         plugins,
         captured,
         started,

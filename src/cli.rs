@@ -64,6 +64,10 @@ pub struct Cli {
     #[arg(long)]
     pub force_vmlinux: bool,
 
+    /// Do not look for a vmlinux: symbols and types from the dump alone (kallsyms, BTF)
+    #[arg(long, conflicts_with_all = ["vmlinux", "force_vmlinux"])]
+    pub dump_only: bool,
+
     /// Run only these plugins (comma-separated, repeatable); they are forced on
     #[arg(short = 'o', long = "only-plugins", value_name = "LIST", value_delimiter = ',', action = ArgAction::Append)]
     pub only_plugins: Vec<String>,
@@ -157,6 +161,7 @@ pub struct Config {
     pub vmlinux: Option<PathBuf>,
     pub debuginfo_dirs: Vec<PathBuf>,
     pub force_vmlinux: bool,
+    pub dump_only: bool,
     pub selection: Selection,
     pub plugin_options: Vec<OptionArg>,
     /// `-k` as given, for the manifest's `tunables`.
@@ -230,6 +235,17 @@ pub fn redacted_cmdline(args: &[OsString]) -> String {
 }
 
 impl Config {
+    /// What [`crate::assemble::open_kernel`] needs of the configuration.
+    pub fn open_options(&self) -> crate::assemble::OpenOptions {
+        crate::assemble::OpenOptions {
+            vmcores: self.vmcores.clone(),
+            vmlinux: self.vmlinux.clone(),
+            debuginfo_dirs: self.debuginfo_dirs.clone(),
+            force_vmlinux: self.force_vmlinux,
+            dump_only: self.dump_only,
+        }
+    }
+
     /// Validates the parsed command line against the plugins known to this build. Returns the
     /// configuration and warnings to show (unknown names given to `-n`).
     pub fn from_cli(
@@ -313,6 +329,7 @@ impl Config {
                 vmlinux: cli.vmlinux,
                 debuginfo_dirs: cli.debuginfo_dir,
                 force_vmlinux: cli.force_vmlinux,
+                dump_only: cli.dump_only,
                 selection,
                 plugin_options,
                 tunables: cli.plugin_option,

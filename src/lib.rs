@@ -6,9 +6,13 @@
 //! 2. [`dump`]: dump readers (ELF, kdump-compressed, flattened) behind the [`dump::PhysMem`] trait,
 //!    plus the metadata a dump carries (VMCOREINFO, per-CPU notes, the header's utsname).
 //! 3. [`arch`]: kernel virtual → physical translation per architecture ([`arch::AddressSpace`]).
-//! 4. [`debuginfo`]: the vmlinux symbol table and a lazy DWARF type index.
-//! 5. [`kernel`]: the typed kernel view plugins use ([`kernel::Kernel`], [`kernel::Object`]).
-//! 6. [`report`]: the plugin framework, the runner, the manifest and the sos-layout archive.
+//! 4. [`debuginfo`]: symbols (the vmlinux's, or kallsyms from the dump) and types (a lazy DWARF
+//!    index, BTF from the vmlinux or the dump's memory).
+//! 5. [`unwind`]: stack unwinding per architecture (ORC, CFI, frame records, back chain).
+//! 6. [`kernel`]: the typed kernel view plugins use ([`kernel::Kernel`], [`kernel::Object`]).
+//! 7. [`assemble`]: open the dump and build the kernel view from the symbol and type sources
+//!    that exist (a matching vmlinux, else the dump alone).
+//! 8. [`report`]: the plugin framework, the runner, the manifest and the sos-layout archive.
 //!
 //! The plugins themselves live in the top-level `plugins/` directory (one file each, plus the
 //! static registry) and see only [`kernel`] and the report sink. [`cli`] turns the command line
@@ -17,6 +21,7 @@
 pub mod addr;
 pub mod app;
 pub mod arch;
+pub mod assemble;
 pub mod cli;
 pub mod debuginfo;
 pub mod dump;

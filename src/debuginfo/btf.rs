@@ -30,6 +30,8 @@ use crate::debuginfo::elf::Vmlinux;
 use crate::debuginfo::{BaseEncoding, DebugInfoError, Member, Type, TypeId, TypeKind, TypeSource};
 
 const BTF_MAGIC: u16 = 0xeb9f;
+/// The largest BTF section read from a dump's memory (a 6.12 distribution kernel has about 6 MB).
+pub const MAX_MEMORY_BTF: u64 = 64 << 20;
 
 mod kind {
     pub const INT: u32 = 1;
@@ -145,6 +147,29 @@ impl BtfTypes {
 
     /// BTF from raw bytes (tests, or a BTF blob found elsewhere).
     pub fn from_bytes(data: Vec<u8>) -> Result<BtfTypes, DebugInfoError> {
+        BtfTypes::parse(Bytes::Owned(data))
+    }
+
+    /// The running kernel's own BTF, read from the dump's memory between `__start_BTF` and
+    /// `__stop_BTF` (the `.BTF` section is loaded with the read-only data on kernels built with
+    /// `CONFIG_DEBUG_INFO_BTF`; include/asm-generic/vmlinux.lds.h). At most [`MAX_MEMORY_BTF`]
+    /// bytes are read.
+    pub fn from_memory(
+        read: &dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
+        start: u64,
+        stop: u64,
+    ) -> Result<BtfTypes, DebugInfoError> {
+        let len = stop
+            .checked_sub(start)
+            .filter(|&l| l >= 24 && l <= MAX_MEMORY_BTF)
+            .ok_or_else(|| {
+                bad(format!(
+                    "__start_BTF {start:#x} .. __stop_BTF {stop:#x} is not a plausible section \
+                     (24 bytes to {MAX_MEMORY_BTF} accepted)"
+                ))
+            })?;
+        let data = read(start, len as usize)
+            .map_err(|why| bad(format!("cannot read {len} bytes at {start:#x}: {why}")))?;
         BtfTypes::parse(Bytes::Owned(data))
     }
 

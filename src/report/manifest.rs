@@ -18,6 +18,8 @@ use std::time::Duration;
 use chrono::{DateTime, Local};
 use serde::Serialize;
 
+pub use crate::assemble::{DebuginfoRecord, VmlinuxRecord};
+
 use super::select::SkipReason;
 
 /// The manifest format version, bumped when a key changes meaning or disappears.
@@ -57,6 +59,8 @@ pub struct Manifest {
     pub policy: String,
     pub dump: DumpRecord,
     pub vmlinux: Option<VmlinuxRecord>,
+    /// Where the symbols and types came from (a vmlinux, or the dump alone).
+    pub debuginfo: Option<DebuginfoRecord>,
     pub kernel_release: Option<String>,
     pub architecture: Option<String>,
     pub nodename: String,
@@ -110,19 +114,6 @@ impl From<&crate::dump::DumpHealth> for HealthRecord {
             flagged_incomplete_by_header: h.flagged_incomplete_by_header,
         }
     }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct VmlinuxRecord {
-    pub path: String,
-    pub build_id: Option<String>,
-    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`.
-    pub found_by: String,
-    /// How it was shown to match the dump: `build-id`, `release-and-banner`, `release-only`,
-    /// `forced`.
-    pub proof: String,
-    /// Whether `--force-vmlinux` overrode a mismatch.
-    pub forced: bool,
 }
 
 /// How a plugin's run ended.

@@ -265,6 +265,8 @@ pub enum Method {
     BackChain,
     /// Registers saved by an interrupt or exception (a `pt_regs` on the stack).
     PtRegs,
+    /// A return address found by scanning the stack (no unwind rule for the frame below).
+    StackScan,
 }
 
 /// One physical frame.

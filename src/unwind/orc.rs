@@ -324,11 +324,16 @@ impl OrcTable {
 
     /// The entry for `ip`: the last one whose IP is at or below it (the kernel's `__orc_find`).
     pub fn find(&self, ip: u64) -> Option<&OrcEntry> {
+        self.find_with_ip(ip).map(|(_, e)| e)
+    }
+
+    /// [`OrcTable::find`], with the IP the entry starts at.
+    pub fn find_with_ip(&self, ip: u64) -> Option<(u64, &OrcEntry)> {
         if !self.covers(ip) {
             return None;
         }
         let i = self.ips.partition_point(|&x| x <= ip);
-        i.checked_sub(1).map(|i| &self.entries[i])
+        i.checked_sub(1).map(|i| (self.ips[i], &self.entries[i]))
     }
 
     /// The absolute IPs, in order.
@@ -362,7 +367,12 @@ impl OrcTables {
 
     /// The entry for `ip` in the first table that covers it.
     pub fn find(&self, ip: u64) -> Option<&OrcEntry> {
-        self.tables.iter().find(|t| t.covers(ip))?.find(ip)
+        self.find_with_ip(ip).map(|(_, e)| e)
+    }
+
+    /// [`OrcTables::find`], with the IP the entry starts at.
+    pub fn find_with_ip(&self, ip: u64) -> Option<(u64, &OrcEntry)> {
+        self.tables.iter().find(|t| t.covers(ip))?.find_with_ip(ip)
     }
 }
 

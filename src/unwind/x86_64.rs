@@ -138,6 +138,49 @@ fn user_mode(regs: &Regs) -> bool {
 }
 
 impl X86_64Unwinder {
+    /// The caller of a frame ORC has no rule for, found by scanning the stack: the first word
+    /// above `sp` (at most [`SCAN_WORDS`], inside the stack) that is a return address — kernel
+    /// text whose ORC entry is a call frame, right after a call instruction (`call rel32`, or
+    /// `call *` through a register, memory or a retpoline thunk). The case this is for: a kdump
+    /// capture's first frame is `crash_setup_regs`'s label inside `__crash_kexec`, which objtool
+    /// leaves UNDEFINED; with a vmlinux its `.debug_frame` answers, without one this scan does.
+    /// Only an exact pc (frame 0, or an interrupted frame) is scanned from, and the caller is
+    /// marked unreliable: a stale return address left on the stack would pass the same checks.
+    fn scan_step(
+        &self,
+        regs: &Regs,
+        sp: u64,
+        mem: &dyn StackMemory,
+        stacks: &Stacks,
+    ) -> Option<Step> {
+        for i in 0..SCAN_WORDS {
+            let slot = sp.checked_add(8 * i)?;
+            if !stacks.holds(slot, 8) {
+                return None;
+            }
+            let Ok(ra) = mem.read_u64(slot) else {
+                return None;
+            };
+            if !self.is_text(ra) || !follows_call(mem, ra) {
+                continue;
+            }
+            if !matches!(self.orc.find(ra.wrapping_sub(1)), Some(e) if e.kind == OrcType::Call) {
+                continue;
+            }
+            let mut next = regs.clone();
+            next.set(r::RIP, ra);
+            next.set(r::RSP, slot + 8);
+            return Some(Step::Caller {
+                regs: next,
+                method: Method::StackScan,
+                reliable: false,
+                cfa: Some(slot + 8),
+                interrupted: false,
+            });
+        }
+        None
+    }
+
     fn orc_step(
         &self,
         entry: &OrcEntry,
@@ -301,6 +344,32 @@ impl Unwinder for X86_64Unwinder {
             Some(e) => self.orc_step(e, regs, pc, sp, mem, stacks),
             None => self.fp_step(regs, pc, mem, stacks),
         };
-        result.unwrap_or_else(Step::Stop)
+        match result {
+            Err(StopReason::NoUnwindInfo { .. }) if interrupted => self
+                .scan_step(regs, sp, mem, stacks)
+                .unwrap_or(Step::Stop(StopReason::NoUnwindInfo { pc })),
+            r => r.unwrap_or_else(Step::Stop),
+        }
     }
+}
+
+/// Words of stack [`X86_64Unwinder::scan_step`] looks at (a `pt_regs` and a few locals).
+const SCAN_WORDS: u64 = 64;
+
+/// Whether the bytes before `ra` end with a call instruction: `e8 rel32`; `ff /2` through a
+/// register (`ff d0+r`, 2 bytes, 3 with a REX prefix), through memory with a disp8 or an SIB
+/// byte (3 or 4 bytes), or through `disp32(%rip)` / `disp32(,%reg,8)` (6 or 7 bytes).
+fn follows_call(mem: &dyn StackMemory, ra: u64) -> bool {
+    let Ok(word) = mem.read_u64(ra.wrapping_sub(8)) else {
+        return false;
+    };
+    let b = word.to_le_bytes(); // b[7] is the byte at ra - 1
+    let at = |back: usize| b[8 - back];
+    let modrm_call = |m: u8| (m >> 3) & 7 == 2;
+    at(5) == 0xe8
+        || (at(2) == 0xff && modrm_call(at(1)) && at(1) >> 6 == 3)
+        || (at(3) == 0xff && modrm_call(at(2)) && at(2) >> 6 == 1)
+        || (at(4) == 0xff && modrm_call(at(3)) && at(3) >> 6 == 1 && at(3) & 7 == 4)
+        || (at(6) == 0xff && at(5) == 0x15)
+        || (at(7) == 0xff && modrm_call(at(6)) && at(6) & 7 == 4)
 }

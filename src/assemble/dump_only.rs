@@ -1,0 +1,200 @@
+//! The kernel view from the dump alone: no vmlinux.
+//!
+//! - **Symbols**: the kernel's own kallsyms tables, decoded from memory
+//!   ([`crate::debuginfo::kallsyms`]), found through VMCOREINFO's `SYMBOL(kallsyms_*)` lines
+//!   (6.0+) or, without them, by scanning the kernel image ([`crate::debuginfo::kallsyms::scan`]).
+//!   Without either, VMCOREINFO's own `SYMBOL()` lines are the whole table.
+//! - **Types**: the kernel's BTF between `__start_BTF` and `__stop_BTF` in memory, with the
+//!   well-known globals typed by [`crate::debuginfo::globals`]. Without BTF the view has no
+//!   types: what VMCOREINFO describes (the log, the utsname) is still read, the plugins that
+//!   need types are skipped with the reason.
+//! - **Code**: x86_64 ORC tables are read from memory by the unwinder already; there is no CFI
+//!   (`.debug_frame` lives only in the vmlinux file) and no source lines.
+
+use std::sync::Arc;
+
+use crate::addr::VirtAddr;
+use crate::arch::AddressSpace;
+use crate::debuginfo::TypeSource;
+use crate::debuginfo::btf::BtfTypes;
+use crate::debuginfo::globals::{DumpTypes, GlobalsReport, NoTypes};
+use crate::debuginfo::kallsyms::{self, KallsymsTables};
+use crate::debuginfo::symbols::{RuntimeSymbol, SymKind, SymbolTable};
+use crate::dump::{Dump, VmcoreInfo};
+use crate::kernel::Kernel;
+
+use super::{DebuginfoRecord, OpenError};
+
+/// The kallsyms table used, for the manifest.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KallsymsRecord {
+    /// `vmcoreinfo` (its `SYMBOL(kallsyms_*)` lines) or `scan` (found in the kernel image).
+    pub found_by: String,
+    pub symbols: usize,
+    pub encoding: kallsyms::AddressEncoding,
+    #[serde(serialize_with = "crate::addr::ser_hex")]
+    pub names: u64,
+}
+
+/// The BTF used, for the manifest.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BtfRecord {
+    #[serde(serialize_with = "crate::addr::ser_hex")]
+    pub address: u64,
+    pub size: u64,
+    pub types: usize,
+    /// The well-known globals typed from it.
+    pub globals: GlobalsReport,
+}
+
+/// Builds the view; `why` says why no vmlinux is used.
+pub fn build(
+    dump: Dump,
+    space: AddressSpace,
+    why: String,
+) -> Result<(Kernel, DebuginfoRecord), OpenError> {
+    let t0 = std::time::Instant::now();
+    let mut notes = vec![format!("no vmlinux: {why}")];
+    let kaslr = space.kaslr_offset();
+    let read = |addr: u64, len: usize| -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; len];
+        space
+            .read(VirtAddr(addr), &mut buf)
+            .map(|()| buf)
+            .map_err(|e| e.to_string())
+    };
+    let vi = dump.info.vmcoreinfo.as_ref();
+
+    let (symbols, ks_record) = match decode_kallsyms(vi, &read, &space) {
+        Ok((ks, found_by, names)) => {
+            let record = KallsymsRecord {
+                found_by: found_by.into(),
+                symbols: ks.symbols.len(),
+                encoding: ks.encoding,
+                names,
+            };
+            tracing::info!(
+                "symbols: {} from the dump's kallsyms ({}, {:?})",
+                record.symbols,
+                record.found_by,
+                record.encoding
+            );
+            (ks.symbol_table(kaslr), Some(record))
+        }
+        Err(e) => {
+            tracing::warn!("{e}; only VMCOREINFO's SYMBOL() lines name symbols");
+            notes.push(e);
+            (vmcoreinfo_symbols(vi, kaslr), None)
+        }
+    };
+
+    let (types, btf_record): (Arc<dyn TypeSource>, Option<BtfRecord>) =
+        match btf_from_memory(&symbols, &read) {
+            Ok((btf, address, size)) => {
+                let type_count = btf.type_count();
+                let types = DumpTypes::new(btf, &symbols, &read);
+                let globals = types.report().clone();
+                tracing::info!(
+                    "types: {type_count} from the dump's BTF ({size} bytes at {address:#x}); \
+                     {} well-known globals typed, {} rejected",
+                    globals.typed,
+                    globals.rejected.len()
+                );
+                let record = BtfRecord {
+                    address,
+                    size,
+                    types: type_count,
+                    globals,
+                };
+                (Arc::new(types), Some(record))
+            }
+            Err(e) => {
+                tracing::warn!("{e}; no kernel types: only what VMCOREINFO describes is read");
+                notes.push(e);
+                (Arc::new(NoTypes), None)
+            }
+        };
+    tracing::debug!(elapsed = ?t0.elapsed(), "dump-only debuginfo assembled");
+
+    let record = DebuginfoRecord {
+        symbols: if ks_record.is_some() {
+            "kallsyms"
+        } else {
+            "vmcoreinfo"
+        }
+        .into(),
+        types: if btf_record.is_some() {
+            "dump-btf"
+        } else {
+            "none"
+        }
+        .into(),
+        vmlinux: None,
+        kallsyms: ks_record,
+        btf: btf_record,
+        notes,
+    };
+    Ok((
+        Kernel::new(space, Arc::new(symbols), types, dump.info),
+        record,
+    ))
+}
+
+/// The kallsyms table, found through VMCOREINFO or by scanning; with how it was found and where
+/// its names table is.
+fn decode_kallsyms(
+    vi: Option<&VmcoreInfo>,
+    read: kallsyms::ReadFn<'_>,
+    space: &AddressSpace,
+) -> Result<(kallsyms::Kallsyms, &'static str, u64), String> {
+    let vi = vi.ok_or("no VMCOREINFO: kallsyms cannot be placed")?;
+    let stext = vi
+        .symbol("_stext")
+        .ok_or("VMCOREINFO has no SYMBOL(_stext) to prove a kallsyms table against")?;
+    let endian = space.endian();
+    let (tables, found_by) = match KallsymsTables::from_vmcoreinfo(vi) {
+        Some(t) => (t, "vmcoreinfo"),
+        None => {
+            let t = kallsyms::scan(vi, read, endian).map_err(|e| e.to_string())?;
+            (t, "scan")
+        }
+    };
+    let ks = kallsyms::decode(&tables, read, endian, stext).map_err(|e| e.to_string())?;
+    Ok((ks, found_by, tables.names))
+}
+
+/// VMCOREINFO's `SYMBOL()` lines as a symbol table (runtime addresses already).
+fn vmcoreinfo_symbols(vi: Option<&VmcoreInfo>, kaslr: u64) -> SymbolTable {
+    let list = vi
+        .map(|vi| {
+            vi.symbols
+                .iter()
+                .map(|(name, &address)| RuntimeSymbol {
+                    name: name.clone(),
+                    address,
+                    size: 0,
+                    kind: SymKind::Other,
+                    global: true,
+                    absolute: false,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SymbolTable::from_runtime(list, kaslr)
+}
+
+/// The kernel's BTF from memory, with its address and size.
+fn btf_from_memory(
+    symbols: &SymbolTable,
+    read: kallsyms::ReadFn<'_>,
+) -> Result<(BtfTypes, u64, u64), String> {
+    let (Some(start), Some(stop)) = (
+        symbols.address("__start_BTF"),
+        symbols.address("__stop_BTF"),
+    ) else {
+        return Err("the dump's symbols do not place the kernel's BTF (__start_BTF)".into());
+    };
+    let btf = BtfTypes::from_memory(read, start.0, stop.0)
+        .map_err(|e| format!("the kernel's BTF in the dump: {e}"))?;
+    Ok((btf, start.0, stop.0 - start.0))
+}
