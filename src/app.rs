@@ -345,6 +345,9 @@ impl Outcome {
                     && !r.error_causes.iter().all(|c| c.is_filtering()))
         }) {
             exit::PLUGINS_FAILED
+        } else if (self.manifest.debuginfo.as_ref()).is_some_and(|d| !d.has_types()) {
+            // Dump-only without kernel types: the plugins that need them did not run.
+            exit::PLUGINS_FAILED
         } else if ran.iter().any(|r| r.status == PluginStatus::Partial) {
             exit::FILTERED
         } else {

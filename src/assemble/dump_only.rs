@@ -25,6 +25,10 @@ use crate::kernel::Kernel;
 
 use super::{DebuginfoRecord, OpenError};
 
+/// How far past `_stext` the kernel image is searched for tables (a 6.12 distribution kernel's
+/// text and read-only data span about 40 MiB).
+const IMAGE_SCAN_LIMIT: u64 = 256 << 20;
+
 /// The kallsyms table used, for the manifest.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KallsymsRecord {
@@ -89,7 +93,7 @@ pub fn build(
     };
 
     let (types, btf_record): (Arc<dyn TypeSource>, Option<BtfRecord>) =
-        match btf_from_memory(&symbols, &read) {
+        match btf_from_memory(&symbols, &read, space.endian() == crate::addr::Endian::Big) {
             Ok((btf, address, size)) => {
                 let type_count = btf.type_count();
                 let types = DumpTypes::new(btf, &symbols, &read);
@@ -187,14 +191,21 @@ fn vmcoreinfo_symbols(vi: Option<&VmcoreInfo>, kaslr: u64) -> SymbolTable {
 fn btf_from_memory(
     symbols: &SymbolTable,
     read: kallsyms::ReadFn<'_>,
+    big_endian: bool,
 ) -> Result<(BtfTypes, u64, u64), String> {
-    let (Some(start), Some(stop)) = (
+    if let (Some(start), Some(stop)) = (
         symbols.address("__start_BTF"),
         symbols.address("__stop_BTF"),
-    ) else {
-        return Err("the dump's symbols do not place the kernel's BTF (__start_BTF)".into());
-    };
-    let btf = BtfTypes::from_memory(read, start.0, stop.0)
-        .map_err(|e| format!("the kernel's BTF in the dump: {e}"))?;
-    Ok((btf, start.0, stop.0 - start.0))
+    ) {
+        let btf = BtfTypes::from_memory(read, start.0, stop.0)
+            .map_err(|e| format!("the kernel's BTF in the dump: {e}"))?;
+        return Ok((btf, start.0, stop.0 - start.0));
+    }
+    // A table without data symbols (CONFIG_KALLSYMS_ALL=n): search the kernel image.
+    let start = symbols
+        .address("_stext")
+        .ok_or("the dump's symbols place neither the kernel's BTF nor _stext")?;
+    BtfTypes::scan(read, start.0, IMAGE_SCAN_LIMIT, big_endian).map_err(|e| {
+        format!("the dump's symbols do not place the kernel's BTF (__start_BTF), and {e}")
+    })
 }

@@ -173,6 +173,40 @@ impl BtfTypes {
         BtfTypes::parse(Bytes::Owned(data))
     }
 
+    /// Finds the kernel's BTF in the kernel image without `__start_BTF` (a kallsyms table
+    /// without data symbols, `CONFIG_KALLSYMS_ALL=n`): the header's first eight bytes (magic,
+    /// version 1, flags 0, `hdr_len` 24, in the dump's byte order) at a 4-byte boundary within
+    /// `limit` bytes of `start`; the first candidate that parses and describes
+    /// `struct task_struct` is the kernel's. Returns it with its address and size.
+    pub fn scan(
+        read: crate::debuginfo::memscan::ReadFn<'_>,
+        start: u64,
+        limit: u64,
+        big_endian: bool,
+    ) -> Result<(BtfTypes, u64, u64), DebugInfoError> {
+        let magic: [u8; 8] = if big_endian {
+            [0xeb, 0x9f, 1, 0, 0, 0, 0, 24]
+        } else {
+            [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
+        };
+        let hits = crate::debuginfo::memscan::find_all(read, start, limit, &magic, 4, 16);
+        for at in &hits {
+            let Ok(hdr) = read(*at, 24) else { continue };
+            let field = |o: usize| u64::from(read_u32(&hdr, o, big_endian).unwrap_or(0));
+            let len = 24 + (field(8) + field(12)).max(field(16) + field(20));
+            let Ok(btf) = BtfTypes::from_memory(read, *at, at + len) else {
+                continue;
+            };
+            if matches!(btf.find_type("struct task_struct"), Ok(Some(_))) {
+                return Ok((btf, *at, len));
+            }
+        }
+        Err(bad(format!(
+            "no BTF header that parses in {limit:#x} bytes from {start:#x} ({} candidates)",
+            hits.len()
+        )))
+    }
+
     fn data(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Mapped(_, d) => d,

@@ -457,15 +457,203 @@ pub fn letter_kind(letter: u8) -> SymKind {
     }
 }
 
-/// Finds the tables without VMCOREINFO's `SYMBOL(kallsyms_*)` lines (kernels before 6.0): see
-/// the module documentation.
+/// How far past `_stext` [`scan`] searches the kernel image.
+pub const SCAN_LIMIT: u64 = 256 << 20;
+/// How far below the token table [`scan`] looks for the markers and the names.
+const SCAN_BACK: u64 = 8 << 20;
+
+/// Finds the tables in the kernel image without VMCOREINFO's `SYMBOL(kallsyms_*)` lines
+/// (kernels before 6.0), proving each step by the tables' own structure, and the whole by
+/// [`decode`] putting `_stext` at VMCOREINFO's `SYMBOL(_stext)`:
+/// 1. the token table: every digit is a token of its own at its own code point, so the table
+///    holds the run `"0\0" "1\0" … "9\0"`;
+/// 2. the token index, just after the table: 256 increasing u16, the first 0, whose entries
+///    for `'0'`…`'9'` are 2 apart and put `'0'` at that run, every token ending in a NUL;
+/// 3. the markers, below the token table (only `kallsyms_seqs_of_names`, 3 bytes a symbol,
+///    may lie between): u32 offsets into the names of every 256th symbol, the first 0;
+/// 4. the names, ending where the markers begin, preceded by `kallsyms_num_syms`: walking that
+///    many length-prefixed names must pass every marker and end at the markers;
+/// 5. the addresses: `kallsyms_offsets` + `kallsyms_relative_base` (or `kallsyms_addresses`)
+///    below `kallsyms_num_syms` (scripts/kallsyms.c's order since 4.20), or above the token
+///    index (its later order); [`decode`] keeps the one that places `_stext` right.
+///
+/// Every table starts at a multiple of 8 (scripts/kallsyms.c aligns each label so on 64-bit
+/// kernels).
 pub fn scan(
     vi: &VmcoreInfo,
     r: ReadFn<'_>,
     endian: Endian,
 ) -> Result<KallsymsTables, KallsymsError> {
-    let _ = (vi, r, endian);
-    Err(KallsymsError::Corrupt(
-        "VMCOREINFO names no kallsyms tables".into(),
-    ))
+    let stext = vi
+        .symbol("_stext")
+        .ok_or_else(|| KallsymsError::Corrupt("no SYMBOL(_stext) to scan from".into()))?;
+    let digits = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+    let hits = crate::debuginfo::memscan::find_all(r, stext, SCAN_LIMIT, digits, 1, 64);
+    for p in &hits {
+        let Some((table, index)) = token_tables(r, endian, *p) else {
+            continue;
+        };
+        for cand in below_token_table(r, endian, table) {
+            let (num_at, names, n) = cand;
+            let mut t = KallsymsTables {
+                num_syms: num_at,
+                names,
+                token_table: table,
+                token_index: index,
+                offsets: None,
+                relative_base: None,
+                addresses: None,
+            };
+            // the orders of the address tables: below num_syms, or above the token index
+            let below_offsets = (num_at - 8).saturating_sub((4 * n).div_ceil(8) * 8);
+            let above = (index + 512).div_ceil(8) * 8;
+            let layouts = [
+                (Some(below_offsets), Some(num_at - 8), None),
+                (None, None, Some(num_at.saturating_sub(8 * n))),
+                (Some(above), Some(above + (4 * n).div_ceil(8) * 8), None),
+                (Some(above), None, None),
+            ];
+            for (offsets, relative_base, addresses) in layouts {
+                t.offsets = offsets;
+                t.relative_base = relative_base;
+                t.addresses = addresses;
+                if decode(&t, r, endian, stext).is_ok() {
+                    return Ok(t);
+                }
+            }
+        }
+    }
+    Err(KallsymsError::Corrupt(format!(
+        "no kallsyms tables found in {SCAN_LIMIT:#x} bytes from _stext {stext:#x} ({} token-table candidates)",
+        hits.len()
+    )))
+}
+
+/// Steps 1–2 of [`scan`]: the token table and index around a digit run at `p`.
+fn token_tables(r: ReadFn<'_>, endian: Endian, p: u64) -> Option<(u64, u64)> {
+    const WINDOW: usize = 64 << 10;
+    let after = r(p, WINDOW)
+        .or_else(|_| r(p, 4096 - (p % 4096) as usize))
+        .ok()?;
+    let u16s = |b: &[u8]| -> Vec<usize> {
+        b.chunks_exact(2)
+            .map(|c| endian.uint(c, 2).unwrap_or(0) as usize)
+            .collect()
+    };
+    let mut q = (2 - (p % 2) as usize) % 2 + 20;
+    while q + 512 <= after.len() {
+        let idx = u16s(&after[q..q + 512]);
+        let zero = idx[usize::from(b'0')];
+        let ok = idx[0] == 0
+            && (1..10).all(|d| idx[usize::from(b'0') + d] == zero + 2 * d)
+            && idx.windows(2).all(|w| w[0] < w[1])
+            && u64::try_from(zero).is_ok_and(|z| z <= p);
+        if ok {
+            let table = p - zero as u64;
+            let last = idx[255];
+            let bytes = r(table, last + KSYM_NAME_LEN).ok()?;
+            let terminated = idx[1..].iter().all(|&o| bytes.get(o - 1) == Some(&0));
+            let end = bytes.get(last..)?.iter().position(|&b| b == 0)? + last + 1;
+            let index = p + q as u64;
+            if terminated && index >= table + end as u64 && index - (table + end as u64) < 16 {
+                return Some((table, index));
+            }
+        }
+        q += 2;
+    }
+    None
+}
+
+/// Steps 3–4 of [`scan`]: (address of `kallsyms_num_syms`, names, count) candidates below the
+/// token table.
+fn below_token_table(r: ReadFn<'_>, endian: Endian, table: u64) -> Vec<(u64, u64, u64)> {
+    let base = table.saturating_sub(SCAN_BACK);
+    let Ok(mem) = r(base, (table - base) as usize) else {
+        return Vec::new();
+    };
+    let u32_at = |a: u64| -> Option<u64> {
+        let o = usize::try_from(a.checked_sub(base)?).ok()?;
+        endian.uint(mem.get(o..o + 4)?, 4)
+    };
+    let mut out = Vec::new();
+    // markers: from each 8-aligned zero word below the table, a run of increasing offsets
+    let mut m = table & !7;
+    while m > base + 8 && out.len() < 4 {
+        m -= 8;
+        if u32_at(m) != Some(0) {
+            continue;
+        }
+        let mut markers = vec![0u64];
+        while let Some(v) = u32_at(m + 4 * markers.len() as u64) {
+            let prev = *markers.last().unwrap_or(&0);
+            if v <= prev || v - prev < 256 * 2 || v - prev > 256 * (KSYM_NAME_LEN as u64 + 2) {
+                break;
+            }
+            markers.push(v);
+        }
+        let k = markers.len() as u64;
+        let run_end = m + 4 * k;
+        let gap = table.saturating_sub(run_end);
+        if k < 2 || gap > 3 * 256 * k + 16 || (gap > 16 && gap < 3 * 256 * (k - 1)) {
+            continue;
+        }
+        // names end at the markers (up to 7 bytes of padding); the last marker's symbol and
+        // up to 255 more follow it
+        let last = *markers.last().unwrap_or(&0);
+        let hi = m.saturating_sub(last);
+        let lo = hi
+            .saturating_sub(256 * (KSYM_NAME_LEN as u64 + 2))
+            .max(base + 8);
+        let mut names = hi & !7;
+        while names >= lo {
+            for num_at in [names - 8, names - 4] {
+                if let Some(n) = u32_at(num_at)
+                    && n > 256 * (k - 1)
+                    && n <= 256 * k
+                    && names_walk_fits(&mem, base, names, n, &markers, m)
+                {
+                    out.push((num_at, names, n));
+                }
+            }
+            names -= 8;
+        }
+    }
+    out
+}
+
+/// Whether walking `n` names from `names` passes every marker and ends within 8 bytes of the
+/// markers at `m`, with one-byte lengths or with the 6.1+ two-byte ones.
+fn names_walk_fits(mem: &[u8], base: u64, names: u64, n: u64, markers: &[u64], m: u64) -> bool {
+    let Some(start) = names.checked_sub(base).map(|o| o as usize) else {
+        return false;
+    };
+    'encoding: for long in [true, false] {
+        let mut pos = start;
+        for i in 0..n as usize {
+            if i % 256 == 0 && markers.get(i / 256) != Some(&((pos - start) as u64)) {
+                continue 'encoding;
+            }
+            let Some(&b0) = mem.get(pos) else {
+                continue 'encoding;
+            };
+            let len = if long && b0 & 0x80 != 0 {
+                let Some(&b1) = mem.get(pos + 1) else {
+                    continue 'encoding;
+                };
+                pos += 1;
+                usize::from(b0 & 0x7f) | usize::from(b1) << 7
+            } else {
+                usize::from(b0)
+            };
+            if len == 0 {
+                continue 'encoding;
+            }
+            pos += 1 + len;
+        }
+        let end = base + pos as u64;
+        if end <= m && m - end < 8 {
+            return true;
+        }
+    }
+    false
 }

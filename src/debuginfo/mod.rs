@@ -24,6 +24,7 @@ pub mod elf;
 pub mod globals;
 pub mod kallsyms;
 pub mod locate;
+pub mod memscan;
 pub mod symbols;
 
 use std::sync::Arc;
