@@ -75,10 +75,12 @@ fn keep<T>(errors: &mut Vec<AccessError>, r: AResult<Option<T>>) -> Option<T> {
     }
 }
 
-/// `init_uts_ns.name`.
+/// `init_uts_ns.name`; without kernel types, at VMCOREINFO's `SYMBOL(init_uts_ns)` +
+/// `OFFSET(uts_namespace.name)`, `struct new_utsname` being six `char[65]` (a user-space ABI,
+/// include/uapi/linux/utsname.h).
 pub fn read_uts<K: KernelAccess>(k: &K) -> AResult<Option<Uts>> {
     let Some(ns) = k.var("init_uts_ns")? else {
-        return Ok(None);
+        return read_uts_untyped(k);
     };
     let Some(name) = k.member(&ns, "name")? else {
         return Ok(None);
@@ -96,6 +98,29 @@ pub fn read_uts<K: KernelAccess>(k: &K) -> AResult<Option<Uts>> {
         version: field("version")?,
         machine: field("machine")?,
         domainname: field("domainname")?,
+    }))
+}
+
+fn read_uts_untyped<K: KernelAccess>(k: &K) -> AResult<Option<Uts>> {
+    const FIELD: usize = 65;
+    let (Some(ns), Some(off)) = (
+        k.vmcoreinfo_symbol("init_uts_ns"),
+        k.vmcoreinfo_u64("OFFSET(uts_namespace.name)"),
+    ) else {
+        return Ok(None);
+    };
+    let raw = k.read(ns.wrapping_add(off), 6 * FIELD)?;
+    let field = |i: usize| -> Vec<u8> {
+        let f = &raw[i * FIELD..(i + 1) * FIELD];
+        f[..f.iter().position(|&b| b == 0).unwrap_or(UTS_LEN.min(FIELD))].to_vec()
+    };
+    Ok(Some(Uts {
+        sysname: field(0),
+        nodename: field(1),
+        release: field(2),
+        version: field(3),
+        machine: field(4),
+        domainname: field(5),
     }))
 }
 

@@ -83,14 +83,15 @@ pub fn build(
                 record.found_by,
                 record.encoding
             );
-            (ks.symbol_table(kaslr), Some(record))
+            (ks.runtime_symbols(), Some(record))
         }
         Err(e) => {
             tracing::warn!("{e}; only VMCOREINFO's SYMBOL() lines name symbols");
             notes.push(e);
-            (vmcoreinfo_symbols(vi, kaslr), None)
+            (Vec::new(), None)
         }
     };
+    let symbols = with_vmcoreinfo_symbols(symbols, vi, kaslr);
 
     let (types, btf_record): (Arc<dyn TypeSource>, Option<BtfRecord>) =
         match btf_from_memory(&symbols, &read, space.endian() == crate::addr::Endian::Big) {
@@ -167,23 +168,36 @@ fn decode_kallsyms(
     Ok((ks, found_by, tables.names))
 }
 
-/// VMCOREINFO's `SYMBOL()` lines as a symbol table (runtime addresses already).
-fn vmcoreinfo_symbols(vi: Option<&VmcoreInfo>, kaslr: u64) -> SymbolTable {
-    let list = vi
-        .map(|vi| {
-            vi.symbols
-                .iter()
-                .map(|(name, &address)| RuntimeSymbol {
-                    name: name.clone(),
-                    address,
-                    size: 0,
-                    kind: SymKind::Other,
-                    global: true,
-                    absolute: false,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+/// The table, completed by VMCOREINFO's `SYMBOL()` lines for the names it lacks (all of them
+/// without kallsyms; the variables among them when kallsyms has no data symbols,
+/// `CONFIG_KALLSYMS_ALL=n`). Those lines name variables (`init_uts_ns`, `prb`, `mem_section`,
+/// …), except `_stext`.
+fn with_vmcoreinfo_symbols(
+    mut list: Vec<RuntimeSymbol>,
+    vi: Option<&VmcoreInfo>,
+    kaslr: u64,
+) -> SymbolTable {
+    if let Some(vi) = vi {
+        let known: std::collections::HashSet<String> =
+            list.iter().map(|s| s.name.clone()).collect();
+        for (name, &address) in &vi.symbols {
+            if known.contains(name) {
+                continue;
+            }
+            list.push(RuntimeSymbol {
+                name: name.clone(),
+                address,
+                size: 0,
+                kind: if name == "_stext" {
+                    SymKind::Text
+                } else {
+                    SymKind::Data
+                },
+                global: true,
+                absolute: false,
+            });
+        }
+    }
     SymbolTable::from_runtime(list, kaslr)
 }
 

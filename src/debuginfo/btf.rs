@@ -161,7 +161,7 @@ impl BtfTypes {
     ) -> Result<BtfTypes, DebugInfoError> {
         let len = stop
             .checked_sub(start)
-            .filter(|&l| l >= 24 && l <= MAX_MEMORY_BTF)
+            .filter(|l| (24..=MAX_MEMORY_BTF).contains(l))
             .ok_or_else(|| {
                 bad(format!(
                     "__start_BTF {start:#x} .. __stop_BTF {stop:#x} is not a plausible section \

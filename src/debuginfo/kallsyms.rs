@@ -28,7 +28,7 @@
 //! error naming the address, never a panic.
 
 use crate::addr::Endian;
-use crate::debuginfo::symbols::{RuntimeSymbol, SymKind, SymbolTable};
+use crate::debuginfo::symbols::{RuntimeSymbol, SymKind};
 use crate::dump::VmcoreInfo;
 
 /// The most symbols accepted (a 6.x distribution kernel has ~200 000).
@@ -428,12 +428,12 @@ fn guess_sizes(symbols: &mut [KallsymsSymbol]) {
 }
 
 impl Kallsyms {
-    /// The table behind the same interface the vmlinux symbols use. The nm letter gives the
-    /// kind (`t`/`T`/`w`/`W` code, `d`/`D`/`b`/`B`/`r`/`R`/`g`/`G`/`s`/`S`/`v`/`V` data, `a`/`A`
-    /// a constant) and, upper case, global binding; addresses are the running kernel's already.
-    pub fn symbol_table(&self, kaslr_offset: u64) -> SymbolTable {
-        let list = self
-            .symbols
+    /// The symbols for the table behind the interface the vmlinux symbols use
+    /// ([`SymbolTable::from_runtime`]). The nm letter gives the kind (`t`/`T`/`w`/`W` code,
+    /// `d`/`D`/`b`/`B`/`r`/`R`/`g`/`G`/`s`/`S`/`v`/`V` data, `a`/`A` a constant) and, upper
+    /// case, global binding; addresses are the running kernel's already.
+    pub fn runtime_symbols(&self) -> Vec<RuntimeSymbol> {
+        self.symbols
             .iter()
             .map(|s| RuntimeSymbol {
                 name: s.name.clone(),
@@ -443,8 +443,7 @@ impl Kallsyms {
                 global: s.kind.is_ascii_uppercase(),
                 absolute: s.kind.eq_ignore_ascii_case(&b'a'),
             })
-            .collect();
-        SymbolTable::from_runtime(list, kaslr_offset)
+            .collect()
     }
 }
 
