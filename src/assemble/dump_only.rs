@@ -69,7 +69,7 @@ pub fn build(
     };
     let vi = dump.info.vmcoreinfo.as_ref();
 
-    let (symbols, ks_record) = match decode_kallsyms(vi, &read, &space) {
+    let (kallsyms, ks_record) = match decode_kallsyms(vi, &read, &space) {
         Ok((ks, found_by, names)) => {
             let record = KallsymsRecord {
                 found_by: found_by.into(),
@@ -83,19 +83,22 @@ pub fn build(
                 record.found_by,
                 record.encoding
             );
-            (ks.runtime_symbols(), Some(record))
+            (Some(ks), Some(record))
         }
         Err(e) => {
             tracing::warn!("{e}; only VMCOREINFO's SYMBOL() lines name symbols");
             notes.push(e);
-            (Vec::new(), None)
+            (None, None)
         }
     };
-    let symbols = with_vmcoreinfo_symbols(symbols, vi, kaslr);
+    tracing::debug!(elapsed = ?t0.elapsed(), "kallsyms decoded");
+    let symbols = with_vmcoreinfo_symbols(kallsyms, vi, kaslr);
+    tracing::debug!(elapsed = ?t0.elapsed(), "symbol table built");
 
     let (types, btf_record): (Arc<dyn TypeSource>, Option<BtfRecord>) =
         match btf_from_memory(&symbols, &read, space.endian() == crate::addr::Endian::Big) {
             Ok((btf, address, size)) => {
+                tracing::debug!(elapsed = ?t0.elapsed(), "BTF read and parsed");
                 let type_count = btf.type_count();
                 let types = DumpTypes::new(btf, &symbols, &read);
                 let globals = types.report().clone();
@@ -173,32 +176,31 @@ fn decode_kallsyms(
 /// `CONFIG_KALLSYMS_ALL=n`). Those lines name variables (`init_uts_ns`, `prb`, `mem_section`,
 /// …), except `_stext`.
 fn with_vmcoreinfo_symbols(
-    mut list: Vec<RuntimeSymbol>,
+    kallsyms: Option<kallsyms::Kallsyms>,
     vi: Option<&VmcoreInfo>,
     kaslr: u64,
 ) -> SymbolTable {
-    if let Some(vi) = vi {
-        let known: std::collections::HashSet<String> =
-            list.iter().map(|s| s.name.clone()).collect();
-        for (name, &address) in &vi.symbols {
-            if known.contains(name) {
-                continue;
-            }
-            list.push(RuntimeSymbol {
-                name: name.clone(),
-                address,
-                size: 0,
-                kind: if name == "_stext" {
-                    SymKind::Text
-                } else {
-                    SymKind::Data
-                },
-                global: true,
-                absolute: false,
-            });
-        }
+    // one pass over the table for the few VMCOREINFO names
+    let mut missing: std::collections::BTreeMap<&str, u64> = vi
+        .map(|vi| vi.symbols.iter().map(|(n, &a)| (n.as_str(), a)).collect())
+        .unwrap_or_default();
+    for s in kallsyms.iter().flat_map(|k| &k.symbols) {
+        missing.remove(s.name.as_str());
     }
-    SymbolTable::from_runtime(list, kaslr)
+    let extra = missing.into_iter().map(|(name, address)| RuntimeSymbol {
+        name: name.to_string(),
+        address,
+        size: 0,
+        kind: if name == "_stext" {
+            SymKind::Text
+        } else {
+            SymKind::Data
+        },
+        global: true,
+        absolute: false,
+    });
+    let list = kallsyms.map(|k| k.into_runtime_symbols());
+    SymbolTable::from_runtime(list.into_iter().flatten().chain(extra), kaslr)
 }
 
 /// The kernel's BTF from memory, with its address and size.

@@ -132,6 +132,23 @@ pub const WELL_KNOWN: &[(&str, &str)] = &[
     ("zswap_pools", "struct list_head"),
     ("zswap_pool_total_size", "u64"),
     ("early_memtest_done", "bool"),
+    // per-CPU variables, for a BTF without `VAR` records (5.10's pahole encodes none)
+    ("runqueues", "struct rq"),
+    ("pcpu_hot", "struct pcpu_hot"),
+    ("current_task", "struct task_struct *"),
+    ("cpu_number", "int"),
+    ("this_cpu_off", "long unsigned int"),
+    ("numa_node", "int"),
+    ("cpu_info", "struct cpuinfo_x86"),
+    ("cpu_data", "struct cpuinfo_arm64"),
+    ("cpu_core_map", "cpumask_var_t"),
+    ("cpu_sibling_map", "cpumask_var_t"),
+    ("vm_event_states", "struct vm_event_state"),
+    ("hardirq_stack_ptr", "struct irq_stack * | void *"),
+    ("irq_stack_backing_store", "struct irq_stack"),
+    ("cea_exception_stacks", "struct cea_exception_stacks *"),
+    ("irq_stack_ptr", "long unsigned int *"),
+    ("overflow_stack", "long unsigned int[]"),
 ];
 
 /// What typing a well-known global gave, for the log and the manifest.

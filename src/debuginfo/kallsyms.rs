@@ -157,47 +157,43 @@ pub fn decode(
     let num = num as usize;
     let tokens = tokens(t, r, endian)?;
 
-    // the names, with the 6.1+ two-byte lengths first; the other reading only if it matters
-    let (names, ambiguous) = names(t.names, num, r, &tokens, true)?;
-    let candidates: Vec<(Vec<(u8, String)>, bool)> = if ambiguous {
-        let mut c = vec![(names, true)];
-        if let Ok((short, _)) = self::names(t.names, num, r, &tokens, false) {
-            c.push((short, false));
-        }
-        c
-    } else {
-        vec![(names, false)]
-    };
+    // the names, with the 6.1+ two-byte lengths first; the other reading only if the table
+    // has a byte that reads both ways and the first reading does not place `_stext`
     let addresses = AddressTables::read(t, r, endian, num)?;
-    for (names, long) in candidates {
-        let Some(i) = names.iter().position(|(_, n)| n == "_stext") else {
+    for long in [true, false] {
+        let Ok((names, ambiguous)) = names(t.names, num, r, &tokens, long) else {
             continue;
         };
-        for enc in [
-            AddressEncoding::BaseRelative,
-            AddressEncoding::AbsolutePercpu,
-            AddressEncoding::PlaceRelative,
-            AddressEncoding::Absolute,
-        ] {
-            if addresses.address(enc, i) != Some(stext) {
-                continue;
+        if let Some(i) = names.iter().position(|(_, n)| n == "_stext") {
+            for enc in [
+                AddressEncoding::BaseRelative,
+                AddressEncoding::AbsolutePercpu,
+                AddressEncoding::PlaceRelative,
+                AddressEncoding::Absolute,
+            ] {
+                if addresses.address(enc, i) != Some(stext) {
+                    continue;
+                }
+                let mut symbols: Vec<KallsymsSymbol> = names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (kind, name))| KallsymsSymbol {
+                        name,
+                        address: addresses.address(enc, i).unwrap_or(0),
+                        kind,
+                        size: 0,
+                    })
+                    .collect();
+                guess_sizes(&mut symbols);
+                return Ok(Kallsyms {
+                    symbols,
+                    encoding: enc,
+                    long_lengths: long && ambiguous,
+                });
             }
-            let mut symbols: Vec<KallsymsSymbol> = names
-                .into_iter()
-                .enumerate()
-                .map(|(i, (kind, name))| KallsymsSymbol {
-                    name,
-                    address: addresses.address(enc, i).unwrap_or(0),
-                    kind,
-                    size: 0,
-                })
-                .collect();
-            guess_sizes(&mut symbols);
-            return Ok(Kallsyms {
-                symbols,
-                encoding: enc,
-                long_lengths: long,
-            });
+        }
+        if !ambiguous {
+            break;
         }
     }
     Err(KallsymsError::NoEncoding { stext })
@@ -432,18 +428,15 @@ impl Kallsyms {
     /// ([`SymbolTable::from_runtime`]). The nm letter gives the kind (`t`/`T`/`w`/`W` code,
     /// `d`/`D`/`b`/`B`/`r`/`R`/`g`/`G`/`s`/`S`/`v`/`V` data, `a`/`A` a constant) and, upper
     /// case, global binding; addresses are the running kernel's already.
-    pub fn runtime_symbols(&self) -> Vec<RuntimeSymbol> {
-        self.symbols
-            .iter()
-            .map(|s| RuntimeSymbol {
-                name: s.name.clone(),
-                address: s.address,
-                size: s.size,
-                kind: letter_kind(s.kind),
-                global: s.kind.is_ascii_uppercase(),
-                absolute: s.kind.eq_ignore_ascii_case(&b'a'),
-            })
-            .collect()
+    pub fn into_runtime_symbols(self) -> impl ExactSizeIterator<Item = RuntimeSymbol> {
+        self.symbols.into_iter().map(|s| RuntimeSymbol {
+            name: s.name,
+            address: s.address,
+            size: s.size,
+            kind: letter_kind(s.kind),
+            global: s.kind.is_ascii_uppercase(),
+            absolute: s.kind.eq_ignore_ascii_case(&b'a'),
+        })
     }
 }
 

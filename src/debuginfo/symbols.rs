@@ -84,7 +84,8 @@ pub struct SymbolTable {
     by_addr: OnceLock<Vec<u32>>,
     kaslr_offset: u64,
     // Declared last: the names above borrow from these.
-    _arena: Vec<Box<str>>,
+    /// The names of a table not read from a vmlinux, one after another.
+    _arena: String,
     owner: Option<Arc<Vmlinux>>,
 }
 
@@ -240,7 +241,7 @@ impl SymbolTable {
             object::File::Elf32(f) => read_elf(f, kaslr_offset),
             _ => Vec::new(),
         };
-        SymbolTable::index(list, kaslr_offset, Vec::new(), Some(vmlinux.clone()))
+        SymbolTable::index(list, kaslr_offset, String::new(), Some(vmlinux.clone()))
     }
 
     /// Builds a table from `(name, link-time address, size, kind, global)` tuples.
@@ -254,8 +255,7 @@ impl SymbolTable {
                 kind,
                 global,
                 absolute: false,
-            })
-            .collect();
+            });
         SymbolTable::from_runtime(list, kaslr_offset)
     }
 
@@ -263,18 +263,19 @@ impl SymbolTable {
     /// from the dump's kallsyms, or VMCOREINFO's `SYMBOL()` lines): nothing is shifted, and
     /// `kaslr_offset` is only recorded (it maps the vmlinux's link-time addresses, when one is
     /// used beside the table).
-    pub fn from_runtime(list: Vec<RuntimeSymbol>, kaslr_offset: u64) -> SymbolTable {
-        let arena: Vec<Box<str>> = list
-            .iter()
-            .map(|t| t.name.clone().into_boxed_str())
-            .collect();
-        let entries = list
-            .iter()
-            .zip(&arena)
-            .map(|(s, name)| Entry {
-                // SAFETY: the boxed strings live in `_arena` for as long as the table and their
-                // heap buffers never move.
-                name: unsafe { &*(name.as_ref() as *const str) },
+    pub fn from_runtime(
+        list: impl IntoIterator<Item = RuntimeSymbol>,
+        kaslr_offset: u64,
+    ) -> SymbolTable {
+        let list = list.into_iter();
+        let mut arena = String::new();
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(list.size_hint().0);
+        let mut entries = Vec::with_capacity(list.size_hint().0);
+        for s in list {
+            spans.push((arena.len(), s.name.len()));
+            arena.push_str(&s.name);
+            entries.push(Entry {
+                name: "",
                 address: s.address,
                 size: s.size,
                 kind: s.kind,
@@ -282,15 +283,21 @@ impl SymbolTable {
                 absolute: s.absolute,
                 shared_name: false,
                 symtab_index: u32::MAX,
-            })
-            .collect();
+            });
+        }
+        arena.shrink_to_fit();
+        for (e, &(at, len)) in entries.iter_mut().zip(&spans) {
+            // SAFETY: the arena is moved into the table, which keeps it, unchanged, for as long
+            // as the entries; moving a `String` does not move the bytes it owns.
+            e.name = unsafe { &*(arena.get(at..at + len).unwrap_or("") as *const str) };
+        }
         SymbolTable::index(entries, kaslr_offset, arena, None)
     }
 
     fn index(
         entries: Vec<Entry>,
         kaslr_offset: u64,
-        arena: Vec<Box<str>>,
+        arena: String,
         owner: Option<Arc<Vmlinux>>,
     ) -> SymbolTable {
         // Indices are u32: more than 4 billion symbols is not a vmlinux; keep the first ones.

@@ -272,34 +272,38 @@ impl OrcTable {
         if n == 0 {
             return Err(OrcError::Empty { base: ip_base });
         }
-        let mut pairs: Vec<(u64, OrcEntry)> = ip_bytes
+        // Built straight into the two lists (the kernel's tables are sorted at build time by
+        // scripts/sorttable); pairs are made and sorted only for a table that is not.
+        let mut ips: Vec<u64> = Vec::with_capacity(n);
+        let mut entries: Vec<OrcEntry> = Vec::with_capacity(n);
+        for (i, (ip, e)) in ip_bytes
             .chunks_exact(4)
             .zip(entry_bytes.chunks_exact(ORC_ENTRY_SIZE))
             .enumerate()
-            .map(|(i, (ip, e))| {
-                let rel = i32::from_le_bytes([ip[0], ip[1], ip[2], ip[3]]);
-                let slot = ip_base.wrapping_add(4 * i as u64);
-                let raw = [e[0], e[1], e[2], e[3], e[4], e[5]];
-                (
-                    slot.wrapping_add_signed(i64::from(rel)),
-                    OrcEntry::decode(raw, format),
-                )
-            })
-            .collect();
-        let sorted = pairs.windows(2).all(|w| match w[0].0.cmp(&w[1].0) {
+        {
+            let rel = i32::from_le_bytes([ip[0], ip[1], ip[2], ip[3]]);
+            let slot = ip_base.wrapping_add(4 * i as u64);
+            ips.push(slot.wrapping_add_signed(i64::from(rel)));
+            entries.push(OrcEntry::decode(
+                [e[0], e[1], e[2], e[3], e[4], e[5]],
+                format,
+            ));
+        }
+        let sorted = (1..n).all(|k| match ips[k - 1].cmp(&ips[k]) {
             Ordering::Less => true,
-            Ordering::Equal => w[0].1.is_terminator() || !w[1].1.is_terminator(),
+            Ordering::Equal => entries[k - 1].is_terminator() || !entries[k].is_terminator(),
             Ordering::Greater => false,
         });
         if !sorted {
             // Terminators first among equal IPs, so the rightmost match is the real entry.
+            let mut pairs: Vec<(u64, OrcEntry)> = ips.into_iter().zip(entries).collect();
             pairs.sort_by(|a, b| {
                 a.0.cmp(&b.0)
                     .then_with(|| b.1.is_terminator().cmp(&a.1.is_terminator()))
             });
+            (ips, entries) = pairs.into_iter().unzip();
         }
-        let (start, end) = range.unwrap_or((pairs[0].0, pairs[n - 1].0.saturating_add(1)));
-        let (ips, entries) = pairs.into_iter().unzip();
+        let (start, end) = range.unwrap_or((ips[0], ips[n - 1].saturating_add(1)));
         Ok(OrcTable {
             name: name.to_string(),
             ips,
