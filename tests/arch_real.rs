@@ -1,4 +1,4 @@
-//! Address translation on the real vmcores (Debian 6.1 under QEMU): for every dump format of each
+//! Address translation on the real vmcores (Debian 5.10 and 6.1 under QEMU): for every dump format of each
 //! set, `init_uts_ns` is read through the page tables and its release and nodename are compared
 //! with the `uname:` line the live guest printed (truth.txt); the fast path and the full walk are
 //! compared on thousands of addresses. Skips with one line when the fixtures are absent
@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::fixtures;
 use common::pagetable::Rng;
@@ -14,6 +15,9 @@ use vmcore_report::addr::{Arch, VirtAddr};
 use vmcore_report::arch::aarch64::Aarch64;
 use vmcore_report::arch::x86_64::{START_KERNEL_MAP, X86_64};
 use vmcore_report::arch::{self, AddressSpace, TranslateError, TranslationConfig};
+use vmcore_report::debuginfo::btf::BtfTypes;
+use vmcore_report::debuginfo::elf::Vmlinux;
+use vmcore_report::debuginfo::{TypeSource, find_member};
 use vmcore_report::dump::{self, Dump};
 
 /// `__NEW_UTS_LEN + 1`: each field of `struct new_utsname`.
@@ -53,13 +57,15 @@ fn check_uts(dir: &Path, dump: &Dump, cfg: &TranslationConfig, name: &str) {
     let (sysname, nodename, release) = truth_uname(dir);
     let aspace = arch::address_space(dump, cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     let uts_ns = cfg.symbols["init_uts_ns"];
-    // where `name` sits in struct uts_namespace: VMCOREINFO says, and the bytes must agree
+    // where `name` sits in struct uts_namespace: VMCOREINFO says (since 5.11, whose
+    // `uts_namespace` lost the `kref` that came first), else the vmlinux's BTF (5.10: after the
+    // 4-byte kref); the bytes must agree
     let off = dump
         .info
         .vmcoreinfo
         .as_ref()
         .and_then(|v| v.offset("uts_namespace.name"))
-        .unwrap_or(0);
+        .unwrap_or_else(|| uts_name_offset(dir));
     let uts = uts_ns + off;
     assert_eq!(cstr(&aspace, uts), sysname, "{name}: sysname");
     assert_eq!(cstr(&aspace, uts + UTS_FIELD), nodename, "{name}: nodename");
@@ -69,6 +75,16 @@ fn check_uts(dir: &Path, dump: &Dump, cfg: &TranslationConfig, name: &str) {
         "{name}: release"
     );
     eprintln!("{name}: init_uts_ns reads {sysname} {nodename} {release}");
+}
+
+/// The byte offset of `name` in the vmlinux's `struct uts_namespace`, from its BTF.
+fn uts_name_offset(dir: &Path) -> u64 {
+    let vmlinux = Arc::new(Vmlinux::open(&dir.join("vmlinux")).unwrap());
+    let btf = BtfTypes::from_vmlinux(vmlinux)
+        .unwrap()
+        .expect("a vmlinux with BTF");
+    let ty = btf.find_type("struct uts_namespace").unwrap().unwrap();
+    find_member(&btf, ty, "name").unwrap().unwrap().bit_offset / 8
 }
 
 /// Compares the fast path with the walk at `n` sampled addresses: direct-map addresses of RAM
@@ -247,4 +263,14 @@ fn x86_64_4_level() {
 #[test]
 fn aarch64() {
     run_set("aarch64-6.1");
+}
+
+#[test]
+fn x86_64_5_10() {
+    run_set("x86_64-5.10");
+}
+
+#[test]
+fn aarch64_5_10() {
+    run_set("aarch64-5.10");
 }

@@ -18,8 +18,15 @@ use vmcore_report::debuginfo::locate::{self, DumpIdentity, LocateOptions, MatchP
 use vmcore_report::debuginfo::{CombinedTypes, TypeId, TypeSource, find_member, strip_typedefs};
 
 const SET: &str = "x86_64-6.1-l5";
-/// One set per distinct vmlinux: Debian 12's x86_64 and arm64 6.1, Debian 13's 6.12.
-const LAYOUT_SETS: &[&str] = &[SET, "aarch64-6.1", "x86_64-6.12"];
+/// One set per distinct vmlinux: Debian 12's x86_64 and arm64 6.1, Debian 13's 6.12, Debian
+/// 11's x86_64 and arm64 5.10.
+const LAYOUT_SETS: &[&str] = &[
+    SET,
+    "aarch64-6.1",
+    "x86_64-6.12",
+    "x86_64-5.10",
+    "aarch64-5.10",
+];
 
 /// Offset (bytes) and size of a dotted member path, `None` when a member on it is absent.
 fn member_layout(src: &dyn TypeSource, ty: TypeId, path: &str) -> Option<(u64, u64)> {
@@ -278,7 +285,7 @@ fn another_architectures_vmlinux_is_a_mismatch() {
 #[test]
 fn late_variables_are_placed_by_the_symbol_table() {
     // aarch64: the symbols of patchable function entries sit before DW_AT_low_pc.
-    for set in [SET, "aarch64-6.1"] {
+    for set in [SET, "aarch64-6.1", "x86_64-5.10", "aarch64-5.10"] {
         if let Some(dir) = fixtures::set(set) {
             late_variables_placed(&dir);
         }
@@ -325,7 +332,13 @@ fn assert_sized_like_its_symbol(v: &Vmlinux, dwarf: &DwarfTypes, var: &str) {
 /// the neighbours still find them.
 #[test]
 fn exported_globals_are_placed_in_the_exporting_unit() {
-    for set in [SET, "aarch64-6.1", "x86_64-6.12"] {
+    for set in [
+        SET,
+        "aarch64-6.1",
+        "x86_64-6.12",
+        "x86_64-5.10",
+        "aarch64-5.10",
+    ] {
         let Some(dir) = fixtures::set(set) else {
             continue;
         };

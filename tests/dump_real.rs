@@ -203,3 +203,13 @@ fn x86_64_l4_every_dump_matches_vmcore_elf() {
 fn aarch64_every_dump_matches_vmcore_elf() {
     check_set("aarch64-6.1", Arch::Aarch64);
 }
+
+#[test]
+fn x86_64_5_10_every_dump_matches_vmcore_elf() {
+    check_set("x86_64-5.10", Arch::X86_64);
+}
+
+#[test]
+fn aarch64_5_10_every_dump_matches_vmcore_elf() {
+    check_set("aarch64-5.10", Arch::Aarch64);
+}

@@ -12,7 +12,14 @@ use vmcore_report::plugins::meminfo::collect::collect;
 use vmcore_report::plugins::meminfo::record::{Line, Meminfo, ORDER, Unit, format_of};
 use vmcore_report::plugins::meminfo::render::proc_meminfo;
 
-const SETS: [&str; 3] = ["x86_64-6.1-l5", "aarch64-6.1", "x86_64-6.12"];
+/// 5.10: no `SecPageTables` (6.2 added it).
+const SETS: [&str; 5] = [
+    "x86_64-6.1-l5",
+    "aarch64-6.1",
+    "x86_64-6.12",
+    "x86_64-5.10",
+    "aarch64-5.10",
+];
 
 fn live(set: &str) -> String {
     std::fs::read_to_string(format!(

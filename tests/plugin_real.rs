@@ -588,6 +588,16 @@ fn x86_64_6_1_kdump_nokaslr() {
     check_set("x86_64-6.1-kdump-nokaslr");
 }
 
+#[test]
+fn x86_64_5_10() {
+    check_set("x86_64-5.10");
+}
+
+#[test]
+fn aarch64_5_10() {
+    check_set("aarch64-5.10");
+}
+
 // ---- dmesg ----------------------------------------------------------------------------------
 
 /// `[  sec.usec] rest` → (`sec.usec`, rest), for a line that starts with a dmesg timestamp.
@@ -936,7 +946,26 @@ fn check_modules_meminfo(set: &str) {
         assert!(errors.is_empty(), "{set}/{name}: meminfo errors {errors:?}");
         let json: serde_json::Value =
             serde_json::from_slice(&files.files["plugins/meminfo/meminfo.json"]).unwrap();
-        assert_eq!(json["left_out"], serde_json::json!([]), "{set}/{name}");
+        // arm64 exports VMALLOC_START/END in VMCOREINFO since 6.0; before, its vmalloc range
+        // exists only as pgtable.h macros whose formula changed between releases, so the
+        // aarch64-5.10 dumps cannot give VmallocTotal: left out with that reason, the one line
+        // missing (docs/testing.md, "Known limits of the real tier")
+        let vmalloc_unknown = k.info().arch == Some(vmcore_report::addr::Arch::Aarch64)
+            && k.vmcoreinfo()
+                .and_then(|v| v.number("VMALLOC_START"))
+                .is_none();
+        let mut live_mem = live_mem.clone();
+        if vmalloc_unknown {
+            assert_eq!(
+                json["left_out"],
+                serde_json::json!([{"key": "VmallocTotal", "reason":
+                    "neither VMCOREINFO's VMALLOC_START/VMALLOC_END nor x86_64's vmalloc_base"}]),
+                "{set}/{name}"
+            );
+            live_mem.retain(|(key, _)| key != "VmallocTotal");
+        } else {
+            assert_eq!(json["left_out"], serde_json::json!([]), "{set}/{name}");
+        }
         let text = String::from_utf8(files.files["proc/meminfo"].clone()).unwrap();
         let ours = meminfo_values(&text.lines().collect::<Vec<_>>());
         let keys = |v: &[(String, u64)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
@@ -1007,4 +1036,14 @@ fn modules_and_meminfo_x86_64_6_1_kdump() {
 #[test]
 fn modules_and_meminfo_x86_64_6_1_kdump_nokaslr() {
     check_modules_meminfo("x86_64-6.1-kdump-nokaslr");
+}
+
+#[test]
+fn modules_and_meminfo_x86_64_5_10() {
+    check_modules_meminfo("x86_64-5.10");
+}
+
+#[test]
+fn modules_and_meminfo_aarch64_5_10() {
+    check_modules_meminfo("aarch64-5.10");
 }

@@ -224,11 +224,13 @@ struct TaskSpec<'a> {
     last_arrival: i64,
 }
 
-fn task(k: &mut FakeKernel, at: u64, cred: u64, t: TaskSpec<'_>) {
+/// A `task_struct` whose scheduler state is the member `state_member` (`__state` since 5.14,
+/// `state` before).
+fn task(k: &mut FakeKernel, state_member: &'static str, at: u64, cred: u64, t: TaskSpec<'_>) {
     k.set(
         at,
         st(vec![
-            ("__state", int(t.state)),
+            (state_member, int(t.state)),
             ("exit_state", int(0)),
             (
                 "flags",
@@ -265,6 +267,11 @@ fn task(k: &mut FakeKernel, at: u64, cred: u64, t: TaskSpec<'_>) {
 /// 2-CPU machine whose CPU 0 runs init; mm_struct with the 6.2+ `rss_stat[]` for 100, the older
 /// `rss_stat.count[]` for init.
 fn fake_kernel() -> FakeKernel {
+    fake_kernel_with("__state")
+}
+
+/// [`fake_kernel`] with the tasks' state in `state_member`.
+fn fake_kernel_with(state_member: &'static str) -> FakeKernel {
     let mut k = FakeKernel::new();
     for (n, v) in [
         ("PIDTYPE_PID", 0),
@@ -353,30 +360,35 @@ fn fake_kernel() -> FakeKernel {
     };
     task(
         &mut k,
+        state_member,
         swapper,
         cred,
         spec(0, 0, "swapper/0", 0, swapper, s0, None, 0, 0),
     );
     task(
         &mut k,
+        state_member,
         t1,
         cred,
         spec(1, 1, "init", 0, swapper, s1, Some(mm_old), 0, 9_000_000_000),
     );
     task(
         &mut k,
+        state_member,
         t2,
         cred,
         spec(2, 2, "kthreadd", 1, swapper, s2, None, 1, 0),
     );
     task(
         &mut k,
+        state_member,
         t100,
         cred,
         spec(100, 100, "app", 1, t1, s100, Some(mm_new), 1, 0),
     );
     task(
         &mut k,
+        state_member,
         t101,
         cred,
         spec(
@@ -488,6 +500,24 @@ fn collector_reads_every_task_as_proc_would() {
         alx.contains("  100     1  20   0   4000   132 -      Ssl  ?          0:04 app\n"),
         "{alx}"
     );
+}
+
+/// Before 5.14 the state is `task_struct.state` (the x86_64-5.10 and aarch64-5.10 sets): the
+/// same letters from it.
+#[test]
+fn the_state_member_before_5_14() {
+    let k = fake_kernel_with("state");
+    let c = collect(&k, list_tasks(&k), &clock(), None);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let states: Vec<(i64, char)> = c
+        .report
+        .tasks
+        .iter()
+        .filter(|t| !t.idle)
+        .map(|t| (t.pid, t.state))
+        .collect();
+    assert_eq!(states, vec![(1, 'R'), (2, 'S'), (100, 'S'), (101, 'D')]);
+    assert_eq!(c.report.blocked.len(), 1);
 }
 
 #[test]

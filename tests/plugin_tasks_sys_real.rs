@@ -376,3 +376,13 @@ fn x86_64_6_1_oops() {
 fn x86_64_6_12() {
     check_set("x86_64-6.12");
 }
+
+#[test]
+fn x86_64_5_10() {
+    check_set("x86_64-5.10");
+}
+
+#[test]
+fn aarch64_5_10() {
+    check_set("aarch64-5.10");
+}

@@ -134,6 +134,8 @@ fn qemu_dump_notes_by_cpu_number() {
         "x86_64-6.12",
         "x86_64-6.1-smp4-hung",
         "aarch64-6.1",
+        "x86_64-5.10",
+        "aarch64-5.10",
     ] {
         let Some(dir) = fixtures::set(set) else {
             continue;

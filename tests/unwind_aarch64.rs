@@ -306,6 +306,30 @@ fn user_mode_registers_in_the_middle_stop_the_trace() {
     assert_eq!(got.stop, StopReason::UserMode { pc: rt(F_E) + 0x40 });
 }
 
+/// Before 5.16 an idle task's outermost record, saved by `start_kernel`'s prologue from the
+/// x29 and x30 its entry code zeroed, is `{0, 0}`, the 0 signed when the kernel uses pointer
+/// authentication (aarch64-5.10: `0x0002000000000000`): the end of the stack (5.10's
+/// `unwind_frame()` stops there), not a return to address 0, read through the CFI or the
+/// frame-record chain alike.
+#[test]
+fn a_zeroed_record_ends_the_stack_signed_or_not() {
+    const SIGNED_ZERO: u64 = 0x0002_0000_0000_0000;
+    let cfi = cfi_bytes();
+    for lr in [0, SIGNED_ZERO] {
+        let mut m = memory();
+        m.put(IRQ + 0x3e00, 0).put(IRQ + 0x3e08, lr);
+        for u in [unwinder(Some(&cfi)), unwinder(None)] {
+            let got = unwind(&u, start(), &m, &both_stacks());
+            assert_eq!(got.frames.len(), 1, "lr {lr:#x}");
+            assert_eq!(got.stop, StopReason::EndOfStack, "lr {lr:#x}");
+        }
+        // a zero return address under a live frame pointer is still corrupt
+        m.put(IRQ + 0x3e00, IRQ + 0x3e20);
+        let got = unwind(&unwinder(Some(&cfi)), start(), &m, &both_stacks());
+        assert_eq!(got.stop, StopReason::BadAddress { pc: 0 }, "lr {lr:#x}");
+    }
+}
+
 #[test]
 fn a_corrupt_return_address_stops_as_bad_address() {
     let mut m = memory();

@@ -88,11 +88,12 @@ const DRGN: [(&str, &str); 2] = [
     ),
 ];
 
-/// The format each set's kernel uses (6.1: 4.14–6.2 layout; 6.12: the 6.4+ layout, with an
-/// `.orc_header`).
-const FORMATS: [(&str, OrcFormat, bool); 2] = [
+/// The format each set's kernel uses (5.10 and 6.1: 4.14–6.2 layout; 6.12: the 6.4+ layout,
+/// with an `.orc_header`).
+const FORMATS: [(&str, OrcFormat, bool); 3] = [
     ("x86_64-6.1-l4", OrcFormat::V1, false),
     ("x86_64-6.12", OrcFormat::V3, true),
+    ("x86_64-5.10", OrcFormat::V1, false),
 ];
 
 /// One sleeping task's trace: the pc symbolized for each frame (pc - 1 for a return address),

@@ -26,8 +26,10 @@
 //! - `CommitLimit` is `vm_commit_limit()`; the huge-page lines are `hugetlb_report_meminfo()`
 //!   over `hstates[0 .. hugetlb_max_hstate]`; `DirectMap*` is x86's `direct_pages_count[]`.
 //! - `VmallocTotal` is `VMALLOC_END - VMALLOC_START`: from VMCOREINFO where the architecture
-//!   exports them (arm64), else x86_64's `VMALLOC_SIZE_TB` (32 TiB with 4-level paging, 12800
-//!   TiB with 5-level) minus one byte, as its `VMALLOC_END` is inclusive.
+//!   exports them (arm64 since 6.0), else x86_64's `VMALLOC_SIZE_TB` (32 TiB with 4-level
+//!   paging, 12800 TiB with 5-level) minus one byte, as its `VMALLOC_END` is inclusive. An arm64
+//!   kernel before 6.0 (5.10) keeps the range in `pgtable.h` macros only, whose formula changed
+//!   between releases: the line is left out, with the reason.
 //!
 //! Which lines exist follows the kernel's configuration, probed: `Zswap` with
 //! `zswap_stored_pages`, `HardwareCorrupted` with `num_poisoned_pages`, the THP lines with

@@ -541,6 +541,10 @@ impl<K: KernelAccess> Ctx<'_, K> {
                 min_vruntime.wrapping_sub(rq0),
             ));
         }
+        // h_nr_running and idle_h_nr_running (members since 5.4) are printed only since 5.15's
+        // SCHED_IDLE cgroup series, whose second patch added idle_nr_running: before it the
+        // members exist unprinted (5.10). 6.14 renamed or removed all three.
+        let idle_series = k.member(cfs, "idle_nr_running")?.is_some();
         for n in [
             "nr_spread_over",
             "nr_running",
@@ -553,6 +557,9 @@ impl<K: KernelAccess> Ctx<'_, K> {
             "idle_h_nr_running",
             "h_nr_idle",
         ] {
+            if !idle_series && matches!(n, "h_nr_running" | "idle_h_nr_running") {
+                continue;
+            }
             if let Some(v) = k.int_at(cfs, n)? {
                 f.push(Field::new(n, Fmt::D, v));
             }

@@ -26,7 +26,14 @@
 //! (`task_pt_regs()`: stack + THREAD_SIZE − sizeof(pt_regs)); its `stackframe` is the final
 //! record (6.1 `unwind_next`: "the final frame record"), reached from user-mode entries and from
 //! `ret_from_fork`. A zero frame pointer also ends the chain. Registers saved by an exception
-//! taken from EL0 (`pstate` mode bits 0, `user_mode()`) end it as a user-mode stop.
+//! taken from EL0 (`pstate` mode bits 0, `user_mode()`) end it as a user-mode stop. Before that
+//! final record (5.16, "arm64: entry: make the stacktrace terminate at a final frame record"),
+//! an idle task's stack ends in a zeroed record: `__primary_switched` and `__secondary_switched`
+//! zero x29 and x30 before branching to `start_kernel` and `secondary_start_kernel`, whose
+//! prologues store them (with pointer authentication the zero return address is signed: PAC bits
+//! over 0, bit 55 clear); 5.10's `unwind_frame()` stops where both are zero once the PAC is
+//! stripped ("only terminate where both are NULL"), whether the record is reached through the
+//! chain or through the CFI.
 //!
 //! **Pointer authentication** (`CONFIG_ARM64_PTR_AUTH_KERNEL`): return addresses saved in frame
 //! records carry a PAC in their top bits. Every recovered return address is stripped with the
@@ -201,7 +208,7 @@ impl<'a> Aarch64Unwinder<'a> {
             (Ok(a), Ok(b)) => (a, b),
             (Err(s), _) | (_, Err(s)) => return Step::Stop(s),
         };
-        if next_fp == 0 && lr == 0 {
+        if next_fp == 0 && strip_pac(lr, self.pac_mask) == 0 {
             // 6.13+ metadata; before 6.13 a zeroed record is only ever the final one.
             if self.pt_regs.is_some() && read(fp.wrapping_add(16)) == Ok(FRAME_META_TYPE_PT_REGS) {
                 return self.exception_step(fp, mem, stacks);
@@ -254,8 +261,12 @@ impl crate::unwind::Unwinder for Aarch64Unwinder<'_> {
                     regs: mut caller,
                     cfa,
                 } => {
-                    let ra = caller.get(PC).unwrap_or(0);
-                    caller.set(PC, strip_pac(ra, self.pac_mask));
+                    let ra = strip_pac(caller.get(PC).unwrap_or(0), self.pac_mask);
+                    // the zeroed outermost record of an idle task before 5.16 (module docs)
+                    if ra == 0 && caller.get(FP) == Some(0) {
+                        return Step::Stop(StopReason::EndOfStack);
+                    }
+                    caller.set(PC, ra);
                     caller.clear(RA_SIGN_STATE);
                     return Step::Caller {
                         regs: caller,

@@ -36,7 +36,8 @@ pub fn is_kdump_set(set: &str) -> bool {
 /// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops),
 /// Debian 13's 6.12 (EEVDF), and two 6.1 guests captured by kdump (a capture kernel's
 /// /proc/vmcore and makedumpfile's output): the kernel-text PT_LOAD sharing its start with a RAM
-/// PT_LOAD, and (nokaslr) lying inside one.
+/// PT_LOAD, and (nokaslr) lying inside one; Debian 11's 5.10 on x86_64 and aarch64 (the kernel
+/// before the `__state` rename and the debugfs sched_debug, with the pre-6.4 ORC format).
 pub const SETS: &[&str] = &[
     "x86_64-6.1-l5",
     "x86_64-6.1-l4",
@@ -46,13 +47,15 @@ pub const SETS: &[&str] = &[
     "x86_64-6.12",
     "x86_64-6.1-kdump",
     "x86_64-6.1-kdump-nokaslr",
+    "x86_64-5.10",
+    "aarch64-5.10",
 ];
 
 /// makedumpfile's dump level in a set's recipe (`mdf_level` in `set_params` of
 /// `fixtures/build.sh`), `None` for a set without makedumpfile variants (`mdf=none`).
 pub fn mdf_level(set: &str) -> Option<u32> {
     match set {
-        "aarch64-6.1" => None,
+        "aarch64-6.1" | "aarch64-5.10" => None,
         "x86_64-6.12" => Some(23),
         _ => Some(31),
     }
