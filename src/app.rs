@@ -162,14 +162,19 @@ pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecor
         sysroot: None,
         no_standard_places: false,
         force: config.force_vmlinux,
+        debuginfod: config.debuginfod.clone(),
     };
     let located = locate::locate(&opts, &id)?;
+    let found_by = match &located.via_debuginfod {
+        Some(_) => "debuginfod",
+        None => found_by(config, &located.path),
+    };
     let mut proof = located.proof.clone();
     tracing::info!(
         "vmlinux: {} ({}, found by {})",
         located.path.display(),
         proof_name(&proof),
-        found_by(config, &located.path)
+        found_by
     );
     let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
 
@@ -206,7 +211,7 @@ pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecor
     let record = VmlinuxRecord {
         path: located.path.display().to_string(),
         build_id: located.vmlinux.build_id(),
-        found_by: found_by(config, &located.path).to_string(),
+        found_by: found_by.to_string(),
         proof: proof_name(&proof).to_string(),
         forced: matches!(proof, MatchProof::Forced(_)),
     };

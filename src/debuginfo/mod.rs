@@ -17,6 +17,7 @@
 
 pub mod btf;
 pub mod combined;
+pub mod debuginfod;
 pub mod dwarf;
 pub mod elf;
 pub mod kallsyms;
