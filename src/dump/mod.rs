@@ -101,6 +101,9 @@ pub trait PhysMem: Send + Sync {
     fn truncation(&self) -> Option<Truncation> {
         None
     }
+    /// Unmaps the file pages read so far (see [`ByteSource::release_resident`]); a no-op for
+    /// memory held in a `Vec`.
+    fn release_resident(&self) {}
 }
 
 /// A dump shorter than its own headers promise (a capture that ran out of disk, an upload cut
@@ -479,7 +482,9 @@ fn vmcoreinfo_or_search(
         return (Some(VmcoreInfo::parse(t)), VmcoreinfoSource::Note);
     }
     let limits = vmcoreinfo_mem::SearchLimits::default();
-    match vmcoreinfo_mem::search(mem, arch, endian, &limits) {
+    let found = vmcoreinfo_mem::search(mem, arch, endian, &limits);
+    mem.release_resident();
+    match found {
         Some(found) => {
             tracing::info!(
                 "the dump has no VMCOREINFO note; found the kernel's copy in its memory ({:?})",
@@ -644,6 +649,10 @@ impl PhysMem for SplitMem {
 
     fn truncation(&self) -> Option<Truncation> {
         self.truncation
+    }
+
+    fn release_resident(&self) {
+        self.pieces.iter().for_each(|p| p.release_resident());
     }
 }
 

@@ -28,7 +28,9 @@
 //! same release and build-id) is found within [`PARTNER_WINDOW`] bytes, or at the limits.
 //!
 //! Bounds ([`SearchLimits`]): the physical bytes examined (default 64 GiB of address space) and
-//! the wall time (default 20 s); what is not found by then is reported as not found.
+//! the wall time (default 20 s); what is not found by then is reported as not found. Reading the
+//! first bytes of every page maps every page of the file: every 16 MiB examined the file pages
+//! are unmapped again ([`PhysMem::release_resident`]), so the resident set stays small.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,8 @@ const GRANULE: u64 = 4096;
 const NOTE_TEXT: u64 = 24;
 /// How far past the first copy found the search goes on looking for the other copy.
 pub const PARTNER_WINDOW: u64 = 64 << 20;
+/// How much memory the search examines between two releases of the file pages it mapped.
+const RELEASE_EVERY: u64 = 16 << 20;
 /// The longest text accepted (`VMCOREINFO_BYTES` is one page; 64 KiB pages exist).
 const MAX_TEXT: usize = 64 << 10;
 
@@ -140,6 +144,10 @@ pub fn search(
                 break 'ranges;
             }
             examined += GRANULE;
+            if examined % RELEASE_EVERY == 0 {
+                // the pass touches every page of the file: keep the resident set bounded
+                mem.release_resident();
+            }
             let addr = PhysAddr(page);
             page += GRANULE;
             if !mem.is_dumped(addr) || mem.read_phys(addr, &mut head).is_err() {
@@ -175,6 +183,11 @@ pub fn search(
         }
     }
     let elapsed = started.elapsed();
+    tracing::info!(
+        "VMCOREINFO search: {} copies found in {examined} bytes of physical memory, {:.1?}",
+        found.len(),
+        elapsed
+    );
     // The note buffer is the exported copy; among several, the first (lowest) one.
     let pick = found
         .iter()
