@@ -11,6 +11,8 @@
 //! `offset_vmcoreinfo`/`size_vmcoreinfo` @32/@40, `offset_note`/`size_note` @48/@56).
 
 mod common;
+#[path = "report_support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -183,23 +185,23 @@ fn contents(root: &Path) -> (BTreeMap<String, Vec<u8>>, serde_json::Value) {
     (files, source)
 }
 
-/// The set's ELF dump and one kdump-compressed dump (plain `KDUMP`, not flattened).
-fn dumps_of(set: &str, dir: &Path) -> Vec<PathBuf> {
-    let names: &[&str] = if common::fixtures::is_kdump_set(set) {
-        &["vmcore.raw", "mdf.zlib-d31"]
-    } else {
-        &["vmcore.elf", "qemu.kdump-zlib"]
+/// The set's ELF dump and one kdump-compressed dump (plain `KDUMP`, not flattened), among those
+/// its recipe produces.
+fn dumps_of(dir: &Path) -> Vec<PathBuf> {
+    let all = common::fixtures::dumps(dir);
+    let pick = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| all.iter().find(|p| p.file_name().is_some_and(|f| f == *n)))
+            .cloned()
     };
-    let mut out = Vec::new();
-    for n in names {
-        let p = dir.join(n);
-        if p.exists() {
-            out.push(p);
-        } else {
-            common::fixtures::skip(format_args!("{set} lacks its dump {n}"));
-        }
-    }
-    out
+    [
+        pick(&["vmcore.elf", "vmcore.raw"]),
+        pick(&["qemu.kdump-zlib", "mdf.zlib-d31"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]
@@ -209,7 +211,7 @@ fn dumps_without_vmcoreinfo_give_the_intact_dumps_report() {
             continue;
         };
         let vmlinux = dir.join("vmlinux");
-        for path in dumps_of(set, &dir) {
+        for path in dumps_of(&dir) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let ctx = format!("{set}/{name}");
             let intact = tempfile::tempdir().unwrap();
@@ -222,6 +224,9 @@ fn dumps_without_vmcoreinfo_give_the_intact_dumps_report() {
             let (code_b, root_b) = report(stripped.path(), &vmlinux);
             eprintln!("{ctx}: report without VMCOREINFO in {:.2?}", t.elapsed());
             assert_eq!(code_a, code_b, "{ctx}: exit codes");
+            // the manifest naming a VMCOREINFO found in memory is valid against the schema
+            let raw = std::fs::read(root_b.join("sos_reports/manifest.json")).unwrap();
+            support::validate_against_schema(&serde_json::from_slice(&raw).unwrap());
             let (files_a, source_a) = contents(&root_a);
             let (files_b, source_b) = contents(&root_b);
             assert_eq!(source_a["from"], "note", "{ctx}");
