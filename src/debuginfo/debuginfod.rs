@@ -149,6 +149,8 @@ pub fn fetch(opts: &DebuginfodOptions, build_id: &str) -> Result<Fetched, Vec<St
     for server in &opts.urls {
         let url = format!("{server}/buildid/{build_id}/debuginfo");
         let started = Instant::now();
+        // a vmlinux is hundreds of MB: say why the run waits
+        crate::ui!(" Fetching the vmlinux (build-id {build_id}) from {server} ...");
         match download(opts, &url, &target, &build_id) {
             Ok(vmlinux) => {
                 tracing::info!(
