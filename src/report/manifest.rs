@@ -118,7 +118,8 @@ impl From<&crate::dump::DumpHealth> for HealthRecord {
 pub struct VmlinuxRecord {
     pub path: String,
     pub build_id: Option<String>,
-    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`.
+    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`,
+    /// `debuginfod`.
     pub found_by: String,
     /// How it was shown to match the dump: `build-id`, `release-and-banner`, `release-only`,
     /// `forced`.
