@@ -377,6 +377,7 @@ fn dump_record(config: &Config, info: &DumpInfo) -> Result<DumpRecord, AppError>
         dump_level: info.dump_level,
         sha256,
         health: (&info.health).into(),
+        vmcoreinfo: info.vmcoreinfo_source.clone(),
     })
 }
 

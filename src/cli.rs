@@ -1,8 +1,8 @@
 //! The command line: clap parsing, then validation into a [`Config`] the library runs from.
 //!
 //! Options mean what the same options of `sos report` mean wherever sos has them (see
-//! `docs/user-guide.md`); `--vmcore`, `--vmlinux`, `--debuginfo-dir`, `--force-vmlinux` and
-//! `--sha256-dump` are this tool's own.
+//! `docs/user-guide.md`); `--vmcore`, `--vmlinux`, `--debuginfo-dir`, `--force-vmlinux`,
+//! `--debuginfod` and `--sha256-dump` are this tool's own.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -152,6 +152,12 @@ pub struct Cli {
     /// Record the SHA-256 of the dump file(s) in the manifest (reads the whole dump)
     #[arg(long)]
     pub sha256_dump: bool,
+
+    // debuginfod (src/debuginfo/debuginfod.rs)
+    /// A debuginfod server to fetch the vmlinux from by the dump's build-id when no local file
+    /// matches (repeatable; asked before those in DEBUGINFOD_URLS)
+    #[arg(long, value_name = "URL", action = ArgAction::Append)]
+    pub debuginfod: Vec<String>,
 }
 
 /// The validated configuration.
@@ -180,6 +186,8 @@ pub struct Config {
     /// Print the summary JSON on stdout at the end.
     pub json: bool,
     pub sha256_dump: bool,
+    /// debuginfod servers and client settings (`--debuginfod`, `DEBUGINFOD_*`); `None`: none.
+    pub debuginfod: Option<crate::debuginfo::debuginfod::DebuginfodOptions>,
     /// The command line for the manifest, with any passphrase replaced by `********`.
     pub cmdline: String,
 }
@@ -242,6 +250,7 @@ impl Config {
             vmlinux: self.vmlinux.clone(),
             debuginfo_dirs: self.debuginfo_dirs.clone(),
             force_vmlinux: self.force_vmlinux,
+            debuginfod: self.debuginfod.clone(),
             dump_only: self.dump_only,
         }
     }
@@ -317,6 +326,9 @@ impl Config {
             }
         }
 
+        let debuginfod =
+            crate::debuginfo::debuginfod::DebuginfodOptions::from_env(&cli.debuginfod, env);
+
         let compression = match cli.compression_type {
             CompressionArg::Auto | CompressionArg::Xz => Compression::Xz,
             CompressionArg::Gzip => Compression::Gzip,
@@ -345,6 +357,7 @@ impl Config {
                 batch: cli.batch,
                 json: cli.json,
                 sha256_dump: cli.sha256_dump,
+                debuginfod,
                 cmdline: redacted_cmdline(args),
             },
             warnings,

@@ -138,6 +138,7 @@ fn build_dropping(version: KernelVersion, corrupt_list: bool, drop_task: Option<
         endian: Endian::Little,
         page_size: 4096,
         vmcoreinfo: Some(info_vi),
+        vmcoreinfo_source: vmcore_report::dump::VmcoreinfoSource::Note,
         cpus: vec![],
         header_utsname: None,
         header_timestamp: None,

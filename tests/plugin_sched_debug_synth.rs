@@ -415,6 +415,7 @@ fn eevdf_through_the_kernel_view_with_cpu1_missing() {
         endian: Endian::Little,
         page_size: 4096,
         vmcoreinfo: None,
+        vmcoreinfo_source: vmcore_report::dump::VmcoreinfoSource::Absent,
         cpus: vec![],
         header_utsname: None,
         header_timestamp: None,

@@ -414,6 +414,7 @@ pub fn kernel(mode: u8, mut memory: Vec<u8>) -> Kernel {
         endian: Endian::Little,
         page_size: 4096,
         vmcoreinfo: None,
+        vmcoreinfo_source: vmcore_report::dump::VmcoreinfoSource::Absent,
         cpus: vec![],
         header_utsname: None,
         header_timestamp: None,

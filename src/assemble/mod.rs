@@ -35,6 +35,8 @@ pub struct OpenOptions {
     pub vmlinux: Option<PathBuf>,
     pub debuginfo_dirs: Vec<PathBuf>,
     pub force_vmlinux: bool,
+    /// debuginfod servers and client settings; `None`: none.
+    pub debuginfod: Option<crate::debuginfo::debuginfod::DebuginfodOptions>,
     /// Do not look for a vmlinux at all.
     pub dump_only: bool,
 }
@@ -55,7 +57,8 @@ pub enum OpenError {
 pub struct VmlinuxRecord {
     pub path: String,
     pub build_id: Option<String>,
-    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`.
+    /// How it was found: `command-line`, `debuginfo-dir`, `build-id`, `standard-path`,
+    /// `debuginfod`.
     pub found_by: String,
     /// How it was shown to match the dump: `build-id`, `release-and-banner`, `release-only`,
     /// `forced`.
@@ -169,6 +172,7 @@ pub fn build_kernel(
         sysroot: None,
         no_standard_places: false,
         force: opts.force_vmlinux,
+        debuginfod: opts.debuginfod.clone(),
     };
     let located = match locate::locate(&lopts, &id) {
         Ok(l) => l,
@@ -179,12 +183,15 @@ pub fn build_kernel(
             return dump_only::build(dump, first_space?, e.to_string());
         }
     };
+    let found_by = match &located.via_debuginfod {
+        Some(_) => "debuginfod",
+        None => found_by(opts, &located.path),
+    };
     let mut proof = located.proof.clone();
     tracing::info!(
-        "vmlinux: {} ({}, found by {})",
+        "vmlinux: {} ({}, found by {found_by})",
         located.path.display(),
         proof_name(&proof),
-        found_by(opts, &located.path)
     );
     let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
 
@@ -221,7 +228,7 @@ pub fn build_kernel(
     let vmlinux = VmlinuxRecord {
         path: located.path.display().to_string(),
         build_id: located.vmlinux.build_id(),
-        found_by: found_by(opts, &located.path).to_string(),
+        found_by: found_by.to_string(),
         proof: proof_name(&proof).to_string(),
         forced: matches!(proof, MatchProof::Forced(_)),
     };

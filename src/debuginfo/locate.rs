@@ -16,11 +16,17 @@
 //! holds the release, the build number and the build time). A mismatch names both versions;
 //! `force` accepts the file anyway. When nothing is found, the error lists every path tried and
 //! the package that provides the file on common distributions.
+//!
+//! When no local file matches and debuginfod servers are configured (`--debuginfod`,
+//! `DEBUGINFOD_URLS`), the file is fetched by the dump's build-id into the client cache
+//! ([`debuginfod`]) and proven like any other; what each server answered joins the "not found"
+//! message.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::debuginfo::DebugInfoError;
+use crate::debuginfo::debuginfod::{self, DebuginfodOptions};
 use crate::debuginfo::elf::Vmlinux;
 use crate::dump::VmcoreInfo;
 
@@ -65,6 +71,8 @@ pub struct Located {
     pub proof: MatchProof,
     /// Every path looked at, in order.
     pub tried: Vec<PathBuf>,
+    /// Fetched through debuginfod: the server it came from, or `cache` for the client cache.
+    pub via_debuginfod: Option<String>,
 }
 
 /// Options of the search.
@@ -77,6 +85,8 @@ pub struct LocateOptions {
     /// Skip the standard places (only explicit and `debuginfo_dirs`).
     pub no_standard_places: bool,
     pub force: bool,
+    /// Ask these debuginfod servers (by the dump's build-id) when no local file matches.
+    pub debuginfod: Option<DebuginfodOptions>,
 }
 
 /// The release a vmlinux's banner names: `Linux version <release> (…`.
@@ -245,6 +255,7 @@ pub fn locate(opts: &LocateOptions, id: &DumpIdentity) -> Result<Located, DebugI
             vmlinux: vm,
             proof,
             tried: vec![p.clone()],
+            via_debuginfod: None,
         });
     }
     let cands = candidates(opts, id);
@@ -271,11 +282,37 @@ pub fn locate(opts: &LocateOptions, id: &DumpIdentity) -> Result<Located, DebugI
                     vmlinux: vm,
                     proof,
                     tried,
+                    via_debuginfod: None,
                 });
             }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
+        }
+    }
+    // debuginfod after the local places, as elfutils' tools do; only by build-id
+    let mut remote_notes = Vec::new();
+    if let (Some(d), Some(bid)) = (&opts.debuginfod, id.build_id.as_deref()) {
+        match debuginfod::fetch(d, bid) {
+            Ok(f) => {
+                tried.push(f.path.clone());
+                let vm = Arc::new(f.vmlinux);
+                match verify(&vm, id, false) {
+                    Ok(proof) => {
+                        return Ok(Located {
+                            path: f.path,
+                            vmlinux: vm,
+                            proof,
+                            tried,
+                            via_debuginfod: Some(f.server.unwrap_or_else(|| "cache".into())),
+                        });
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            Err(notes) => remote_notes = notes,
         }
     }
     if opts.force {
@@ -290,6 +327,7 @@ pub fn locate(opts: &LocateOptions, id: &DumpIdentity) -> Result<Located, DebugI
                     vmlinux: vm,
                     proof,
                     tried,
+                    via_debuginfod: None,
                 });
             }
         }
@@ -298,8 +336,13 @@ pub fn locate(opts: &LocateOptions, id: &DumpIdentity) -> Result<Located, DebugI
         return Err(e);
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    let remote = if opts.debuginfod.is_some() && id.build_id.is_none() {
+        "; debuginfod not asked: the dump names no build-id".to_string()
+    } else {
+        remote_notes.iter().map(|n| format!("; {n}")).collect()
+    };
     Err(DebugInfoError::NotFound(format!(
-        "tried {}; {}",
+        "tried {}{remote}; {}",
         if list.is_empty() {
             "no path (the dump names no release or build-id)".to_string()
         } else {

@@ -19,6 +19,7 @@
 
 pub mod btf;
 pub mod combined;
+pub mod debuginfod;
 pub mod dwarf;
 pub mod elf;
 pub mod globals;

@@ -591,6 +591,10 @@ impl PhysMem for ElfMem {
     /// `pages_lost` counts the pages touched by the pieces no segment holds in the file (after
     /// the overlap resolution, so a page another segment still holds is not counted; a page
     /// partly present is).
+    fn release_resident(&self) {
+        self.src.release_resident()
+    }
+
     fn truncation(&self) -> Option<Truncation> {
         let expected = self.expected_size?;
         let ps = self.page_size.clamp(1, MAX_PAGE);

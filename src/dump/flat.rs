@@ -164,6 +164,10 @@ impl KdumpFile for FlatView {
         self.len
     }
 
+    fn release_resident(&self) {
+        self.src.release_resident()
+    }
+
     fn path(&self) -> &Path {
         self.src.path()
     }

@@ -66,6 +66,8 @@ pub trait KdumpFile: Send + Sync + std::fmt::Debug {
     fn written(&self, offset: u64, len: u64) -> bool {
         offset.checked_add(len).is_some_and(|e| e <= self.len())
     }
+    /// See [`super::PhysMem::release_resident`].
+    fn release_resident(&self) {}
     /// The size of the file on disk and, for a stream cut inside a record, the size it should
     /// have at least.
     fn stored_size(&self) -> (u64, Option<u64>) {
@@ -87,6 +89,9 @@ impl KdumpFile for ByteSource {
     }
     fn read(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, DumpError> {
         self.slice(offset, len, what).map(Cow::Borrowed)
+    }
+    fn release_resident(&self) {
+        ByteSource::release_resident(self)
     }
 }
 
@@ -773,6 +778,10 @@ impl PhysMem for KdumpMem {
 
     fn truncation(&self) -> Option<Truncation> {
         self.truncation
+    }
+
+    fn release_resident(&self) {
+        self.file.release_resident()
     }
 }
 

@@ -17,6 +17,7 @@ pub mod kdump;
 pub mod notes;
 pub mod source;
 pub mod vmcoreinfo;
+pub mod vmcoreinfo_mem;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::addr::{Arch, Endian, Pfn, PhysAddr, VirtAddr};
 pub use health::DumpHealth;
 pub use source::ByteSource;
 pub use vmcoreinfo::VmcoreInfo;
+pub use vmcoreinfo_mem::VmcoreinfoSource;
 
 /// Errors of the dump layer. `NotDumped` is normal after filtering (`makedumpfile -d 31`) and is
 /// kept apart from corruption.
@@ -99,6 +101,9 @@ pub trait PhysMem: Send + Sync {
     fn truncation(&self) -> Option<Truncation> {
         None
     }
+    /// Unmaps the file pages read so far (see [`ByteSource::release_resident`]); a no-op for
+    /// memory held in a `Vec`.
+    fn release_resident(&self) {}
 }
 
 /// A dump shorter than its own headers promise (a capture that ran out of disk, an upload cut
@@ -219,6 +224,8 @@ pub struct DumpInfo {
     /// should use VMCOREINFO `PAGESIZE`.
     pub page_size: u64,
     pub vmcoreinfo: Option<VmcoreInfo>,
+    /// Where `vmcoreinfo` came from: the dump's note, or a search of its memory.
+    pub vmcoreinfo_source: VmcoreinfoSource,
     pub cpus: Vec<CpuState>,
     /// The kdump header's utsname (ELF dumps have none).
     pub header_utsname: Option<HeaderUtsname>,
@@ -343,7 +350,9 @@ fn check_kdump_signature(file: &dyn kdump::KdumpFile) -> Result<(), DumpError> {
 
 fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, DumpError> {
     let mut e = elf::open(src)?;
-    let vmcoreinfo = e.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+    let hint = e.machine_arch.or_else(|| e.notes.arch_hint(e.endian));
+    let (vmcoreinfo, vmcoreinfo_source) =
+        vmcoreinfo_or_search(e.notes.vmcoreinfo.as_deref(), &e.mem, hint, e.endian);
     let arch = e
         .machine_arch
         .or_else(|| vmcoreinfo.as_ref().and_then(notes::arch_from_vmcoreinfo))
@@ -363,6 +372,7 @@ fn open_elf(src: ByteSource, path: PathBuf, file_size: u64) -> Result<Dump, Dump
         endian: e.endian,
         page_size,
         vmcoreinfo,
+        vmcoreinfo_source,
         nr_cpus: Some(cpus.len() as u32),
         cpus,
         header_utsname: None,
@@ -400,7 +410,23 @@ fn kdump_to_dump(
             m.notes.clone(),
         )
     };
-    let vmcoreinfo = vmcoreinfo_text.as_deref().map(VmcoreInfo::parse);
+    // A lone piece of a split dump still goes through SplitMem, which knows the others are
+    // missing.
+    let split = pieces
+        .iter()
+        .any(|p| p.sub.as_ref().is_some_and(|s| s.split));
+    let mem: Arc<dyn PhysMem> = if pieces.len() == 1 && !split {
+        match pieces.pop() {
+            Some(p) => Arc::new(p.mem),
+            None => Arc::new(SplitMem::new(Vec::new())),
+        }
+    } else {
+        Arc::new(SplitMem::new(pieces.into_iter().map(|p| p.mem).collect()))
+    };
+    let hint =
+        notes::arch_from_machine(&header.utsname.machine).or_else(|| note_info.arch_hint(endian));
+    let (vmcoreinfo, vmcoreinfo_source) =
+        vmcoreinfo_or_search(vmcoreinfo_text.as_deref(), &*mem, hint, endian);
     let arch = notes::arch_from_machine(&header.utsname.machine)
         .or_else(|| vmcoreinfo.as_ref().and_then(notes::arch_from_vmcoreinfo))
         .or_else(|| note_info.arch_hint(endian));
@@ -428,6 +454,7 @@ fn kdump_to_dump(
         endian,
         page_size: header.block_size as u64,
         vmcoreinfo,
+        vmcoreinfo_source,
         cpus,
         header_utsname: Some(header.utsname.clone()),
         header_timestamp: Some(header.timestamp_sec),
@@ -439,20 +466,37 @@ fn kdump_to_dump(
             flagged_incomplete_by_header: flagged_incomplete,
         },
     };
-    // A lone piece of a split dump still goes through SplitMem, which knows the others are
-    // missing.
-    let split = pieces
-        .iter()
-        .any(|p| p.sub.as_ref().is_some_and(|s| s.split));
-    let mem: Arc<dyn PhysMem> = if pieces.len() == 1 && !split {
-        match pieces.pop() {
-            Some(p) => Arc::new(p.mem),
-            None => Arc::new(SplitMem::new(Vec::new())),
-        }
-    } else {
-        Arc::new(SplitMem::new(pieces.into_iter().map(|p| p.mem).collect()))
-    };
     Dump { mem, info }
+}
+
+/// VMCOREINFO from the text the dump's headers carry, else from a bounded search of its memory
+/// ([`vmcoreinfo_mem`]: dumps of guests without QEMU's vmcoreinfo device). `arch` is what the
+/// headers say, for the search to check the text against.
+fn vmcoreinfo_or_search(
+    text: Option<&str>,
+    mem: &dyn PhysMem,
+    arch: Option<Arch>,
+    endian: Endian,
+) -> (Option<VmcoreInfo>, VmcoreinfoSource) {
+    if let Some(t) = text {
+        return (Some(VmcoreInfo::parse(t)), VmcoreinfoSource::Note);
+    }
+    let limits = vmcoreinfo_mem::SearchLimits::default();
+    let found = vmcoreinfo_mem::search(mem, arch, endian, &limits);
+    mem.release_resident();
+    match found {
+        Some(found) => {
+            tracing::info!(
+                "the dump has no VMCOREINFO note; found the kernel's copy in its memory ({:?})",
+                found.source
+            );
+            (Some(found.info), found.source)
+        }
+        None => {
+            tracing::info!("the dump has no VMCOREINFO note, and none was found in its memory");
+            (None, VmcoreinfoSource::Absent)
+        }
+    }
 }
 
 /// Opens the pieces of a split dump: each a kdump file with `split` set and its own PFN range.
@@ -605,6 +649,10 @@ impl PhysMem for SplitMem {
 
     fn truncation(&self) -> Option<Truncation> {
         self.truncation
+    }
+
+    fn release_resident(&self) {
+        self.pieces.iter().for_each(|p| p.release_resident());
     }
 }
 

@@ -58,6 +58,19 @@ impl ByteSource {
         &self.path
     }
 
+    /// Drops this process's mapping of the pages read so far (they stay in the page cache and
+    /// are mapped again on the next access): after a pass over the whole file, such as the
+    /// VMCOREINFO search, the resident set falls back to what the analysis itself touches.
+    pub fn release_resident(&self) {
+        if let Backing::Mmap(m) = &*self.backing {
+            // SAFETY: the map is read-only and private and never written, so MADV_DONTNEED only
+            // unmaps pages that the next access faults in again from the file, unchanged.
+            if let Err(e) = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
+                tracing::debug!("madvise(MADV_DONTNEED) on {}: {e}", self.path.display());
+            }
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         match &*self.backing {
             Backing::Mmap(m) => m,

@@ -95,6 +95,8 @@ pub struct DumpRecord {
     pub sha256: Option<Vec<String>>,
     /// Whether the dump is whole (see [`crate::dump::DumpHealth`]).
     pub health: HealthRecord,
+    /// Where VMCOREINFO came from: the dump's note, or its memory (dumps without the note).
+    pub vmcoreinfo: crate::dump::VmcoreinfoSource,
 }
 
 /// The dump's damage, as the readers found it.

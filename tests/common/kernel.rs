@@ -196,6 +196,7 @@ pub fn kernel(spec: &Spec) -> Kernel {
             endian: Endian::Little,
             page_size: 4096,
             vmcoreinfo: Some(vi),
+            vmcoreinfo_source: vmcore_report::dump::VmcoreinfoSource::Note,
             cpus: Vec::new(),
             header_utsname,
             header_timestamp: None,
