@@ -349,12 +349,21 @@ fn vmlinux_problems_give_the_debuginfo_exit_code() {
     assert_eq!(m["vmlinux"]["forced"], true);
     assert_eq!(m["vmlinux"]["proof"], "forced");
 
-    // nothing to be found: an empty debuginfo dir and no such release installed here
+    // nothing to be found (an empty debuginfo dir and no such release installed here): no
+    // refusal, the report is made from the dump alone; this synthetic dump holds neither
+    // kallsyms nor BTF, so only what VMCOREINFO describes is read, the manifest says why, and
+    // the exit code says plugins are missing
     let s = setup();
     let empty = tempfile::tempdir().unwrap();
-    let o = run(&s, &["--debuginfo-dir", empty.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let o = run_complete(&s, &["--debuginfo-dir", empty.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains(RELEASE), "{}", text(&o.stderr));
+    let (archive, name) = the_archive(&s.out, ".tar.xz");
+    let (_d, m) = unpack(&archive, &name);
+    assert!(m["vmlinux"].is_null());
+    assert_eq!(m["debuginfo"]["types"], "none");
+    let notes = m["debuginfo"]["notes"].to_string();
+    assert!(notes.contains("no vmlinux") && notes.contains(RELEASE), "{notes}");
 }
 
 #[test]
