@@ -1,7 +1,8 @@
 //! s390x translation against big-endian region/segment/page tables built by
 //! tests/common/pagetable.rs: every top-level type, large (1 MiB) segments, 2 GiB region-third
-//! frames, address-space limits, the top type read from the table, prefixing, missing tables.
-//! No real s390x dump exists among the fixtures; this is the whole s390x coverage.
+//! frames, address-space limits, the top type read from the table, prefixing, missing tables,
+//! the 6.10+ layout's page-table root (VMCOREINFO `KERNELOFFPHYS`). The real dumps of the
+//! `s390x-6.1` and `s390x-6.12` fixture sets are read by the real-fixture tests.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use common::pagetable::{Builder, Mode, Rng, check_oracle};
 use vmcore_report::addr::{Arch, Endian, VirtAddr};
-use vmcore_report::arch::s390x::{S390x, TopLevel};
+use vmcore_report::arch::s390x::{S390x, TopLevel, kernel_image_phys};
 use vmcore_report::arch::{AddressSpace, TranslateError, TranslationConfig, Translator};
 
 const M1: u64 = 1 << 20;
@@ -202,6 +203,44 @@ fn non_identity_mapped_kernel_is_refused_clearly() {
     // a 6.10+ kernel-image address, far above the dump's memory
     cfg.symbols
         .insert("swapper_pg_dir".into(), 0x3ff_e000_0000 + lay.b.root);
+    let e = S390x::from_config(&lay.b.mem, &cfg).err().unwrap();
+    assert_eq!(e.code(), "unsupported");
+}
+
+#[test]
+fn the_6_10_layout_finds_its_root_through_kerneloffphys() {
+    // the image runs at virtual `KERNELOFFSET` and was loaded at physical `KERNELOFFPHYS`:
+    // swapper_pg_dir's symbol is the image's virtual base plus its offset in the image
+    let lay = build(1);
+    let (virt_base, phys_base) = (0x3ff_e000_0000u64, 0x10_0000u64);
+    let mut cfg = TranslationConfig {
+        arch: Some(Arch::S390x),
+        page_size: 4096,
+        kaslr_offset: virt_base,
+        ..Default::default()
+    };
+    cfg.symbols.insert(
+        "swapper_pg_dir".into(),
+        virt_base + (lay.b.root - phys_base),
+    );
+    cfg.other
+        .insert("KERNELOFFPHYS".into(), format!("{phys_base:x}"));
+    assert_eq!(
+        kernel_image_phys(&cfg, virt_base + 0x2345),
+        Some(phys_base + 0x2345)
+    );
+    assert_eq!(kernel_image_phys(&cfg, virt_base - 1), None);
+    let t = S390x::from_config(&lay.b.mem, &cfg).unwrap();
+    assert_eq!(t.top_level(), TopLevel::RegionThird);
+    for va in [0x5000u64, 3 * M1 + 0x123, G2 + 0x4567] {
+        assert_eq!(
+            t.translate(&lay.b.mem, VirtAddr(va)).unwrap().phys.0,
+            va,
+            "{va:#x}"
+        );
+    }
+    // without KERNELOFFPHYS the same symbol is the refused non-identity address
+    cfg.other.clear();
     let e = S390x::from_config(&lay.b.mem, &cfg).err().unwrap();
     assert_eq!(e.code(), "unsupported");
 }

@@ -118,3 +118,85 @@ fn every_task_equals_drgns_stack_trace() {
         }
     }
 }
+
+/// The live stacks that cannot have changed before the crash (`---stacks---` in truth.txt): a
+/// `sleep` task stays in clock_nanosleep, the waiting shell in wait4 (its child sleeps for
+/// hours). kthreadd and khungtaskd may wake in between and are left out.
+fn cannot_have_moved(s: &common::stacks::LiveStack) -> bool {
+    s.comm == "sleep" || s.comm == "sh"
+}
+
+/// Our backtrace of every task whose live stack cannot have moved holds the live frames in
+/// order (gaps allowed: /proc/PID/stack leaves out the scheduler's own functions), each named
+/// as the live kernel named it: `%pB`, the symbol of `pc - 1` with the offset of `pc`,
+/// `func+0xOFF`. The `/0xSIZE` is not compared: kallsyms' size runs to the next symbol, the
+/// vmlinux symbol table's ends at the function's last instruction (alignment padding between).
+/// On every dump of every set: the direct check against the live kernel, and on the sets
+/// without drgn's oracle (s390x) the only one.
+#[test]
+fn live_stacks_are_in_our_backtraces() {
+    use common::stacks::{live_stacks, subsequence_mismatch};
+    for set in common::fixtures::SETS {
+        let Some(dir) = common::fixtures::set(set) else {
+            continue;
+        };
+        let truth = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
+        let Some(live) = live_stacks(&truth) else {
+            common::fixtures::skip(format_args!("{set}: truth.txt has no ---stacks---"));
+            continue;
+        };
+        let live = live.unwrap_or_else(|e| panic!("{set}: ---stacks---: {e}"));
+        let live: Vec<_> = live.iter().filter(|s| cannot_have_moved(s)).collect();
+        assert_eq!(
+            live.len(),
+            4,
+            "{set}: three sleep tasks and the waiting shell"
+        );
+        for dump in common::fixtures::dumps(&dir) {
+            let name = dump.file_name().unwrap().to_string_lossy().to_string();
+            let k = common::kernel::open(&dump, &dir.join("vmlinux"));
+            let bt = Backtracer::new(&k).unwrap_or_else(|e| panic!("{set}: no backtracer: {e}"));
+            let tasks = k
+                .tasks()
+                .unwrap_or_else(|e| panic!("{set}/{name}: tasks: {e}"));
+            for s in &live {
+                let task = tasks
+                    .tasks
+                    .iter()
+                    .find(|t| i64::from(t.pid) == s.pid)
+                    .unwrap_or_else(|| panic!("{set}/{name}: pid {} not listed", s.pid));
+                let tr = bt
+                    .trace(task.addr)
+                    .unwrap_or_else(|e| panic!("{set}/{name}: pid {}: {e}", s.pid));
+                let have: Vec<String> = tr
+                    .frames
+                    .iter()
+                    .map(|f| {
+                        let probe = if f.interrupted { f.pc } else { f.pc - 1 };
+                        match k.symbols().symbolize(VirtAddr(probe)) {
+                            Some((sym, off)) => format!("{}+{:#x}", sym.name, off + f.pc - probe),
+                            None => format!("{:#x}", f.pc),
+                        }
+                    })
+                    .collect();
+                let want: Vec<String> = s
+                    .frames
+                    .iter()
+                    .map(|f| format!("{}+{:#x}", f.symbol_name(), f.offset.unwrap_or(0)))
+                    .collect();
+                let want: Vec<&str> = want.iter().map(String::as_str).collect();
+                let have: Vec<&str> = have.iter().map(String::as_str).collect();
+                if let Some(i) = subsequence_mismatch(&want, &have) {
+                    panic!(
+                        "{set}/{name}: pid {} {}: live frame {i} ({}) not in order in ours\n live: {want:?}\n ours: {have:?} ({:?})",
+                        s.pid, s.comm, want[i], tr.stop
+                    );
+                }
+            }
+            eprintln!(
+                "{set}/{name}: the {} live stacks that cannot have moved are in our backtraces",
+                live.len()
+            );
+        }
+    }
+}

@@ -363,7 +363,10 @@ fn vmlinux_problems_give_the_debuginfo_exit_code() {
     assert!(m["vmlinux"].is_null());
     assert_eq!(m["debuginfo"]["types"], "none");
     let notes = m["debuginfo"]["notes"].to_string();
-    assert!(notes.contains("no vmlinux") && notes.contains(RELEASE), "{notes}");
+    assert!(
+        notes.contains("no vmlinux") && notes.contains(RELEASE),
+        "{notes}"
+    );
 }
 
 #[test]

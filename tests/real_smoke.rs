@@ -1,8 +1,9 @@
 //! Integrity of the real fixture sets built by `fixtures/build.sh`, checked with nothing but std:
 //! every dump starts with its format's signature, `vmcore.elf` (the kdump sets: `vmcore.raw`, the
 //! capture kernel's /proc/vmcore) is a core file for the right machine whose VMCOREINFO names the
-//! kernel the live guest reported, with one PRSTATUS note per CPU the guest saw, and (x86_64)
-//! whose KERNELOFFSET matches the `_text` address the guest read from /proc/kallsyms. These checks are independent of the crate's readers: when a reader test
+//! kernel the live guest reported (s390x: the kernel's copy in memory, QEMU writes no note
+//! there), with one PRSTATUS note per CPU the guest saw, and (x86_64, s390x) whose KERNELOFFSET
+//! matches the `_text` address the guest read from /proc/kallsyms. These checks are independent of the crate's readers: when a reader test
 //! fails on a set that passes here, the reader is at fault, not the fixture.
 
 mod common;
@@ -19,6 +20,10 @@ const PT_NOTE: u32 = 4;
 const NT_PRSTATUS: u32 = 1;
 const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
+const EM_S390: u16 = 22;
+/// Where s390x links `_text` (arch/s390/kernel/vmlinux.lds.S, `TEXT_OFFSET`); KERNELOFFSET is
+/// 0 before 6.10 and the image's virtual base from 6.10.
+const S390X_LINKED_TEXT: u64 = 0x10_0000;
 /// Where x86_64 links the kernel when KASLR does not move it (`__START_KERNEL_map` + 16 MiB).
 const X86_64_DEFAULT_TEXT: u64 = 0xffff_ffff_8100_0000;
 
@@ -35,14 +40,28 @@ fn head(path: &Path, n: usize) -> Vec<u8> {
     buf
 }
 
+thread_local! {
+    /// The byte order of the ELF file being read (s390x's dumps are big-endian).
+    static BIG_ENDIAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn uint_at(b: &[u8], off: usize, n: usize) -> u64 {
+    let bytes = &b[off..off + n];
+    let fold = |acc: u64, &x: &u8| (acc << 8) | u64::from(x);
+    if BIG_ENDIAN.with(|e| e.get()) {
+        bytes.iter().fold(0, fold)
+    } else {
+        bytes.iter().rev().fold(0, fold)
+    }
+}
 fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+    uint_at(b, off, 2) as u16
 }
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+    uint_at(b, off, 4) as u32
 }
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+    uint_at(b, off, 8)
 }
 
 /// The `key: value` lines and `---name---` sections of truth.txt.
@@ -76,7 +95,7 @@ fn truth(dir: &Path) -> Truth {
     Truth { keys, sections }
 }
 
-/// The program headers of an ELF64 little-endian file, one byte vector each (from `e_phoff`).
+/// The program headers of an ELF64 file, one byte vector each (from `e_phoff`).
 fn program_headers(path: &Path) -> Vec<Vec<u8>> {
     let eh = head(path, 64);
     let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20), u16_at(&eh, 0x36), u16_at(&eh, 0x38));
@@ -89,12 +108,13 @@ fn program_headers(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The notes of an ELF64 little-endian core: (name, type, descriptor).
+/// The notes of an ELF64 core, either byte order: (name, type, descriptor).
 fn elf_notes(path: &Path) -> (u16, Vec<(String, u32, Vec<u8>)>) {
     let mut f = File::open(path).unwrap();
     let eh = head(path, 64);
     assert_eq!(&eh[..4], b"\x7fELF", "{}: no ELF magic", path.display());
     assert_eq!(eh[4], 2, "{}: not ELFCLASS64", path.display());
+    BIG_ENDIAN.with(|e| e.set(eh[5] == 2));
     assert_eq!(
         u16_at(&eh, 0x10),
         ET_CORE,
@@ -161,6 +181,43 @@ fn every_dump_has_its_format_signature() {
     }
 }
 
+/// The VMCOREINFO text of an s390x ELF dump's memory: the ELF note (`Elf64_Nhdr`, name
+/// "VMCOREINFO") whose physical address the absolute lowcore holds at 0xe0c (`vmcore_info`,
+/// arch/s390/include/asm/lowcore.h), read through the PT_LOADs' physical addresses.
+fn s390x_lowcore_vmcoreinfo(path: &Path) -> String {
+    let mut f = File::open(path).unwrap();
+    let loads: Vec<(u64, u64, u64)> = program_headers(path)
+        .iter()
+        .filter(|p| u32_at(p, 0) == 1)
+        .map(|p| (u64_at(p, 24), u64_at(p, 8), u64_at(p, 32)))
+        .collect();
+    let mut read = |pa: u64, n: usize| -> Vec<u8> {
+        let (paddr, off, _) = loads
+            .iter()
+            .find(|(paddr, _, size)| (*paddr..paddr + size).contains(&pa))
+            .unwrap_or_else(|| panic!("{}: physical {pa:#x} in no PT_LOAD", path.display()));
+        let mut b = vec![0; n];
+        f.seek(SeekFrom::Start(off + pa - paddr)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        b
+    };
+    let at = u64_at(&read(0xe0c, 8), 0);
+    let h = read(at, 24);
+    assert_eq!(
+        &h[12..23],
+        b"VMCOREINFO\0",
+        "{}: no note at {at:#x}",
+        path.display()
+    );
+    let size = u32_at(&h, 4) as usize;
+    assert!(
+        size < 1 << 16,
+        "{}: VMCOREINFO note of {size} bytes",
+        path.display()
+    );
+    String::from_utf8_lossy(&read(at + 24, size)).to_string()
+}
+
 #[test]
 fn vmcore_elf_matches_the_live_truth() {
     for name in all_sets() {
@@ -182,16 +239,27 @@ fn vmcore_elf_matches_the_live_truth() {
         let (machine, notes) = elf_notes(&elf);
         let want_machine = if name.starts_with("aarch64") {
             EM_AARCH64
+        } else if name.starts_with("s390x") {
+            EM_S390
         } else {
             EM_X86_64
         };
         assert_eq!(machine, want_machine, "{name}: e_machine");
 
-        let vmcoreinfo = notes
+        let note = notes
             .iter()
             .find(|(n, _, _)| n == "VMCOREINFO")
-            .map(|(_, _, d)| String::from_utf8_lossy(d).to_string())
-            .unwrap_or_else(|| panic!("{name}: {} has no VMCOREINFO note", elf.display()));
+            .map(|(_, _, d)| String::from_utf8_lossy(d).to_string());
+        let vmcoreinfo = if machine == EM_S390 {
+            // QEMU has no vmcoreinfo device on s390x: no note, the kernel's copy in memory
+            assert!(
+                note.is_none(),
+                "{name}: an s390x QEMU dump with a VMCOREINFO note"
+            );
+            s390x_lowcore_vmcoreinfo(&elf)
+        } else {
+            note.unwrap_or_else(|| panic!("{name}: {} has no VMCOREINFO note", elf.display()))
+        };
         let info: HashMap<&str, &str> = vmcoreinfo
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -212,7 +280,14 @@ fn vmcore_elf_matches_the_live_truth() {
             "{name}: one PRSTATUS per vCPU the guest saw"
         );
 
-        if let (EM_X86_64, Some(kallsyms)) = (machine, t.sections.get("kallsyms")) {
+        // where the kernel links `_text`: KASLR (and s390x's 6.10+ relocation) moves it by
+        // KERNELOFFSET
+        let linked = match machine {
+            EM_X86_64 => Some(X86_64_DEFAULT_TEXT),
+            EM_S390 => Some(S390X_LINKED_TEXT),
+            _ => None,
+        };
+        if let (Some(linked), Some(kallsyms)) = (linked, t.sections.get("kallsyms")) {
             let text = kallsyms
                 .iter()
                 .find_map(|l| {
@@ -222,15 +297,12 @@ fn vmcore_elf_matches_the_live_truth() {
                 })
                 .unwrap_or_else(|| panic!("{name}: no _text in the truth's kallsyms"));
             let offset = u64::from_str_radix(info["KERNELOFFSET"], 16).unwrap();
+            // (s390x before 6.10 runs identity-mapped: KERNELOFFSET 0 with KASLR on)
             let nokaslr = t.keys["cmdline"].split_whitespace().any(|w| w == "nokaslr");
-            if !nokaslr {
+            if machine == EM_X86_64 && !nokaslr {
                 assert_ne!(offset, 0, "{name}: KASLR was on, the offset cannot be 0");
             }
-            assert_eq!(
-                X86_64_DEFAULT_TEXT + offset,
-                text,
-                "{name}: KERNELOFFSET vs live _text"
-            );
+            assert_eq!(linked + offset, text, "{name}: KERNELOFFSET vs live _text");
         }
     }
 }

@@ -9,9 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::fixtures;
+use vmcore_report::addr::VirtAddr;
 use vmcore_report::debuginfo::elf::Vmlinux;
 use vmcore_report::kernel::Kernel;
 use vmcore_report::kernel::stack::RegsSource;
+use vmcore_report::unwind::StackKind;
 
 /// `x86_64 user_regs_struct`: rip is word 16, rsp word 19.
 const RIP: usize = 16;
@@ -136,6 +138,9 @@ fn qemu_dump_notes_by_cpu_number() {
         "aarch64-6.1",
         "x86_64-5.10",
         "aarch64-5.10",
+        // QEMU 7.2 wrote these notes' pr_pid in host byte order (read back as CPU + 1)
+        "s390x-6.1",
+        "s390x-6.12",
     ] {
         let Some(dir) = fixtures::set(set) else {
             continue;
@@ -385,5 +390,83 @@ fn modules_6_12_mem_layout() {
         assert!(sym.name.starts_with("fw_cfg_"), "{sym:?}");
         assert_eq!(sym.start, base + 0x10);
         assert!(sym.size > 1 && sym.size <= 0x20, "{sym:?}");
+    }
+}
+
+/// s390x's running CPUs on the real dumps: the panic CPU's trace holds the panic's console
+/// `Call Trace` from `panic` on, in order (the console's `%pS` entries at `+0x0`, the return
+/// from a call that never returns named after the next function, are left out); the other CPU,
+/// stopped by the panic's external call on its async stack, unwinds through the interrupt's
+/// `pt_regs` onto its task stack and ends there, not on a memory stop.
+#[test]
+fn s390x_running_cpus_unwind_through_their_stacks() {
+    use common::stacks::subsequence_mismatch;
+    use vmcore_report::kernel::stack::Backtracer;
+    use vmcore_report::unwind::StopReason;
+    for set in ["s390x-6.1", "s390x-6.12"] {
+        let Some(dir) = fixtures::set(set) else {
+            continue;
+        };
+        // s390x prints ` [<000003ffff3f4ed8>] panic+0x118/0x318 ` per entry
+        // (arch/s390/kernel/dumpstack.c), after the panic line's `Call Trace:`
+        let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+        let after = &console[console.find("Kernel panic - not syncing").unwrap()..];
+        let after = &after[after.find("Call Trace:").expect("the panic's Call Trace")..];
+        let entries: Vec<(String, u64)> = after
+            .lines()
+            .skip(1)
+            .map_while(|l| {
+                let e = l.split(">] ").nth(1)?.split_whitespace().next()?;
+                let (f, rest) = e.split_once('+')?;
+                let off =
+                    u64::from_str_radix(rest.split('/').next()?.strip_prefix("0x")?, 16).ok()?;
+                Some((f.to_string(), off))
+            })
+            .collect();
+        let want: Vec<&str> = entries
+            .iter()
+            .skip_while(|(f, _)| f != "panic")
+            .filter(|(_, off)| *off != 0)
+            .map(|(f, _)| f.as_str())
+            .collect();
+        assert!(want.len() >= 6, "{set}: console trace {want:?}");
+        for dump in fixtures::dumps(&dir) {
+            let name = dump.file_name().unwrap().to_string_lossy().to_string();
+            let k = common::kernel::open(&dump, &dir.join("vmlinux"));
+            let bt = Backtracer::new(&k).unwrap();
+            let cpus = k.cpu_contexts().unwrap();
+            assert_eq!(cpus.len(), 2, "{set}/{name}");
+            for c in &cpus {
+                let task = c.task.expect("a current task");
+                let tr = bt.trace(VirtAddr(task)).unwrap();
+                let have: Vec<&str> = tr
+                    .frames
+                    .iter()
+                    .filter_map(|f| f.symbol.as_deref())
+                    .collect();
+                assert!(
+                    !matches!(tr.stop, StopReason::Memory { .. }),
+                    "{set}/{name}: CPU {} stopped on {:?}: {have:?}",
+                    c.cpu,
+                    tr.stop
+                );
+                if c.is_panic {
+                    if let Some(i) = subsequence_mismatch(&want, &have) {
+                        panic!(
+                            "{set}/{name}: console frame {i} ({}) not in order\n console: {want:?}\n ours: {have:?}",
+                            want[i]
+                        );
+                    }
+                } else {
+                    let kinds: Vec<StackKind> = tr.frames.iter().map(|f| f.stack).collect();
+                    assert!(
+                        kinds.contains(&StackKind::Irq) && kinds.last() == Some(&StackKind::Task),
+                        "{set}/{name}: CPU {}: {have:?} on {kinds:?}",
+                        c.cpu
+                    );
+                }
+            }
+            eprintln!("{set}/{name}: both CPUs unwound through their stacks");
+        }
     }
 }

@@ -24,7 +24,8 @@
 //!   every possible CPU: a panic takes the other CPUs out of the online mask without folding
 //!   their counters, and a CPU that went offline earlier had its share folded back to zero.
 //! - `CommitLimit` is `vm_commit_limit()`; the huge-page lines are `hugetlb_report_meminfo()`
-//!   over `hstates[0 .. hugetlb_max_hstate]`; `DirectMap*` is x86's `direct_pages_count[]`.
+//!   over `hstates[0 .. hugetlb_max_hstate]`; `DirectMap*` is x86's or s390x's
+//!   `direct_pages_count[]`.
 //! - `VmallocTotal` is `VMALLOC_END - VMALLOC_START`: from VMCOREINFO where the architecture
 //!   exports them (arm64 since 6.0), else x86_64's `VMALLOC_SIZE_TB` (32 TiB with 4-level
 //!   paging, 12800 TiB with 5-level) minus one byte, as its `VMALLOC_END` is inclusive. An arm64
@@ -608,7 +609,8 @@ struct Huge {
     total_pages: u64,
 }
 
-/// `hugetlb_report_meminfo()`; `None` without `CONFIG_HUGETLB_PAGE` (no `hstates`).
+/// `hugetlb_report_meminfo()`; `None` without `CONFIG_HUGETLB_PAGE` (no `hstates`) or without
+/// a registered huge-page size.
 fn hugetlb<K: KernelAccess>(r: &mut Reader<'_, K>) -> Option<Result<Huge, String>> {
     let k = r.k;
     let page_size = r.page_size;
@@ -617,6 +619,12 @@ fn hugetlb<K: KernelAccess>(r: &mut Reader<'_, K>) -> Option<Result<Huge, String
             return Ok(None);
         };
         let n = k.var_int("hugetlb_max_hstate")?.unwrap_or(0).max(0) as u64;
+        // hugetlb_init() registers the default size unless the machine has no huge pages
+        // (`hugepages_supported()`: s390x without EDAT1, as under QEMU TCG), and then
+        // hugetlb_report_meminfo() prints no line at all
+        if n == 0 {
+            return Ok(None);
+        }
         let n = n.min(k.array_len(&hstates)?.unwrap_or(0));
         let default_idx = k.var_int("default_hstate_idx")?.unwrap_or(0).max(0) as u64;
         let mut out = Huge {
@@ -708,7 +716,7 @@ fn committed_as<K: KernelAccess>(r: &mut Reader<'_, K>, notes: &mut Vec<String>)
     }
 }
 
-/// `VMALLOC_TOTAL >> 10`.
+/// `VMALLOC_TOTAL >> 10`: from VMCOREINFO (arm64), x86_64's layout, or s390x's variables.
 fn vmalloc_total_kb<K: KernelAccess>(r: &mut Reader<'_, K>) -> V {
     let k = r.k;
     if let (Some(start), Some(end)) = (
@@ -728,17 +736,41 @@ fn vmalloc_total_kb<K: KernelAccess>(r: &mut Reader<'_, K>) -> V {
         let tb = X86_VMALLOC_TB[usize::from(l5)];
         return Ok(((tb << 40) - 1) >> 10);
     }
-    Err("neither VMCOREINFO's VMALLOC_START/VMALLOC_END nor x86_64's vmalloc_base".into())
+    // s390x sets the bounds at boot in variables of those names (arch/s390/boot/startup.c)
+    if let (Some(start), Some(end)) = (r.global("VMALLOC_START"), r.global("VMALLOC_END")) {
+        return Ok((end? as u64).wrapping_sub(start? as u64) >> 10);
+    }
+    Err(
+        "neither VMCOREINFO's VMALLOC_START/VMALLOC_END, x86_64's vmalloc_base nor s390x's \
+         VMALLOC_START/VMALLOC_END variables"
+            .into(),
+    )
 }
 
-/// x86's `arch_report_meminfo()`: `DirectMap4k`, `DirectMap2M`, and `DirectMap1G` when the
-/// kernel maps memory with 1 GiB pages (`direct_gbpages`).
+/// `arch_report_meminfo()`: x86's `DirectMap4k`, `DirectMap2M`, and `DirectMap1G` when the
+/// kernel maps memory with 1 GiB pages (`direct_gbpages`); s390x's `DirectMap4k`, `DirectMap1M`
+/// and `DirectMap2G` (arch/s390/mm/pageattr.c: `direct_pages_count[]`, `atomic_long_t`s indexed
+/// by `PG_DIRECT_MAP_4K`/`_1M`/`_2G`).
 fn direct_map<K: KernelAccess>(r: &mut Reader<'_, K>, v: &mut BTreeMap<&'static str, V>) {
     let k = r.k;
     let res: AResult<Option<Vec<(&'static str, V)>>> = (|| {
         let Some(counts) = k.var("direct_pages_count")? else {
             return Ok(None);
         };
+        if let (Some(l4k), Some(l1m), Some(l2g)) = (
+            k.enumerator("PG_DIRECT_MAP_4K")?,
+            k.enumerator("PG_DIRECT_MAP_1M")?,
+            k.enumerator("PG_DIRECT_MAP_2G")?,
+        ) {
+            let at = |i: i64| -> AResult<u64> {
+                Ok(counter_or_int(k, &k.index(&counts, i as u64)?)?.max(0) as u64)
+            };
+            return Ok(Some(vec![
+                ("DirectMap4k", Ok(at(l4k)? << 2)),
+                ("DirectMap1M", Ok(at(l1m)? << 10)),
+                ("DirectMap2G", Ok(at(l2g)? << 21)),
+            ]));
+        }
         let (Some(l4k), Some(l2m), Some(l1g)) = (
             k.enumerator("PG_LEVEL_4K")?,
             k.enumerator("PG_LEVEL_2M")?,

@@ -69,6 +69,9 @@ pub const ORDER: &[&str] = &[
     "DirectMap4k",
     "DirectMap2M",
     "DirectMap1G",
+    // s390x (arch/s390/mm/pageattr.c)
+    "DirectMap1M",
+    "DirectMap2G",
 ];
 
 /// What a line's number counts.

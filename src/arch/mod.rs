@@ -103,6 +103,8 @@ pub struct TranslationConfig {
     pub numbers: std::collections::BTreeMap<String, i64>,
     /// Every `SYMBOL(...)` from VMCOREINFO.
     pub symbols: std::collections::BTreeMap<String, u64>,
+    /// Every other VMCOREINFO key, verbatim (s390x's `KERNELOFFPHYS`, `IDENTITYBASE`).
+    pub other: std::collections::BTreeMap<String, String>,
 }
 
 /// One architecture's page-table walk.
@@ -253,6 +255,7 @@ pub fn config_from_dump(dump: &Dump) -> TranslationConfig {
             .or(dump.info.phys_base),
         numbers: vi.numbers.clone(),
         symbols: vi.symbols.clone(),
+        other: vi.other.clone(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! A kernel's BTF (`.BTF`, read from the dump's memory by [`BtfTypes::from_memory`]) describes
 //! every type but, before pahole's `global_var` encoding, only the per-CPU variables (`VAR`
 //! records in the `.data..percpu` `DATASEC`): `runqueues` is typed by BTF, `init_task` is not. The
-//! other globals the plugins read are typed here from [`WELL_KNOWN`], one C type per variable
+//! other globals the plugins read are typed here from [`WELL_KNOWN`] (and the per-CPU ones, for a
+//! BTF without `VAR` records, from [`WELL_KNOWN_PERCPU`]), one C type per variable
 //! written as the kernel declares it (include/linux/*.h, kernel/*.c), with alternatives for the
 //! versions that changed it. Each entry is resolved against the dump's BTF (a type the kernel
 //! does not have makes the alternative fail) and then checked against the dump's symbol table
@@ -132,7 +133,12 @@ pub const WELL_KNOWN: &[(&str, &str)] = &[
     ("zswap_pools", "struct list_head"),
     ("zswap_pool_total_size", "u64"),
     ("early_memtest_done", "bool"),
-    // per-CPU variables, for a BTF without `VAR` records (5.10's pahole encodes none)
+];
+
+/// Per-CPU variables, for a BTF without `VAR` records (5.10's pahole encodes none). x86_64's
+/// per-CPU section is linked at 0 and, before 6.x, kallsyms lists its symbols as absolute
+/// (`A`): those are accepted here too.
+pub const WELL_KNOWN_PERCPU: &[(&str, &str)] = &[
     ("runqueues", "struct rq"),
     ("pcpu_hot", "struct pcpu_hot"),
     ("current_task", "struct task_struct *"),
@@ -174,7 +180,7 @@ pub struct DumpTypes {
 pub type ReadFn<'a> = &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>;
 
 impl DumpTypes {
-    /// Resolves and checks every [`WELL_KNOWN`] entry now (a few hundred BTF lookups, and a
+    /// Resolves and checks every [`WELL_KNOWN`] and [`WELL_KNOWN_PERCPU`] entry now (a few hundred BTF lookups, and a
     /// read of the two arrays whose padding is trimmed); `read` is not kept.
     pub fn new(btf: BtfTypes, symbols: &SymbolTable, read: ReadFn<'_>) -> DumpTypes {
         let mut me = DumpTypes {
@@ -183,7 +189,8 @@ impl DumpTypes {
             globals: HashMap::new(),
             report: GlobalsReport::default(),
         };
-        for &(name, spec) in WELL_KNOWN {
+        let entries = WELL_KNOWN.iter().map(|e| (e, false));
+        for (&(name, spec), percpu) in entries.chain(WELL_KNOWN_PERCPU.iter().map(|e| (e, true))) {
             let Some(sym) = symbols.lookup(name) else {
                 me.report.absent += 1;
                 continue;
@@ -192,7 +199,7 @@ impl DumpTypes {
             let room = symbols
                 .next_address_after(sym.address)
                 .map(|n| n.0 - sym.address.0);
-            let typed = if sym.kind != SymKind::Data {
+            let typed = if sym.kind != SymKind::Data && !(percpu && sym.kind == SymKind::Other) {
                 Err(format!("{name}: the symbol is not data ({:?})", sym.kind))
             } else {
                 me.resolve_spec(spec, room, |len| read(sym.address.0, len))

@@ -560,7 +560,8 @@ fn token_tables(r: ReadFn<'_>, endian: Endian, p: u64) -> Option<(u64, u64)> {
 /// token table.
 fn below_token_table(r: ReadFn<'_>, endian: Endian, table: u64) -> Vec<(u64, u64, u64)> {
     let base = table.saturating_sub(SCAN_BACK);
-    let Ok(mem) = r(base, (table - base) as usize) else {
+    let Some(mem) = crate::debuginfo::memscan::read_lenient(r, base, (table - base) as usize)
+    else {
         return Vec::new();
     };
     let u32_at = |a: u64| -> Option<u64> {

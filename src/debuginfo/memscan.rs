@@ -2,8 +2,11 @@
 //! VMCOREINFO lines naming them still holds (kallsyms, BTF).
 //!
 //! The image is read from `start` in [`CHUNK`]-sized pieces (consecutive pieces overlap by the
-//! needle's length so a match across a boundary is found); a piece that cannot be read ends the
-//! search (the image is one contiguous mapping). At most `limit` bytes are searched.
+//! needle's length so a match across a boundary is found). A piece that cannot be read whole is
+//! read page by page, the missing pages as zeros: a filtered dump leaves out the image's zero
+//! pages, and the pages the kernel freed between its text and read-only data (x86_64 aligns
+//! them to 2 MiB; `free_kernel_image_pages`) are free pages, so whole megabytes may be missing
+//! before the tables. At most `limit` bytes are searched.
 
 /// Reads `len` bytes of kernel memory.
 pub type ReadFn<'a> = &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>;
@@ -27,8 +30,9 @@ pub fn find_all(
     let end = start.saturating_add(limit);
     while at < end && hits.len() < max_hits {
         let len = CHUNK.min((end - at) as usize + needle.len());
-        let Ok(buf) = read(at, len) else {
-            break;
+        let Some(buf) = read_lenient(read, at, len) else {
+            at += CHUNK as u64;
+            continue;
         };
         for i in finder.find_iter(&buf) {
             let a = at + i as u64;
@@ -42,4 +46,28 @@ pub fn find_all(
         at += CHUNK as u64;
     }
     hits
+}
+
+/// `len` bytes at `at`; if they cannot be read whole, page by page with the unreadable pages as
+/// zeros; `None` if no page is readable.
+pub fn read_lenient(read: ReadFn<'_>, at: u64, len: usize) -> Option<Vec<u8>> {
+    read(at, len).ok().or_else(|| by_pages(read, at, len))
+}
+
+/// `len` bytes at `at`, page by page, unreadable pages as zeros; `None` if no page is readable.
+fn by_pages(read: ReadFn<'_>, at: u64, len: usize) -> Option<Vec<u8>> {
+    const PAGE: u64 = 4096;
+    let mut buf = vec![0u8; len];
+    let mut any = false;
+    let mut off = 0usize;
+    while off < len {
+        let addr = at + off as u64;
+        let n = ((PAGE - addr % PAGE) as usize).min(len - off);
+        if let Ok(b) = read(addr, n) {
+            buf[off..off + n].copy_from_slice(&b[..n.min(b.len())]);
+            any = true;
+        }
+        off += n;
+    }
+    any.then_some(buf)
 }

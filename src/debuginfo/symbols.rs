@@ -159,16 +159,40 @@ pub fn code_rank(function: bool, global: bool, size: u64) -> (bool, bool, bool, 
 }
 
 /// Link-time addresses below this are not in the kernel image (per-CPU offsets, absolute
-/// constants) and are not shifted by KASLR. Every supported architecture links the kernel image
-/// in the top half of the address space.
+/// constants) and are not shifted by KASLR. x86_64 and arm64 link the kernel image in the top
+/// half of the address space; s390x links it low (its first loadable segment, [`image_min`]).
 const KERNEL_IMAGE_MIN: u64 = 0x8000_0000_0000_0000;
 
-fn shift(addr: u64, kaslr_offset: u64) -> u64 {
-    if addr >= KERNEL_IMAGE_MIN {
+fn shift_from(addr: u64, kaslr_offset: u64, min: u64) -> u64 {
+    if addr >= min {
         addr.wrapping_add(kaslr_offset)
     } else {
         addr
     }
+}
+
+fn shift(addr: u64, kaslr_offset: u64) -> u64 {
+    shift_from(addr, kaslr_offset, KERNEL_IMAGE_MIN)
+}
+
+/// The lowest link-time address of the kernel image: [`KERNEL_IMAGE_MIN`], but for s390x, whose
+/// vmlinux is linked at 0x100000 and from 6.10 relocated as a whole to `KERNELOFFSET` (per-CPU
+/// variables included: they lie in the image there), the start of its first `PT_LOAD`.
+fn image_min<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+    file: &object::read::elf::ElfFile<'static, Elf, &'static [u8]>,
+) -> u64 {
+    use object::read::elf::ProgramHeader;
+    use object::{Object, elf};
+    if file.architecture() != object::Architecture::S390x {
+        return KERNEL_IMAGE_MIN;
+    }
+    let endian = file.endian();
+    file.elf_program_headers()
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|p| p.p_vaddr(endian).into())
+        .min()
+        .unwrap_or(KERNEL_IMAGE_MIN)
 }
 
 /// The defined, named symbols of an ELF file's `.symtab` (sections and files left out), read
@@ -186,6 +210,7 @@ fn read_elf<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
     // The exact room up front: growing by doubling would copy the list several times and
     // fault in twice its pages.
     let mut list = Vec::with_capacity(table.len().min(1 << 24));
+    let min = image_min(file);
     for (index, sym) in table.enumerate().skip(1) {
         let kind = match sym.st_type() {
             elf::STT_SECTION | elf::STT_FILE => continue,
@@ -219,7 +244,11 @@ fn read_elf<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
         };
         list.push(Entry {
             name,
-            address: shift(address, kaslr_offset),
+            address: if sym.st_shndx(endian) == elf::SHN_ABS {
+                shift(address, kaslr_offset)
+            } else {
+                shift_from(address, kaslr_offset, min)
+            },
             size: sym.st_size(endian).into(),
             kind,
             global: !sym.is_local(),
@@ -343,13 +372,20 @@ impl SymbolTable {
         self.by_addr.get_or_init(|| {
             let e = &self.entries;
             let mut order: Vec<u32> = (0..e.len() as u32).collect();
-            order.sort_unstable_by(|&a, &b| {
-                let (a, b) = (&e[a as usize], &e[b as usize]);
+            // A table read from the running kernel (kallsyms) keeps its own order among symbols
+            // at one address, as the kernel's lookups do (the first alias is the one printed);
+            // an ELF table has no meaningful order there, and is ordered by size and name.
+            let table_order = self.owner.is_none();
+            order.sort_unstable_by(|&ia, &ib| {
+                let (a, b) = (&e[ia as usize], &e[ib as usize]);
                 // `then_with`: the names are compared only on a tie.
-                a.address
-                    .cmp(&b.address)
-                    .then_with(|| b.size.cmp(&a.size))
-                    .then_with(|| a.name.cmp(b.name))
+                a.address.cmp(&b.address).then_with(|| {
+                    if table_order {
+                        ia.cmp(&ib)
+                    } else {
+                        b.size.cmp(&a.size).then_with(|| a.name.cmp(b.name))
+                    }
+                })
             });
             order
         })

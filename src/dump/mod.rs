@@ -261,12 +261,34 @@ pub fn open(paths: &[PathBuf]) -> Result<Dump, DumpError> {
             open_split(sources)?
         }
     };
-    Ok(with_health(dump))
+    Ok(with_health(with_s390x_vmcoreinfo(dump)))
 }
 
 /// Opens a dump held in memory (tests, fuzzing).
 pub fn open_bytes(bytes: Vec<u8>) -> Result<Dump, DumpError> {
-    open_source(ByteSource::from_vec(bytes)).map(with_health)
+    open_source(ByteSource::from_vec(bytes))
+        .map(with_s390x_vmcoreinfo)
+        .map(with_health)
+}
+
+/// An s390x dump without a VMCOREINFO note (QEMU's) gets the kernel's own copy, found through
+/// the absolute lowcore (`arch::s390x::vmcoreinfo_in_memory`).
+fn with_s390x_vmcoreinfo(mut dump: Dump) -> Dump {
+    if dump.info.vmcoreinfo.is_some() || dump.info.arch != Some(Arch::S390x) {
+        return dump;
+    }
+    match crate::arch::s390x::vmcoreinfo_in_memory(&*dump.mem) {
+        Ok((text, found)) => {
+            tracing::info!(
+                "the dump has no VMCOREINFO note; read the kernel's from memory ({found:?})"
+            );
+            dump.info.vmcoreinfo = Some(VmcoreInfo::parse(&text));
+        }
+        Err(e) => {
+            tracing::warn!("the dump has no VMCOREINFO note and none was found in memory: {e}")
+        }
+    }
+    dump
 }
 
 /// Records in the dump's [`DumpHealth`] what its memory found missing at open (the readers'

@@ -59,6 +59,9 @@ pub fn iter(buf: &[u8], endian: Endian) -> impl Iterator<Item = Note<'_>> {
     })
 }
 
+/// The largest pid a kernel hands out (include/linux/threads.h, 64-bit).
+const PID_MAX_LIMIT: u32 = 4 << 20;
+
 fn pad4(n: usize) -> Option<usize> {
     n.checked_add(3).map(|v| v & !3)
 }
@@ -110,9 +113,16 @@ impl NoteInfo {
             .iter()
             .enumerate()
             .map(|(index, desc)| {
-                let pid = endian
+                let mut pid = endian
                     .uint(desc.get(PRSTATUS_PID..).unwrap_or(&[]), 4)
                     .unwrap_or(0) as u32;
+                // QEMU before 9.1 stores an s390x note's pr_pid (its CPU number + 1) in the
+                // host's byte order, the other fields big-endian (s390x_write_elf64_prstatus in
+                // target/s390x/arch_dump.c, fixed in June 2024); no pid exceeds PID_MAX_LIMIT
+                // (2^22), so a larger one read big-endian is that number byte-swapped
+                if arch == Some(Arch::S390x) && pid > PID_MAX_LIMIT {
+                    pid = pid.swap_bytes();
+                }
                 let nregs = match arch {
                     // elf_gregset_t: x86_64 user_regs_struct (27), arm64 x0-x30/sp/pc/pstate (34),
                     // s390x psw mask/addr + 16 gprs (the access registers that follow are u32s).

@@ -5,20 +5,24 @@
 //! - `__switch_to` (arch/s390/kernel/entry.S) saves r6–r15 into the save area of the frame r15
 //!   points at and stores r15 in `task->thread.ksp`: the saved r14 there returns into
 //!   `__schedule()`.
-//! - Stacks: only the task's own (`task->stack` + THREAD_SIZE). The async (IRQ), nodat, restart
-//!   and machine-check stacks hang off each CPU's lowcore (`lowcore_ptr[cpu]->async_stack`…,
-//!   stored as top − STACK_INIT_OFFSET); there is no s390x fixture to prove those reads on, so
-//!   they are left out: a trace that reaches one of them stops there with a memory stop ("not
-//!   on any of the task's stacks") rather than follow a guess.
+//! - Stacks: the task's own (`task->stack` + THREAD_SIZE) and, for a task running on a CPU, that
+//!   CPU's async (interrupt), nodat, restart and machine-check stacks. They hang off its lowcore
+//!   (`lowcore_ptr[cpu]`, `struct lowcore` in arch/s390/include/asm/lowcore.h: `async_stack`,
+//!   `nodat_stack`, `restart_stack`, `mcck_stack`), each stored as its base + STACK_INIT_OFFSET
+//!   (asm/processor.h: THREAD_SIZE − `sizeof(struct stack_frame)` − `sizeof(struct pt_regs)`), so
+//!   a stack is `[value − STACK_INIT_OFFSET, + THREAD_SIZE)`. A member or lowcore the dump lacks
+//!   leaves that stack out (the trace then stops there with a memory stop, "not on any of the
+//!   task's stacks"). Proven on the s390x fixture sets: a CPU stopped by the panic's external
+//!   call is on its async stack and unwinds through the interrupt's `pt_regs` to its task.
 //! - `elf_gregset_t` (`s390_regs`): psw mask, psw address, r0–r15, access registers,
 //!   orig_gpr2.
 
 use crate::addr::VirtAddr;
-use crate::kernel::stack::{ArchStack, kernel_text, task_stack};
+use crate::kernel::stack::{ArchStack, kernel_text, task_stack, thread_size};
 use crate::kernel::{Kernel, KernelError};
 use crate::unwind::s390x::{S390xLayout, S390xUnwinder};
 use crate::unwind::s390x_regs::{PSW_ADDR, PSW_MASK, R14, SP};
-use crate::unwind::{Regs, Stacks, Unwinder};
+use crate::unwind::{Regs, StackKind, StackRange, Stacks, Unwinder};
 
 pub(crate) struct S390xStack;
 
@@ -59,10 +63,12 @@ impl ArchStack for S390xStack {
         Ok(regs)
     }
 
-    fn stacks(&self, k: &Kernel, task: VirtAddr, _cpu: Option<u32>) -> Result<Stacks, KernelError> {
-        Ok(Stacks {
-            ranges: vec![task_stack(k, task)?],
-        })
+    fn stacks(&self, k: &Kernel, task: VirtAddr, cpu: Option<u32>) -> Result<Stacks, KernelError> {
+        let mut ranges = vec![task_stack(k, task)?];
+        if let Some(cpu) = cpu {
+            ranges.extend(lowcore_stacks(k, cpu));
+        }
+        Ok(Stacks { ranges })
     }
 
     fn prstatus_regs(&self, gregs: &[u64]) -> Regs {
@@ -102,4 +108,44 @@ impl ArchStack for S390xStack {
             ("r15", 15),
         ]
     }
+}
+
+/// The CPU's own stacks from its lowcore (module documentation); those it cannot read are left
+/// out.
+fn lowcore_stacks(k: &Kernel, cpu: u32) -> Vec<StackRange> {
+    let Ok(size) = thread_size(k) else {
+        return Vec::new();
+    };
+    let l = layout(k);
+    let init_offset = size.saturating_sub(l.frame_size + l.pt_regs_size);
+    let Ok(lc) = k
+        .variable("lowcore_ptr")
+        .and_then(|v| v.index(u64::from(cpu)))
+        .and_then(|p| p.pointer())
+    else {
+        return Vec::new();
+    };
+    if lc.0 == 0 {
+        return Vec::new();
+    }
+    let Ok(lowcore) = k.object_of(lc, "struct lowcore") else {
+        return Vec::new();
+    };
+    [
+        ("async_stack", StackKind::Irq),
+        ("nodat_stack", StackKind::Exception),
+        ("restart_stack", StackKind::Exception),
+        ("mcck_stack", StackKind::Exception),
+    ]
+    .iter()
+    .filter_map(|&(member, kind)| {
+        let top = lowcore.member(member).and_then(|m| m.u64()).ok()?;
+        let start = top.checked_sub(init_offset).filter(|&s| s != 0)?;
+        Some(StackRange {
+            kind,
+            start,
+            end: start.checked_add(size)?,
+        })
+    })
+    .collect()
 }
