@@ -171,7 +171,11 @@ pub fn build_kernel(config: &Config, dump: Dump) -> Result<(Kernel, VmlinuxRecor
         proof_name(&proof),
         found_by(config, &located.path)
     );
-    let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
+    let (symbols, types) = debuginfo::load_indexed(
+        Arc::clone(&located.vmlinux),
+        tcfg.kaslr_offset,
+        config.index_cache.as_deref(),
+    )?;
 
     let space = match first_space {
         Ok(s) => s,
@@ -882,6 +886,8 @@ pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured
         started_at,
     ) {
         Ok(o) => {
+            // the plugins' threads may still hold the kernel: the index is written now
+            kernel.types().save_index();
             summarize(&o);
             if config.json {
                 println!(

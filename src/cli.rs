@@ -148,6 +148,17 @@ pub struct Cli {
     /// Record the SHA-256 of the dump file(s) in the manifest (reads the whole dump)
     #[arg(long)]
     pub sha256_dump: bool,
+
+    // ---- performance (issue 14) ----
+    /// Keep the types a report looked up in DIR, per vmlinux build-id, and answer the next report
+    /// on the same kernel from there (default: $XDG_CACHE_HOME/vmcore-report/index, else
+    /// ~/.cache/vmcore-report/index)
+    #[arg(long, value_name = "DIR", conflicts_with = "no_index_cache")]
+    pub index_cache: Option<PathBuf>,
+
+    /// Neither read nor write the persisted type index
+    #[arg(long)]
+    pub no_index_cache: bool,
 }
 
 /// The validated configuration.
@@ -177,6 +188,11 @@ pub struct Config {
     pub sha256_dump: bool,
     /// The command line for the manifest, with any passphrase replaced by `********`.
     pub cmdline: String,
+
+    // ---- performance (issue 14) ----
+    /// Where the persisted type index lives; `None`: not used (`--no-index-cache`, or no cache
+    /// directory known).
+    pub index_cache: Option<PathBuf>,
 }
 
 /// Errors found while validating the command line (all are usage errors, exit code 2).
@@ -329,6 +345,12 @@ impl Config {
                 json: cli.json,
                 sha256_dump: cli.sha256_dump,
                 cmdline: redacted_cmdline(args),
+                index_cache: if cli.no_index_cache {
+                    None
+                } else {
+                    cli.index_cache
+                        .or_else(crate::debuginfo::index_cache::default_dir)
+                },
             },
             warnings,
         ))
