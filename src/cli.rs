@@ -35,6 +35,9 @@ pub enum CompressionArg {
     None,
 }
 
+/// `--threads` by default (issue 14: measured on the 2-core lab machine, docs/performance.md).
+pub const DEFAULT_THREADS: u32 = 1;
+
 /// Turn an offline Linux kernel crash dump (vmcore) and its vmlinux into a sos-style triage
 /// archive.
 #[derive(Debug, Parser)]
@@ -159,6 +162,11 @@ pub struct Cli {
     /// Neither read nor write the persisted type index
     #[arg(long)]
     pub no_index_cache: bool,
+
+    /// Run up to N plugins at once (as sos report's --threads); their files and manifest
+    /// records keep the plan's order
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_THREADS, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
 }
 
 /// The validated configuration.
@@ -193,6 +201,8 @@ pub struct Config {
     /// Where the persisted type index lives; `None`: not used (`--no-index-cache`, or no cache
     /// directory known).
     pub index_cache: Option<PathBuf>,
+    /// `--threads`: plugins run at once.
+    pub threads: usize,
 }
 
 /// Errors found while validating the command line (all are usage errors, exit code 2).
@@ -351,6 +361,7 @@ impl Config {
                     cli.index_cache
                         .or_else(crate::debuginfo::index_cache::default_dir)
                 },
+                threads: cli.threads as usize,
             },
             warnings,
         ))
