@@ -801,7 +801,7 @@ impl DwarfTypes {
             // A temporary unit, as in `scan_slot`.
             let unit = match slot.unit.get() {
                 Some(Ok(u)) => u.clone(),
-                _ => match Unit::new(&self.dwarf, slot.header) {
+                _ => match self.new_unit(slot) {
                     Ok(u) => Arc::new(u),
                     Err(e) => {
                         tracing::warn!("skipping a DWARF unit: {}", derr(slot.offset, e));
