@@ -246,13 +246,14 @@ pub fn find_member(
     walk(src, aggregate, name, 0, 0, &mut Vec::new())
 }
 
-/// The vmlinux sections every report reads whole: the symbol and string tables.
-const SYMBOL_SECTIONS: &[&str] = &[".symtab", ".strtab"];
+/// The vmlinux sections every report reads whole: the symbol and string tables, and what the
+/// backtraces' source lines start from (the unit index, the line programs' file names).
+const SYMBOL_SECTIONS: &[&str] = &[".symtab", ".strtab", ".debug_aranges", ".debug_line_str"];
 
 /// The vmlinux sections a report reads whole or nearly so when it asks the types from the
 /// vmlinux (measured on the 6.1 fixture with a cold page cache: `.BTF` completely, `.debug_str`
 /// half of it in ~170 scattered pieces). Not read ahead when a persisted index answers.
-const TYPE_SECTIONS: &[&str] = &[".BTF", ".debug_aranges", ".debug_str", ".debug_line_str"];
+const TYPE_SECTIONS: &[&str] = &[".BTF", ".debug_str"];
 
 /// The symbols and types of a located vmlinux, ready for [`crate::kernel::Kernel::new`]: the
 /// symbol table shifted by the dump's KASLR offset, and BTF with a lazy DWARF fallback.
