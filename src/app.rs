@@ -487,30 +487,37 @@ pub fn produce_report(
         None
     };
     let mut sink = build.sink();
-    let ran = runner::run_all(kernel, &planned, &mut sink, &mut |ev| match ev {
-        Progress::Started { name, .. } => {
-            if let Some(b) = &bar {
-                b.set_message(format!("Running plugin {name}"));
-            }
-        }
-        Progress::Finished {
-            index,
-            total,
-            name,
-            record,
-        } => {
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-            // failures and recorded errors were logged as they happened
-            tracing::debug!(
-                "plugin {}/{} {name}: {}",
-                index + 1,
-                total,
-                record.status.as_str()
-            );
-        }
-    });
+    let ran =
+        runner::run_all_threads(
+            kernel,
+            &planned,
+            config.threads,
+            &mut sink,
+            &mut |ev| match ev {
+                Progress::Started { name, .. } => {
+                    if let Some(b) = &bar {
+                        b.set_message(format!("Running plugin {name}"));
+                    }
+                }
+                Progress::Finished {
+                    index,
+                    total,
+                    name,
+                    record,
+                } => {
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                    // failures and recorded errors were logged as they happened
+                    tracing::debug!(
+                        "plugin {}/{} {name}: {}",
+                        index + 1,
+                        total,
+                        record.status.as_str()
+                    );
+                }
+            },
+        );
     if let Some(b) = bar {
         b.finish_and_clear();
         log::set_progress(None);
@@ -776,6 +783,8 @@ pub fn run(config: &Config, plugins: &[&'static dyn Plugin], captured: &Captured
         started_at,
     ) {
         Ok(o) => {
+            // the plugins' threads may still hold the kernel: the index is written now
+            kernel.types().save_index();
             summarize(&o);
             if config.json {
                 println!(

@@ -35,6 +35,9 @@ pub enum CompressionArg {
     None,
 }
 
+/// `--threads` by default (issue 14: measured on the 2-core lab machine, docs/performance.md).
+pub const DEFAULT_THREADS: u32 = 1;
+
 /// Turn an offline Linux kernel crash dump (vmcore) and its vmlinux into a sos-style triage
 /// archive.
 #[derive(Debug, Parser)]
@@ -158,6 +161,22 @@ pub struct Cli {
     /// matches (repeatable; asked before those in DEBUGINFOD_URLS)
     #[arg(long, value_name = "URL", action = ArgAction::Append)]
     pub debuginfod: Vec<String>,
+
+    // ---- performance (issue 14) ----
+    /// Keep the types a report looked up in DIR, per vmlinux build-id, and answer the next report
+    /// on the same kernel from there (default: $XDG_CACHE_HOME/vmcore-report/index, else
+    /// ~/.cache/vmcore-report/index)
+    #[arg(long, value_name = "DIR", conflicts_with = "no_index_cache")]
+    pub index_cache: Option<PathBuf>,
+
+    /// Neither read nor write the persisted type index
+    #[arg(long)]
+    pub no_index_cache: bool,
+
+    /// Run up to N plugins at once (as sos report's --threads); their files and manifest
+    /// records keep the plan's order
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_THREADS, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
 }
 
 /// The validated configuration.
@@ -190,6 +209,13 @@ pub struct Config {
     pub debuginfod: Option<crate::debuginfo::debuginfod::DebuginfodOptions>,
     /// The command line for the manifest, with any passphrase replaced by `********`.
     pub cmdline: String,
+
+    // ---- performance (issue 14) ----
+    /// Where the persisted type index lives; `None`: not used (`--no-index-cache`, or no cache
+    /// directory known).
+    pub index_cache: Option<PathBuf>,
+    /// `--threads`: plugins run at once.
+    pub threads: usize,
 }
 
 /// Errors found while validating the command line (all are usage errors, exit code 2).
@@ -251,6 +277,7 @@ impl Config {
             debuginfo_dirs: self.debuginfo_dirs.clone(),
             force_vmlinux: self.force_vmlinux,
             debuginfod: self.debuginfod.clone(),
+            index_cache: self.index_cache.clone(),
             dump_only: self.dump_only,
         }
     }
@@ -359,6 +386,13 @@ impl Config {
                 sha256_dump: cli.sha256_dump,
                 debuginfod,
                 cmdline: redacted_cmdline(args),
+                index_cache: if cli.no_index_cache {
+                    None
+                } else {
+                    cli.index_cache
+                        .or_else(crate::debuginfo::index_cache::default_dir)
+                },
+                threads: cli.threads as usize,
             },
             warnings,
         ))

@@ -35,6 +35,8 @@ pub struct OpenOptions {
     pub vmlinux: Option<PathBuf>,
     pub debuginfo_dirs: Vec<PathBuf>,
     pub force_vmlinux: bool,
+    /// The persisted type index's directory; `None`: no index.
+    pub index_cache: Option<PathBuf>,
     /// debuginfod servers and client settings; `None`: none.
     pub debuginfod: Option<crate::debuginfo::debuginfod::DebuginfodOptions>,
     /// Do not look for a vmlinux at all.
@@ -193,7 +195,11 @@ pub fn build_kernel(
         located.path.display(),
         proof_name(&proof),
     );
-    let (symbols, types) = debuginfo::load(Arc::clone(&located.vmlinux), tcfg.kaslr_offset)?;
+    let (symbols, types) = debuginfo::load_indexed(
+        Arc::clone(&located.vmlinux),
+        tcfg.kaslr_offset,
+        opts.index_cache.as_deref(),
+    )?;
 
     let space = match first_space {
         Ok(s) => s,
@@ -234,7 +240,7 @@ pub fn build_kernel(
     };
     let record = DebuginfoRecord {
         symbols: "vmlinux".into(),
-        types: if types.has_btf() {
+        types: if located.vmlinux.section_address(".BTF").is_some() {
             "vmlinux-btf+dwarf"
         } else {
             "vmlinux-dwarf"

@@ -39,6 +39,11 @@ impl CombinedTypes {
         })
     }
 
+    /// The vmlinux the types come from.
+    pub fn vmlinux(&self) -> &Arc<Vmlinux> {
+        &self.vmlinux
+    }
+
     pub fn has_btf(&self) -> bool {
         self.btf().is_some()
     }

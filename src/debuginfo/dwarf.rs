@@ -64,6 +64,24 @@ pub(crate) fn load_sections(vmlinux: &Vmlinux) -> Result<gimli::Dwarf<R>, DebugI
     })
 }
 
+/// How much of `.debug_abbrev` a unit's abbreviation table is read ahead with: the tables of the
+/// kernel's units are a few KiB (their length is known only once parsed).
+const ABBREV_READAHEAD: usize = 32 << 10;
+
+/// Reads ahead (see [`Vmlinux::will_need`]) the start of the abbreviation table of a unit about
+/// to be parsed, which is otherwise faulted in page by page on a cold page cache.
+pub(crate) fn will_need_abbrevs(
+    vmlinux: &Vmlinux,
+    dwarf: &gimli::Dwarf<R>,
+    header: &UnitHeader<R>,
+) {
+    let all = gimli::Section::reader(&dwarf.debug_abbrev).slice();
+    let start = header.debug_abbrev_offset().0;
+    if let Some(bytes) = all.get(start..all.len().min(start.saturating_add(ABBREV_READAHEAD))) {
+        vmlinux.will_need(bytes);
+    }
+}
+
 const DIM_SHIFT: u64 = 48;
 const OFFSET_MASK: u64 = (1 << DIM_SHIFT) - 1;
 /// Units scanned one after the other before the rest is scanned in parallel.
@@ -406,13 +424,26 @@ impl DwarfTypes {
         self.read_units().get(idx).cloned()
     }
 
+    /// Parses a unit's header and abbreviations, first asking for the unit's bytes and the start
+    /// of its abbreviations to be read ahead: its DIEs are read from one end to the other (the
+    /// scan skips children by `DW_AT_sibling`, still touching most pages), which on a cold page
+    /// cache would otherwise be one 4 KiB fault at a time.
+    fn new_unit(&self, slot: &UnitSlot) -> gimli::Result<Unit<R>> {
+        let start = usize::try_from(slot.offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(slot.end).unwrap_or(usize::MAX);
+        if let Some(bytes) = gimli::Section::reader(&self.dwarf.debug_info)
+            .slice()
+            .get(start..end)
+        {
+            self.vmlinux.will_need(bytes);
+        }
+        will_need_abbrevs(&self.vmlinux, &self.dwarf, &slot.header);
+        Unit::new(&self.dwarf, slot.header)
+    }
+
     fn parsed(&self, slot: &UnitSlot) -> Result<Arc<Unit<R>>, DebugInfoError> {
         slot.unit
-            .get_or_init(|| {
-                Unit::new(&self.dwarf, slot.header)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| self.new_unit(slot).map(Arc::new).map_err(|e| e.to_string()))
             .clone()
             .map_err(|e| derr(slot.offset, e))
     }
@@ -506,7 +537,7 @@ impl DwarfTypes {
         // A temporary unit: the scan must not pin every unit's abbreviations in memory.
         let unit = match slot.unit.get() {
             Some(Ok(u)) => u.clone(),
-            _ => Arc::new(Unit::new(&self.dwarf, slot.header).map_err(|e| derr(slot.offset, e))?),
+            _ => Arc::new(self.new_unit(slot).map_err(|e| derr(slot.offset, e))?),
         };
         let base = slot.offset;
         let mut c = unit.entries();
@@ -770,7 +801,7 @@ impl DwarfTypes {
             // A temporary unit, as in `scan_slot`.
             let unit = match slot.unit.get() {
                 Some(Ok(u)) => u.clone(),
-                _ => match Unit::new(&self.dwarf, slot.header) {
+                _ => match self.new_unit(slot) {
                     Ok(u) => Arc::new(u),
                     Err(e) => {
                         tracing::warn!("skipping a DWARF unit: {}", derr(slot.offset, e));

@@ -176,6 +176,43 @@ impl Vmlinux {
         bytes.get(..end).map(<[u8]>::to_vec)
     }
 
+    /// Asks the kernel to read the file pages under `bytes` (a slice of this file's mapping, as
+    /// [`Vmlinux::section`] hands out) now, in large sequential pieces (`MADV_WILLNEED` starts
+    /// the readahead and returns). The mapping is `MADV_RANDOM`, so without this a cold page
+    /// cache is read one 4 KiB fault at a time; with it, a range read whole is one request.
+    /// Bytes that are not in the mapping (a decompressed section) are ignored.
+    pub fn will_need(&self, bytes: &[u8]) {
+        let base = self.map.as_ptr() as usize;
+        let start = (bytes.as_ptr() as usize).wrapping_sub(base);
+        if bytes.is_empty() || start >= self.map.len() {
+            return;
+        }
+        let end = start.saturating_add(bytes.len()).min(self.map.len());
+        let page = 4096;
+        let aligned = start - start % page;
+        // One request per chunk: Linux caps a single MADV_WILLNEED's readahead at the device's
+        // largest I/O (mm/readahead.c, force_page_cache_ra), so a large range is asked in pieces.
+        #[cfg(unix)]
+        for from in (aligned..end).step_by(WILL_NEED_CHUNK) {
+            let len = WILL_NEED_CHUNK.min(end - from);
+            if let Err(e) = self.map.advise_range(memmap2::Advice::WillNeed, from, len) {
+                tracing::debug!("madvise(MADV_WILLNEED) on {}: {e}", self.path.display());
+                return;
+            }
+        }
+    }
+
+    /// [`Vmlinux::will_need`] for whole sections by name (absent ones are skipped).
+    pub fn will_need_sections(&self, names: &[&str]) {
+        for name in names {
+            if let Some(sec) = self.file.section_by_name(name)
+                && let Ok(data) = sec.data()
+            {
+                self.will_need(data);
+            }
+        }
+    }
+
     /// The size of the mapped file.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -185,6 +222,9 @@ impl Vmlinux {
         self.map.is_empty()
     }
 }
+
+/// The piece [`Vmlinux::will_need`] asks for at a time (a multiple of the page size).
+const WILL_NEED_CHUNK: usize = 1 << 20;
 
 /// # Safety
 /// The caller guarantees the bytes outlive every use of the returned slice.

@@ -14,6 +14,7 @@
 //! - [`kallsyms`], [`globals`]: without a vmlinux, the symbols and types the dump itself holds
 //!   (the kernel's kallsyms tables, its BTF, and a table of well-known globals' types).
 //! - [`locate`]: finding the vmlinux for a dump and proving it matches.
+//! - [`index_cache`]: the persisted type index (answers kept on disk per vmlinux build-id).
 //!
 //! See docs/debuginfo.md for the design and the measurements.
 
@@ -23,6 +24,7 @@ pub mod debuginfod;
 pub mod dwarf;
 pub mod elf;
 pub mod globals;
+pub mod index_cache;
 pub mod kallsyms;
 pub mod locate;
 pub mod memscan;
@@ -70,10 +72,12 @@ impl DebugInfoError {
 }
 
 /// An opaque handle to a type, meaningful only to the [`TypeSource`] that issued it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TypeId(pub u64);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BaseEncoding {
     Signed,
     Unsigned,
@@ -91,7 +95,7 @@ impl BaseEncoding {
 
 /// A struct or union member. Offsets are in bits from the start of the enclosing aggregate so that
 /// bitfields and ordinary members share one representation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// `None` for an anonymous struct or union member.
     pub name: Option<String>,
@@ -107,7 +111,7 @@ impl Member {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TypeKind {
     Void,
     Base {
@@ -139,7 +143,7 @@ pub enum TypeKind {
     Function,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Type {
     pub name: Option<String>,
     /// Size in bytes; `None` for incomplete types (void, declarations, functions, flexible arrays).
@@ -168,6 +172,9 @@ pub trait TypeSource: Send + Sync {
     fn variable_type(&self, name: &str) -> Result<Option<TypeId>, DebugInfoError>;
     /// The value of an enumerator constant, searched across all enums.
     fn enumerator(&self, name: &str) -> Result<Option<i64>, DebugInfoError>;
+    /// Writes what this source keeps between runs, if anything (the persisted index of
+    /// [`index_cache`]); called when a report is done. Nothing by default.
+    fn save_index(&self) {}
 }
 
 /// Follows typedefs until a non-typedef type (or an untyped typedef, which yields `None`).
@@ -244,6 +251,15 @@ pub fn find_member(
     walk(src, aggregate, name, 0, 0, &mut Vec::new())
 }
 
+/// The vmlinux sections every report reads whole: the symbol and string tables, and what the
+/// backtraces' source lines start from (the unit index, the line programs' file names).
+const SYMBOL_SECTIONS: &[&str] = &[".symtab", ".strtab", ".debug_aranges", ".debug_line_str"];
+
+/// The vmlinux sections a report reads whole or nearly so when it asks the types from the
+/// vmlinux (measured on the 6.1 fixture with a cold page cache: `.BTF` completely, `.debug_str`
+/// half of it in ~170 scattered pieces). Not read ahead when a persisted index answers.
+const TYPE_SECTIONS: &[&str] = &[".BTF", ".debug_str"];
+
 /// The symbols and types of a located vmlinux, ready for [`crate::kernel::Kernel::new`]: the
 /// symbol table shifted by the dump's KASLR offset, and BTF with a lazy DWARF fallback.
 pub fn load(
@@ -251,34 +267,82 @@ pub fn load(
     kaslr_offset: u64,
 ) -> Result<(Arc<symbols::SymbolTable>, Arc<CombinedTypes>), DebugInfoError> {
     let types = combined::CombinedTypes::new(Arc::clone(&vmlinux))?;
-    // Independent reads of the vmlinux, all needed before the first global can be read: the
-    // symbol table (name -> address) on a second thread; on this one, what the first DWARF
-    // variable lookup builds whatever the name (the data-symbol placement index and
-    // `.debug_aranges`) and the BTF every plugin's first type lookup parses.
-    let syms = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let t0 = std::time::Instant::now();
-            let syms = symbols::SymbolTable::from_vmlinux(&vmlinux, kaslr_offset);
-            tracing::debug!(symbols = syms.len(), elapsed = ?t0.elapsed(), "symbol table read");
-            syms
-        });
-        let t0 = std::time::Instant::now();
-        // Without DWARF (a BTF-only vmlinux) there is nothing to prepare; the error stays
-        // cached and is reported where a variable is first asked, as before.
-        if let Ok(dwarf) = types.dwarf() {
-            dwarf.prepare_variable_lookups();
-            tracing::debug!(elapsed = ?t0.elapsed(), "DWARF variable placement prepared");
-        }
-        types.has_btf();
-        reader.join()
-    });
-    let syms = match syms {
-        Ok(s) => Arc::new(s),
-        // The reader does not panic on any input; should it, fail like a panic here would.
-        Err(p) => std::panic::resume_unwind(p),
-    };
+    let (syms, ()) = read_symbols_while(&vmlinux, kaslr_offset, || prepare(&types));
     if let Ok(dwarf) = types.dwarf() {
         dwarf.use_symbols(Arc::clone(&syms));
     }
     Ok((syms, Arc::new(types)))
+}
+
+/// [`load`] with the persisted type index of [`index_cache`] in `index_dir` (`None`: no index,
+/// exactly [`load`]). A vmlinux without a build-id gets no index. With a valid index file the
+/// types are answered from it and `.BTF` and DWARF are read only for what it lacks.
+pub fn load_indexed(
+    vmlinux: Arc<elf::Vmlinux>,
+    kaslr_offset: u64,
+    index_dir: Option<&std::path::Path>,
+) -> Result<(Arc<symbols::SymbolTable>, Arc<dyn TypeSource>), DebugInfoError> {
+    let Some(dir) = index_dir else {
+        return load(vmlinux, kaslr_offset).map(|(s, t)| (s, t as Arc<dyn TypeSource>));
+    };
+    let Some(key) = index_cache::IndexKey::of(&vmlinux) else {
+        tracing::debug!("no type index: the vmlinux has no build-id");
+        return load(vmlinux, kaslr_offset).map(|(s, t)| (s, t as Arc<dyn TypeSource>));
+    };
+    let types = combined::CombinedTypes::new(Arc::clone(&vmlinux))?;
+    let (syms, types) = read_symbols_while(&vmlinux, kaslr_offset, || {
+        let t = index_cache::IndexedTypes::open(types, Some((dir.to_path_buf(), key)));
+        if !t.loaded() {
+            prepare(t.inner());
+        }
+        t
+    });
+    if let Ok(dwarf) = types.inner().dwarf() {
+        dwarf.use_symbols(Arc::clone(&syms));
+    }
+    Ok((syms, Arc::new(types)))
+}
+
+/// What a report reads of the types before its first question whatever it asks, when no index
+/// answers: the BTF every plugin's first type lookup parses, and what the first DWARF variable
+/// lookup builds whatever the name (the data-symbol placement index and `.debug_aranges`). The
+/// sections behind them are read ahead first (cold start, see [`elf::Vmlinux::will_need`]).
+fn prepare(types: &combined::CombinedTypes) {
+    types.vmlinux().will_need_sections(TYPE_SECTIONS);
+    let t0 = std::time::Instant::now();
+    // Without DWARF (a BTF-only vmlinux) there is nothing to prepare; the error stays
+    // cached and is reported where a variable is first asked, as before.
+    if let Ok(dwarf) = types.dwarf() {
+        dwarf.prepare_variable_lookups();
+        tracing::debug!(elapsed = ?t0.elapsed(), "DWARF variable placement prepared");
+    }
+    types.has_btf();
+}
+
+/// Reads the symbol table on a second thread while `meanwhile` runs on this one: independent
+/// reads of the vmlinux, all needed before the first global can be read. The symbol and string
+/// tables are read ahead in large pieces first (a cold page cache otherwise serves them 4 KiB
+/// fault by fault; warm, this is a no-op); the DWARF units are read ahead one unit at a time
+/// when first parsed (dwarf.rs).
+fn read_symbols_while<T>(
+    vmlinux: &Arc<elf::Vmlinux>,
+    kaslr_offset: u64,
+    meanwhile: impl FnOnce() -> T,
+) -> (Arc<symbols::SymbolTable>, T) {
+    vmlinux.will_need_sections(SYMBOL_SECTIONS);
+    let syms = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let t0 = std::time::Instant::now();
+            let syms = symbols::SymbolTable::from_vmlinux(vmlinux, kaslr_offset);
+            tracing::debug!(symbols = syms.len(), elapsed = ?t0.elapsed(), "symbol table read");
+            syms
+        });
+        let other = meanwhile();
+        (reader.join(), other)
+    });
+    match syms {
+        (Ok(s), other) => (Arc::new(s), other),
+        // The reader does not panic on any input; should it, fail like a panic here would.
+        (Err(p), _) => std::panic::resume_unwind(p),
+    }
 }

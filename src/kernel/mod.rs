@@ -27,6 +27,7 @@ mod tasks;
 mod view;
 mod walk;
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -43,6 +44,13 @@ use crate::arch::{AddressSpace, TranslateError};
 use crate::debuginfo::symbols::SymbolTable;
 use crate::debuginfo::{Type, TypeId, TypeKind, TypeSource};
 use crate::dump::{DumpError, DumpInfo, VmcoreInfo};
+
+thread_local! {
+    /// The deadline of the reads made on this thread ([`Kernel::set_thread_deadline`]).
+    static THREAD_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The reads made on this thread: (succeeded, failed) ([`Kernel::thread_read_counts`]).
+    static THREAD_READS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
 
 /// Everything a plugin may look at: the kernel's address space, its types and symbols, and the
 /// dump's metadata.
@@ -122,6 +130,19 @@ impl Kernel {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
     }
 
+    /// Sets (or clears) a deadline for the reads made on the calling thread only, as
+    /// [`Kernel::set_deadline`] does for all threads. Plugins running at once (`--threads`)
+    /// each have their own.
+    pub fn set_thread_deadline(deadline: Option<Instant>) {
+        THREAD_DEADLINE.with(|d| d.set(deadline));
+    }
+
+    /// The memory reads made on the calling thread so far, of any kernel: (succeeded, failed).
+    /// A plugin's own counts when plugins run at once.
+    pub fn thread_read_counts() -> (u64, u64) {
+        THREAD_READS.with(Cell::get)
+    }
+
     /// The memory reads so far: (succeeded, failed). Reads refused by the deadline are not
     /// counted.
     pub fn read_counts(&self) -> (u64, u64) {
@@ -138,12 +159,24 @@ impl Kernel {
             &self.reads.failed
         };
         c.fetch_add(1, Ordering::Relaxed);
+        THREAD_READS.with(|t| {
+            let (ok, failed) = t.get();
+            t.set(if r.is_ok() {
+                (ok + 1, failed)
+            } else {
+                (ok, failed + 1)
+            });
+        });
         r
     }
 
     /// Fails with [`KernelError::TimedOut`] once the deadline has passed.
     pub fn check_deadline(&self) -> Result<(), KernelError> {
         let d = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let d = match (d, THREAD_DEADLINE.with(Cell::get)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match d {
             Some(d) if Instant::now() >= d => Err(KernelError::TimedOut),
             _ => Ok(()),

@@ -1,17 +1,26 @@
-//! Runs the selected plugins one after the other, each isolated from the others.
+//! Runs the selected plugins, one after the other or up to `--threads` at once, each isolated
+//! from the others.
 //!
 //! A plugin that returns `Err` is recorded `failed`; one that panics is caught
 //! (`catch_unwind`), its panic message goes to the log instead of the terminal (a panic hook
 //! that is active only while a plugin runs on this thread), and it is recorded `failed` with code
 //! `panic`. Either way the next plugin runs: one broken plugin must not cost the whole report.
 //!
-//! Timeouts: the kernel view is given a deadline ([`arm_deadline`]) after which its reads fail,
-//! which makes a plugin stuck in a long walk return promptly. A plugin that ends after its
+//! Timeouts: the plugin's thread is given a deadline ([`Kernel::set_thread_deadline`]) after
+//! which its reads of the kernel view fail, which makes a plugin stuck in a long walk return
+//! promptly. A plugin that ends after its
 //! timeout is recorded `timed-out` with `timeout_hit`, whatever it returned, and the run goes on.
 //! A plugin that computes without reading would never notice the deadline, so each plugin runs
 //! on its own thread and the runner stops waiting [`TIMEOUT_GRACE`] after the timeout: the thread
 //! is abandoned (threads cannot be killed safely), its files, held in memory until it returns,
 //! never reach the archive, and its context refuses writes from that instant.
+//!
+//! Plugins at once ([`run_all_threads`], sos's `--threads`): up to N plugin threads run, started
+//! in plan order; their results are taken in plan order too, so the archive's files are written
+//! and the manifest's records made in the same order whatever finished first. Each plugin's
+//! deadline and read counts are its own thread's ([`Kernel::set_thread_deadline`],
+//! [`Kernel::thread_read_counts`]; no plugin reads the kernel from another thread), and its time
+//! is measured on its thread, not while it waits for its turn to be recorded.
 //!
 //! A plugin that finishes but wrote no file, or all of whose reads of the dump failed, is
 //! recorded `empty`, a failure. Recorded errors are counted by code and logged once per code
@@ -179,15 +188,23 @@ struct Finished {
     files: Vec<String>,
     buffer: Buffer,
     recorded: Recorded,
+    /// When collect returned (the plugin's time ends there, not when it is recorded).
+    ended: Instant,
+    /// The reads it made: (succeeded, failed).
+    reads: (u64, u64),
 }
 
-/// Runs setup then collect on the calling thread (the plugin's own), each guarded and timed.
+/// Runs setup then collect on the calling thread (the plugin's own), each guarded and timed,
+/// with `read_deadline` for the reads made on this thread.
 fn setup_and_collect(
     kernel: &Kernel,
     plugin: &'static dyn Plugin,
     options: &BTreeMap<String, OptionValue>,
+    read_deadline: Option<Instant>,
     write_deadline: Option<Instant>,
 ) -> Finished {
+    Kernel::set_thread_deadline(read_deadline);
+    let reads_before = Kernel::thread_read_counts();
     let name = plugin.name();
     let mut buffer = Buffer::default();
     let t0 = Instant::now();
@@ -213,7 +230,13 @@ fn setup_and_collect(
     let end = Local::now();
     let collect_elapsed = t1.elapsed();
     let (files, recorded) = ctx.finish_all();
+    let reads_after = Kernel::thread_read_counts();
     Finished {
+        ended: Instant::now(),
+        reads: (
+            reads_after.0 - reads_before.0,
+            reads_after.1 - reads_before.1,
+        ),
         setup_start,
         setup_end,
         setup_elapsed,
@@ -259,14 +282,25 @@ pub fn run_one(
     planned: &Planned<'static>,
     sink: &mut dyn OutputSink,
 ) -> PluginRecord {
+    let started = start(kernel, planned);
+    finish(started, planned, sink)
+}
+
+/// A plugin whose thread was started ([`start`]), to be recorded by [`finish`].
+struct Started {
+    t0: Instant,
+    give_up: Option<Instant>,
+    spawned: std::io::Result<std::thread::JoinHandle<()>>,
+    rx: mpsc::Receiver<Finished>,
+}
+
+/// Starts a plugin on its own thread, its deadline counted from now.
+fn start(kernel: &Arc<Kernel>, planned: &Planned<'static>) -> Started {
     let plugin = planned.plugin;
     let name = plugin.name();
     let t0 = Instant::now();
     let deadline = planned.timeout.map(|t| t0 + t);
     let give_up = deadline.map(|d| d + TIMEOUT_GRACE);
-    arm_deadline(kernel, deadline);
-    let reads_before = kernel.read_counts();
-
     let (tx, rx) = mpsc::channel();
     let spawned = {
         let kernel = Arc::clone(kernel);
@@ -275,9 +309,30 @@ pub fn run_one(
             .name(format!("plugin {name}"))
             .stack_size(PLUGIN_STACK)
             .spawn(move || {
-                let _ = tx.send(setup_and_collect(&kernel, plugin, &options, give_up));
+                let _ = tx.send(setup_and_collect(
+                    &kernel, plugin, &options, deadline, give_up,
+                ));
             })
     };
+    Started {
+        t0,
+        give_up,
+        spawned,
+        rx,
+    }
+}
+
+/// Waits for a started plugin (at most until its timeout and the grace), writes its files to
+/// `sink` and makes its record.
+fn finish(started: Started, planned: &Planned<'static>, sink: &mut dyn OutputSink) -> PluginRecord {
+    let plugin = planned.plugin;
+    let name = plugin.name();
+    let Started {
+        t0,
+        give_up,
+        spawned,
+        rx,
+    } = started;
     let got = match (spawned, give_up) {
         (Err(e), _) => Err(format!("cannot start the plugin's thread: {e}")),
         (Ok(_), Some(g)) => rx
@@ -296,11 +351,9 @@ pub fn run_one(
             .recv()
             .map_err(|_| "the plugin's thread ended without a result".into()),
     };
-    let total = t0.elapsed();
-    arm_deadline(kernel, None);
-    let (reads_ok, reads_failed) = {
-        let after = kernel.read_counts();
-        (after.0 - reads_before.0, after.1 - reads_before.1)
+    let total = match &got {
+        Ok(f) => f.ended.saturating_duration_since(t0),
+        Err(_) => t0.elapsed(),
     };
 
     let now = Local::now();
@@ -323,8 +376,11 @@ pub fn run_one(
             files: Vec::new(),
             buffer: Buffer::default(),
             recorded: Recorded::default(),
+            ended: Instant::now(),
+            reads: (0, 0),
         }
     });
+    let (reads_ok, reads_failed) = f.reads;
     for (path, entry) in std::mem::take(&mut f.buffer.files) {
         let written = match &entry {
             Entry::File(data) => sink.write_file(&path, data),
@@ -416,24 +472,50 @@ pub fn run_one(
     }
 }
 
-/// Runs every planned plugin in order and returns their records, by name.
+/// Runs every planned plugin in order, one at a time, and returns their records, by name.
 pub fn run_all(
     kernel: &Arc<Kernel>,
     planned: &[Planned<'static>],
     sink: &mut dyn OutputSink,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> BTreeMap<String, PluginRecord> {
+    run_all_threads(kernel, planned, 1, sink, progress)
+}
+
+/// Runs the planned plugins, up to `threads` at once (at least one), started in plan order and
+/// recorded in plan order (files written to `sink`, progress reported), and returns their
+/// records, by name. With one thread this is one plugin after the other.
+pub fn run_all_threads(
+    kernel: &Arc<Kernel>,
+    planned: &[Planned<'static>],
+    threads: usize,
+    sink: &mut dyn OutputSink,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> BTreeMap<String, PluginRecord> {
     let total = planned.len();
+    let threads = threads.max(1);
     let mut out = BTreeMap::new();
-    for (i, p) in planned.iter().enumerate() {
+    let mut running = std::collections::VecDeque::with_capacity(threads);
+    let mut next = planned.iter().enumerate();
+    loop {
+        while running.len() < threads {
+            let Some((i, p)) = next.next() else {
+                break;
+            };
+            let name = p.plugin.name();
+            progress(Progress::Started {
+                index: i,
+                total,
+                name,
+            });
+            tracing::info!(plugin = name, "starting plugin {}/{}", i + 1, total);
+            running.push_back((i, p, start(kernel, p)));
+        }
+        let Some((i, p, started)) = running.pop_front() else {
+            break;
+        };
         let name = p.plugin.name();
-        progress(Progress::Started {
-            index: i,
-            total,
-            name,
-        });
-        tracing::info!(plugin = name, "starting plugin {}/{}", i + 1, total);
-        let record = run_one(kernel, p, sink);
+        let record = finish(started, p, sink);
         progress(Progress::Finished {
             index: i,
             total,

@@ -100,7 +100,30 @@ impl Lines {
             .debug_info
             .header_from_offset(gimli::DebugInfoOffset(usize::try_from(offset).ok()?))
             .ok()?;
+        // the unit is walked whole below: on a cold page cache, read it in one piece
+        if let Some(bytes) = gimli::Section::reader(&dwarf.debug_info)
+            .slice()
+            .get(usize::try_from(offset).ok()?..)
+            .and_then(|b| b.get(..header.length_including_self()))
+        {
+            self.vmlinux.will_need(bytes);
+        }
+        crate::debuginfo::dwarf::will_need_abbrevs(&self.vmlinux, &dwarf, &header);
         let unit = dwarf.unit(header).ok()?;
+        // its line program is read whole too (only its header was read so far)
+        if let Some(lp) = &unit.line_program {
+            let h = lp.header();
+            let start = h.offset().0;
+            let len = h
+                .unit_length()
+                .saturating_add(usize::from(h.format().initial_length_size()));
+            if let Some(bytes) = gimli::Section::reader(&dwarf.debug_line)
+                .slice()
+                .get(start..start.saturating_add(len))
+            {
+                self.vmlinux.will_need(bytes);
+            }
+        }
         // every abbreviation the unit's DIEs use, checked for forms that leave the unit
         let mut entries = unit.entries_raw(None).ok()?;
         while !entries.is_empty() {
