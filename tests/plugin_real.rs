@@ -588,6 +588,16 @@ fn x86_64_6_1_kdump_nokaslr() {
     check_set("x86_64-6.1-kdump-nokaslr");
 }
 
+#[test]
+fn x86_64_6_1_kdump_oops() {
+    check_set("x86_64-6.1-kdump-oops");
+}
+
+#[test]
+fn x86_64_6_1_kdump_hung() {
+    check_set("x86_64-6.1-kdump-hung");
+}
+
 // ---- dmesg ----------------------------------------------------------------------------------
 
 /// `[  sec.usec] rest` → (`sec.usec`, rest), for a line that starts with a dmesg timestamp.
@@ -897,11 +907,15 @@ fn check_modules_meminfo(set: &str) {
         let ours = String::from_utf8(files.files["proc/modules"].clone()).unwrap();
         let ours: Vec<&str> = ours.lines().collect();
         let mut expect: Vec<String> = live_modules.iter().map(|l| l.to_string()).collect();
-        if set == "x86_64-6.1-oops" {
+        if common::fixtures::workload(&dir) == "oops" {
             // The crash is a write to fixture_oops' debugfs file: the open file holds a
             // reference on the module (try_module_get() through its file_operations' owner),
             // taken after the truth was printed.
-            expect[0] = expect[0].replacen(" 16384 0 ", " 16384 1 ", 1);
+            let m = expect
+                .iter_mut()
+                .find(|l| l.starts_with("fixture_oops "))
+                .expect("fixture_oops in the live /proc/modules");
+            *m = m.replacen(" 16384 0 ", " 16384 1 ", 1);
         }
         assert_eq!(ours, expect, "{set}/{name}: /proc/modules");
         let lsmod = String::from_utf8(files.files["sos_commands/kernel/lsmod"].clone()).unwrap();
@@ -1007,4 +1021,14 @@ fn modules_and_meminfo_x86_64_6_1_kdump() {
 #[test]
 fn modules_and_meminfo_x86_64_6_1_kdump_nokaslr() {
     check_modules_meminfo("x86_64-6.1-kdump-nokaslr");
+}
+
+#[test]
+fn modules_and_meminfo_x86_64_6_1_kdump_oops() {
+    check_modules_meminfo("x86_64-6.1-kdump-oops");
+}
+
+#[test]
+fn modules_and_meminfo_x86_64_6_1_kdump_hung() {
+    check_modules_meminfo("x86_64-6.1-kdump-hung");
 }
