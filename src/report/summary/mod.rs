@@ -179,9 +179,7 @@ pub fn build(root: &Path, plugins: &BTreeMap<String, PluginRecord>) -> Summary {
     let oops_texts: Vec<&str> = oops_block.iter().map(|l| log_text(l)).collect();
     let mut kind = match &panic_string {
         Some(m) => verdict::kind_of_panic(m),
-        None if verdict::oops_went_to_kdump(panic["panic_cpu"].as_i64(), &oops_texts) => {
-            Kind::Oops
-        }
+        None if verdict::oops_went_to_kdump(panic["panic_cpu"].as_i64(), &oops_texts) => Kind::Oops,
         None => Kind::NoPanic,
     };
     if kind == Kind::Oops && oops_texts.iter().any(|t| t.starts_with("kernel BUG at ")) {

@@ -194,12 +194,18 @@ mod tests {
 
     #[test]
     fn an_oops_without_a_panic_went_to_kdump_only_with_a_panic_cpu() {
-        let oops = ["BUG: kernel NULL pointer dereference, address: 0", "Oops: 0002 [#1]"];
+        let oops = [
+            "BUG: kernel NULL pointer dereference, address: 0",
+            "Oops: 0002 [#1]",
+        ];
         assert!(oops_went_to_kdump(Some(1), &oops));
         assert!(oops_went_to_kdump(Some(0), &oops[1..]));
         assert!(!oops_went_to_kdump(Some(-1), &oops));
         assert!(!oops_went_to_kdump(None, &oops));
-        assert!(!oops_went_to_kdump(Some(0), &["WARNING: CPU: 0 PID: 1 at x.c:1 f"]));
+        assert!(!oops_went_to_kdump(
+            Some(0),
+            &["WARNING: CPU: 0 PID: 1 at x.c:1 f"]
+        ));
         assert!(!oops_went_to_kdump(Some(0), &[]));
     }
 
