@@ -665,11 +665,11 @@ fn check_dmesg(set: &str) {
         .lines()
         .find_map(|l| Some(l.strip_prefix("cmdline:")?.trim().to_string()))
         .expect("truth.txt has the live cmdline");
-    let mut boot_starts: Vec<usize> = console_lines
-        .iter()
-        .enumerate()
-        .filter(|(_, (ts, t))| ts == "0.000000" && t.starts_with(b"Linux version"))
-        .map(|(i, _)| i)
+    // a boot starts where the timestamps fall back to 0.000000 (x86's first line is `Linux
+    // version`, arm64's `Booting Linux on physical CPU`)
+    let mut boot_starts: Vec<usize> = (0..console_lines.len())
+        .filter(|&i| console_lines[i].0 == "0.000000")
+        .filter(|&i| i == 0 || console_lines[i - 1].0 != "0.000000")
         .collect();
     if boot_starts.first() != Some(&0) {
         boot_starts.insert(0, 0);
@@ -1031,4 +1031,14 @@ fn modules_and_meminfo_x86_64_6_1_kdump_oops() {
 #[test]
 fn modules_and_meminfo_x86_64_6_1_kdump_hung() {
     check_modules_meminfo("x86_64-6.1-kdump-hung");
+}
+
+#[test]
+fn aarch64_6_1_kdump() {
+    check_set("aarch64-6.1-kdump");
+}
+
+#[test]
+fn modules_and_meminfo_aarch64_6_1_kdump() {
+    check_modules_meminfo("aarch64-6.1-kdump");
 }

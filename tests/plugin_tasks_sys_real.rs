@@ -403,3 +403,8 @@ fn x86_64_6_1_kdump_oops() {
 fn x86_64_6_1_kdump_hung() {
     check_set("x86_64-6.1-kdump-hung");
 }
+
+#[test]
+fn aarch64_6_1_kdump() {
+    check_set("aarch64-6.1-kdump");
+}

@@ -29,7 +29,7 @@ pub const MDF_FORMATS: &[&str] = &["zlib", "lzo", "raw", "elf", "flat-zlib"];
 /// `-E`, the same ELF layout as `vmcore.raw`.
 pub fn kdump_dumps(set: &str) -> &'static [&'static str] {
     match set {
-        "x86_64-6.1-kdump-oops" | "x86_64-6.1-kdump-hung" => {
+        "x86_64-6.1-kdump-oops" | "x86_64-6.1-kdump-hung" | "aarch64-6.1-kdump" => {
             &["vmcore.raw", "mdf.zlib-d31", "mdf.lzo-d31"]
         }
         _ => &["vmcore.raw", "mdf.E-d31", "mdf.zlib-d31", "mdf.lzo-d31"],
@@ -61,7 +61,8 @@ pub fn workload(dir: &Path) -> String {
 /// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops),
 /// Debian 13's 6.12 (EEVDF), and four 6.1 guests captured by kdump (a capture kernel's
 /// /proc/vmcore and makedumpfile's output): the kernel-text PT_LOAD sharing its start with a RAM
-/// PT_LOAD, and (nokaslr) lying inside one, with a sysrq panic; an oops and a hung-task panic.
+/// PT_LOAD, and (nokaslr) lying inside one, with a sysrq panic; an oops and a hung-task panic;
+/// and arm64's (kexec_load: kexec-tools' own crash headers, makedumpfile run on arm64).
 pub const SETS: &[&str] = &[
     "x86_64-6.1-l5",
     "x86_64-6.1-l4",
@@ -73,6 +74,7 @@ pub const SETS: &[&str] = &[
     "x86_64-6.1-kdump-nokaslr",
     "x86_64-6.1-kdump-oops",
     "x86_64-6.1-kdump-hung",
+    "aarch64-6.1-kdump",
 ];
 
 /// makedumpfile's dump level in a set's recipe (`mdf_level` in `set_params` of
