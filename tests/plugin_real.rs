@@ -578,26 +578,6 @@ fn x86_64_6_1_smp4_hung() {
     check_set("x86_64-6.1-smp4-hung");
 }
 
-#[test]
-fn x86_64_6_1_kdump() {
-    check_set("x86_64-6.1-kdump");
-}
-
-#[test]
-fn x86_64_6_1_kdump_nokaslr() {
-    check_set("x86_64-6.1-kdump-nokaslr");
-}
-
-#[test]
-fn x86_64_6_1_kdump_oops() {
-    check_set("x86_64-6.1-kdump-oops");
-}
-
-#[test]
-fn x86_64_6_1_kdump_hung() {
-    check_set("x86_64-6.1-kdump-hung");
-}
-
 // ---- dmesg ----------------------------------------------------------------------------------
 
 /// `[  sec.usec] rest` → (`sec.usec`, rest), for a line that starts with a dmesg timestamp.
@@ -1013,32 +993,10 @@ fn modules_and_meminfo_x86_64_6_12() {
     check_modules_meminfo("x86_64-6.12");
 }
 
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump() {
-    check_modules_meminfo("x86_64-6.1-kdump");
-}
+// the kdump-captured sets
+kdump_set_tests!(check_set);
 
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump_nokaslr() {
-    check_modules_meminfo("x86_64-6.1-kdump-nokaslr");
-}
-
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump_oops() {
-    check_modules_meminfo("x86_64-6.1-kdump-oops");
-}
-
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump_hung() {
-    check_modules_meminfo("x86_64-6.1-kdump-hung");
-}
-
-#[test]
-fn aarch64_6_1_kdump() {
-    check_set("aarch64-6.1-kdump");
-}
-
-#[test]
-fn modules_and_meminfo_aarch64_6_1_kdump() {
-    check_modules_meminfo("aarch64-6.1-kdump");
+mod modules_and_meminfo {
+    use super::check_modules_meminfo;
+    crate::kdump_set_tests!(check_modules_meminfo);
 }

@@ -384,27 +384,5 @@ fn x86_64_6_12() {
     check_set("x86_64-6.12");
 }
 
-#[test]
-fn x86_64_6_1_kdump() {
-    check_set("x86_64-6.1-kdump");
-}
-
-#[test]
-fn x86_64_6_1_kdump_nokaslr() {
-    check_set("x86_64-6.1-kdump-nokaslr");
-}
-
-#[test]
-fn x86_64_6_1_kdump_oops() {
-    check_set("x86_64-6.1-kdump-oops");
-}
-
-#[test]
-fn x86_64_6_1_kdump_hung() {
-    check_set("x86_64-6.1-kdump-hung");
-}
-
-#[test]
-fn aarch64_6_1_kdump() {
-    check_set("aarch64-6.1-kdump");
-}
+// the kdump-captured sets
+kdump_set_tests!(check_set);
