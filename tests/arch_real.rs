@@ -248,3 +248,6 @@ fn x86_64_4_level() {
 fn aarch64() {
     run_set("aarch64-6.1");
 }
+
+// the kdump-captured sets: 5-level x86_64 and arm64 through a capture kernel's /proc/vmcore
+kdump_set_tests!(run_set);
