@@ -274,3 +274,6 @@ fn x86_64_5_10() {
 fn aarch64_5_10() {
     run_set("aarch64-5.10");
 }
+
+// the kdump-captured sets: 5-level x86_64 and arm64 through a capture kernel's /proc/vmcore
+kdump_set_tests!(run_set);

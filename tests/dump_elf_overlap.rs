@@ -438,12 +438,14 @@ fn huge_pn_xnum_count_is_bounded_by_the_file() {
     assert_eq!(err.code(), "truncated", "{err}");
 }
 
-/// For every pair of overlapping `PT_LOAD`s of an x86_64 ELF vmcore (the kernel-image segment,
-/// `p_vaddr >= __START_KERNEL_map`, and a RAM segment), the bytes the dump reader returns equal
-/// the RAM segment's raw file bytes. The program headers are parsed here, independently of the
-/// reader. Returns the number of overlapping bytes compared.
+/// For every pair of overlapping `PT_LOAD`s of an x86_64 or arm64 ELF vmcore (the kernel-image
+/// segment and a RAM segment), the bytes the dump reader returns equal the RAM segment's raw
+/// file bytes. The kernel-image segment is the one mapped at the kernel image's addresses: x86_64
+/// `p_vaddr >= __START_KERNEL_map`; arm64 (48-bit VA, 5.4+) the upper half of the kernel space,
+/// `p_vaddr >= PAGE_END` = 0xffff_8000_0000_0000, where the image lies in the vmalloc area above
+/// the linear map (arch/arm64/include/asm/memory.h). The program headers are parsed here,
+/// independently of the reader. Returns the number of overlapping bytes compared.
 fn check_real_overlaps(path: &Path) -> u64 {
-    const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
     // Mapped, not read: a raw capture is as large as the machine's RAM.
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // SAFETY: read-only map of a fixture file nothing writes while the test runs.
@@ -454,7 +456,15 @@ fn check_real_overlaps(path: &Path) -> u64 {
         u64::from_le_bytes(v)
     };
     assert_eq!(&raw[..4], b"\x7fELF", "{}", path.display());
-    assert_eq!(u(18, 2), 62, "{}: only x86_64 is checked", path.display());
+    // e_machine: EM_X86_64 62, EM_AARCH64 183
+    let kernel_image_start: u64 = match u(18, 2) {
+        62 => 0xffff_ffff_8000_0000,
+        183 => 0xffff_8000_0000_0000,
+        m => panic!(
+            "{}: e_machine {m}: only x86_64 and arm64 are checked",
+            path.display()
+        ),
+    };
     let (phoff, phentsize) = (u(32, 8) as usize, u(54, 2) as usize);
     let mut phnum = u(56, 2) as usize;
     if phnum == 0xffff {
@@ -469,8 +479,8 @@ fn check_real_overlaps(path: &Path) -> u64 {
     let d = dump::open_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut compared = 0u64;
     let mut differing = 0u64;
-    for img in loads.iter().filter(|l| l.0 >= START_KERNEL_MAP) {
-        for r in loads.iter().filter(|l| l.0 < START_KERNEL_MAP) {
+    for img in loads.iter().filter(|l| l.0 >= kernel_image_start) {
+        for r in loads.iter().filter(|l| l.0 < kernel_image_start) {
             let lo = img.1.max(r.1);
             let hi = (img.1 + img.3).min(r.1 + r.3);
             if lo >= hi {

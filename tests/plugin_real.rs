@@ -602,16 +602,6 @@ fn x86_64_6_1_smp4_hung() {
 }
 
 #[test]
-fn x86_64_6_1_kdump() {
-    check_set("x86_64-6.1-kdump");
-}
-
-#[test]
-fn x86_64_6_1_kdump_nokaslr() {
-    check_set("x86_64-6.1-kdump-nokaslr");
-}
-
-#[test]
 fn x86_64_5_10() {
     check_set("x86_64-5.10");
 }
@@ -693,11 +683,11 @@ fn check_dmesg(set: &str) {
         .lines()
         .find_map(|l| Some(l.strip_prefix("cmdline:")?.trim().to_string()))
         .expect("truth.txt has the live cmdline");
-    let mut boot_starts: Vec<usize> = console_lines
-        .iter()
-        .enumerate()
-        .filter(|(_, (ts, t))| ts == "0.000000" && t.starts_with(b"Linux version"))
-        .map(|(i, _)| i)
+    // a boot starts where the timestamps fall back to 0.000000 (x86's first line is `Linux
+    // version`, arm64's `Booting Linux on physical CPU`)
+    let mut boot_starts: Vec<usize> = (0..console_lines.len())
+        .filter(|&i| console_lines[i].0 == "0.000000")
+        .filter(|&i| i == 0 || console_lines[i - 1].0 != "0.000000")
         .collect();
     if boot_starts.first() != Some(&0) {
         boot_starts.insert(0, 0);
@@ -935,11 +925,15 @@ fn check_modules_meminfo(set: &str) {
         let ours = String::from_utf8(files.files["proc/modules"].clone()).unwrap();
         let ours: Vec<&str> = ours.lines().collect();
         let mut expect: Vec<String> = live_modules.iter().map(|l| l.to_string()).collect();
-        if set == "x86_64-6.1-oops" {
+        if common::fixtures::workload(&dir) == "oops" {
             // The crash is a write to fixture_oops' debugfs file: the open file holds a
             // reference on the module (try_module_get() through its file_operations' owner),
             // taken after the truth was printed.
-            expect[0] = expect[0].replacen(" 16384 0 ", " 16384 1 ", 1);
+            let m = expect
+                .iter_mut()
+                .find(|l| l.starts_with("fixture_oops "))
+                .expect("fixture_oops in the live /proc/modules");
+            *m = m.replacen(" 16384 0 ", " 16384 1 ", 1);
         }
         assert_eq!(ours, expect, "{set}/{name}: /proc/modules");
         let lsmod = String::from_utf8(files.files["sos_commands/kernel/lsmod"].clone()).unwrap();
@@ -1066,14 +1060,12 @@ fn modules_and_meminfo_x86_64_6_12() {
     check_modules_meminfo("x86_64-6.12");
 }
 
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump() {
-    check_modules_meminfo("x86_64-6.1-kdump");
-}
+// the kdump-captured sets
+kdump_set_tests!(check_set);
 
-#[test]
-fn modules_and_meminfo_x86_64_6_1_kdump_nokaslr() {
-    check_modules_meminfo("x86_64-6.1-kdump-nokaslr");
+mod modules_and_meminfo {
+    use super::check_modules_meminfo;
+    crate::kdump_set_tests!(check_modules_meminfo);
 }
 
 #[test]

@@ -335,45 +335,60 @@ fn kernel_version_file_names_the_booted_kernel() {
 }
 
 #[test]
-fn busy_set_has_its_workload() {
-    let Some(dir) = common::fixtures::set("x86_64-6.1-smp4-hung") else {
-        return;
-    };
-    let t = truth(&dir);
-    assert_eq!(t.keys["nproc"], "4");
-    let ps = &t.sections["ps"];
-    assert!(
-        ps.iter()
-            .any(|l| l.split_whitespace().nth(2) == Some("D") && l.ends_with("touch")),
-        "a touch in D state"
-    );
-    assert!(
-        t.sections["sched-debug"]
-            .iter()
-            .any(|l| l.starts_with("cfs_rq[2]:/fixture"))
-    );
-    let console = std::fs::read(dir.join("console.log")).unwrap();
-    let console = String::from_utf8_lossy(&console);
-    assert!(console.contains("Kernel panic - not syncing: hung_task: blocked tasks"));
+fn busy_sets_have_their_workload() {
+    // (set, vCPUs): the busy workload's CPU numbers wrap around on 2 vCPUs
+    for (set, nproc) in [("x86_64-6.1-smp4-hung", 4), ("x86_64-6.1-kdump-hung", 2)] {
+        let Some(dir) = common::fixtures::set(set) else {
+            continue;
+        };
+        let t = truth(&dir);
+        assert_eq!(t.keys["nproc"], nproc.to_string(), "{set}");
+        let ps = &t.sections["ps"];
+        assert!(
+            ps.iter()
+                .any(|l| l.split_whitespace().nth(2) == Some("D") && l.ends_with("touch")),
+            "{set}: a touch in D state"
+        );
+        let group = format!("cfs_rq[{}]:/fixture", 2 % nproc);
+        assert!(
+            t.sections["sched-debug"]
+                .iter()
+                .any(|l| l.starts_with(&group)),
+            "{set}: {group}"
+        );
+        let console = std::fs::read(dir.join("console.log")).unwrap();
+        let console = String::from_utf8_lossy(&console);
+        assert!(
+            console.contains("Kernel panic - not syncing: hung_task: blocked tasks"),
+            "{set}"
+        );
+    }
 }
 
 #[test]
-fn oops_set_crashed_by_an_oops_in_its_module() {
-    let Some(dir) = common::fixtures::set("x86_64-6.1-oops") else {
-        return;
-    };
-    let t = truth(&dir);
-    // O (out-of-tree, 4096) and E (unsigned, 8192) from loading the module; D comes with the oops
-    assert_eq!(t.keys["tainted"], "12288");
-    assert!(
-        t.sections["modules"]
-            .iter()
-            .any(|l| l.starts_with("fixture_oops ") && l.ends_with("(OE)"))
-    );
-    let console = std::fs::read(dir.join("console.log")).unwrap();
-    let console = String::from_utf8_lossy(&console);
-    assert!(console.contains("RIP: 0010:trigger_write+"));
-    assert!(console.contains("Kernel panic - not syncing: Fatal exception"));
+fn oops_sets_crashed_by_an_oops_in_their_module() {
+    for set in ["x86_64-6.1-oops", "x86_64-6.1-kdump-oops"] {
+        let Some(dir) = common::fixtures::set(set) else {
+            continue;
+        };
+        let t = truth(&dir);
+        // O (out-of-tree, 4096) and E (unsigned, 8192) from loading the module; D comes with the
+        // oops
+        assert_eq!(t.keys["tainted"], "12288", "{set}");
+        assert!(
+            t.sections["modules"]
+                .iter()
+                .any(|l| l.starts_with("fixture_oops ") && l.ends_with("(OE)")),
+            "{set}"
+        );
+        let console = std::fs::read(dir.join("console.log")).unwrap();
+        let console = String::from_utf8_lossy(&console);
+        assert!(console.contains("RIP: 0010:trigger_write+"), "{set}");
+        // QEMU's guest panics in oops_end ("Fatal exception"); with a capture kernel loaded
+        // oops_end kexecs into it first (crash_kexec), and no panic is printed
+        let panicked = console.contains("Kernel panic - not syncing: Fatal exception");
+        assert_eq!(panicked, !common::fixtures::is_kdump_set(set), "{set}");
+    }
 }
 
 /// The PT_LOADs of an ELF64 little-endian core: (p_vaddr, p_paddr, p_memsz).
@@ -398,6 +413,8 @@ fn kdump_sets_have_their_pt_load_layout() {
     for (name, shared) in [
         ("x86_64-6.1-kdump", true),
         ("x86_64-6.1-kdump-nokaslr", false),
+        ("x86_64-6.1-kdump-oops", false),
+        ("x86_64-6.1-kdump-hung", false),
     ] {
         let Some(dir) = common::fixtures::set(name) else {
             continue;

@@ -96,6 +96,39 @@ fn an_oops_is_placed_where_the_sys_plugin_places_it() {
     assert!(s.findings.iter().any(|f| f.title.starts_with("1 CPU(s)")));
 }
 
+/// An oops with a capture kernel loaded: `oops_end()` kexecs before `panic()`, so there is no
+/// panic message, but `crash_kexec()` set `panic_cpu` and the log's last report is the oops.
+#[test]
+fn an_oops_taken_to_kdump_without_a_panic_is_an_oops() {
+    let oops = [
+        "[   27.602719] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+        "[   27.603515] Oops: 0002 [#1] PREEMPT SMP NOPTI",
+        "[   27.603967] RIP: 0010:trigger_write+0x20/0x30 [fixture_oops]",
+    ];
+    for (panic_cpu, kind) in [(json!(1), Kind::Oops), (json!(-1), Kind::NoPanic)] {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            "plugins/sys/sys.json",
+            &json!({"panic": {"message": null, "panic_cpu": panic_cpu, "last_oops": oops}}),
+        );
+        write(r, "plugins/dmesg/dmesg.json", &dmesg(&oops));
+        let v = summary::build(r, &no_plugins()).verdict;
+        assert_eq!(v.kind, kind, "panic_cpu {panic_cpu}");
+        assert_eq!(v.panic_string, None);
+        assert_eq!(
+            v.headline.is_some(),
+            kind == Kind::Oops,
+            "panic_cpu {panic_cpu}: {:?}",
+            v.headline
+        );
+        // the place comes from the oops's register line either way
+        assert_eq!(v.function.as_deref(), Some("trigger_write+0x20/0x30"));
+        assert_eq!(v.module.as_deref(), Some("fixture_oops"));
+    }
+}
+
 #[test]
 fn a_disagreeing_backtrace_is_said_and_the_log_is_the_fallback() {
     let t = tempfile::tempdir().unwrap();

@@ -323,8 +323,7 @@ fn live_and_drgn_stacks_agree_on_every_set() {
         let (Some(live), Some(drgn)) = (st.live, st.drgn) else {
             continue;
         };
-        let truth = std::fs::read_to_string(dir.join("truth.txt")).unwrap();
-        let busy = truth.lines().any(|l| l == "profile: busy");
+        let busy = fixtures::workload(&dir) == "busy";
         assert_eq!(
             drgn.symbols.first().map(String::as_str),
             Some("kallsyms"),

@@ -56,6 +56,8 @@ fn kdump_crash_notes_match_prstatus_and_console() {
         ("x86_64-6.1-kdump", "vmcore.raw"),
         ("x86_64-6.1-kdump", "mdf.zlib-d31"),
         ("x86_64-6.1-kdump-nokaslr", "vmcore.raw"),
+        ("x86_64-6.1-kdump-hung", "vmcore.raw"),
+        ("x86_64-6.1-kdump-hung", "mdf.lzo-d31"),
     ] {
         let Some(dir) = fixtures::set(set) else {
             continue;

@@ -1,6 +1,7 @@
 //! The summary on every real fixture set: the verdict names the kind of crash the guest was made
 //! to have (its profile: SysRq-c, an oops in a module, the hung-task detector) and the console's
-//! own panic string; on the oops set the faulting function the console's `RIP:` line names; on
+//! own panic string (none for an oops taken to kdump, which never reaches `panic()`); on the oops
+//! sets the oops's opening line and the faulting function the console's `RIP:` line names; on
 //! the hung set the task the console's hung-task report names, with its stack (the console's
 //! trace of it, in order); every file a finding cites exists
 //! in the archive, and every link of `sos.html` resolves in the extracted tree; `-q` prints
@@ -62,22 +63,24 @@ fn report(dir: &Path, dump: &Path, out: &Path) -> std::path::PathBuf {
     tree
 }
 
-/// The console's panic message (`Kernel panic - not syncing: MSG`).
-fn console_panic(console: &str) -> String {
+/// The console's panic message (`Kernel panic - not syncing: MSG`); `None` when there is none
+/// (an oops in a kdump set: `oops_end()` went to the capture kernel before `panic()`).
+fn console_panic(console: &str) -> Option<String> {
     console
         .lines()
         .find_map(|l| l.split_once("Kernel panic - not syncing: ").map(|(_, m)| m))
-        .expect("the console shows the panic")
-        .trim_end()
-        .to_string()
+        .map(|m| m.trim_end().to_string())
 }
 
-fn profile(dir: &Path) -> String {
-    let info = std::fs::read_to_string(dir.join("set.info")).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("profile="))
-        .expect("set.info names the profile")
-        .to_string()
+/// The line that opens the console's oops (`BUG: kernel NULL pointer dereference, ...`).
+fn console_oops_opener(console: &str) -> String {
+    console
+        .lines()
+        .find_map(|l| {
+            l.split_once("] BUG: ")
+                .map(|(_, m)| format!("BUG: {}", m.trim_end()))
+        })
+        .expect("the console shows the oops")
 }
 
 /// The `href`s of a page.
@@ -123,16 +126,28 @@ fn the_verdict_matches_the_console_on_every_set() {
         )
         .unwrap();
         let v = &s["verdict"];
+        let panic = console_panic(&console);
+        assert!(
+            panic.is_some() || common::fixtures::is_kdump_set(set),
+            "{set}: the console shows the panic"
+        );
         assert_eq!(
             v["panic_string"].as_str(),
-            Some(console_panic(&console).as_str()),
+            panic.as_deref(),
             "{set}: the panic string"
         );
+        // what the page must show: the panic string, else the oops's opening line
+        let shown = panic.unwrap_or_else(|| console_oops_opener(&console));
         let kind = v["kind"].as_str().unwrap();
-        match profile(&dir).as_str() {
-            "base" | "kdump" => assert_eq!(kind, "sysrq", "{set}"),
+        match common::fixtures::workload(&dir).as_str() {
+            "base" => assert_eq!(kind, "sysrq", "{set}"),
             "oops" => {
                 assert_eq!(kind, "oops", "{set}");
+                assert_eq!(
+                    v["headline"].as_str(),
+                    Some(console_oops_opener(&console).as_str()),
+                    "{set}: the oops's opening line"
+                );
                 // `RIP: 0010:trigger_write+0x20/0x30 [fixture_oops]`
                 let rip = console
                     .lines()
@@ -225,16 +240,12 @@ fn the_verdict_matches_the_console_on_every_set() {
         // every link of sos.html resolves in the tree
         let html = std::fs::read_to_string(tree.join("sos_reports/sos.html")).unwrap();
         assert!(
-            html.contains(console_panic(&console).as_str()),
-            "{set}: sos.html lacks the panic string"
+            html.contains(shown.as_str()),
+            "{set}: sos.html lacks {shown:?}"
         );
         let links = hrefs(&html);
         assert!(links.len() > 10, "{set}: too few links in sos.html");
-        chromium_renders(
-            set,
-            &tree.join("sos_reports/sos.html"),
-            &console_panic(&console),
-        );
+        chromium_renders(set, &tree.join("sos_reports/sos.html"), &shown);
         for h in links {
             let rel = percent_decode(&h);
             let p = tree.join("sos_reports").join(&rel);

@@ -24,22 +24,49 @@ pub const QEMU_DUMPS: &[&str] = &["vmcore.elf", "vmcore.kdump-zlib", "qemu.kdump
 pub const MDF_FORMATS: &[&str] = &["zlib", "lzo", "raw", "elf", "flat-zlib"];
 
 /// What a kdump-captured set holds: the capture kernel's `/proc/vmcore` copied raw, and
-/// makedumpfile's `-E`, `-c` and `-l` output at dump level 31, all made in the capture kernel.
-pub const KDUMP_DUMPS: &[&str] = &["vmcore.raw", "mdf.E-d31", "mdf.zlib-d31", "mdf.lzo-d31"];
+/// makedumpfile's `-E`, `-c` and `-l` output at dump level 31, all made in the capture kernel
+/// (`kformats` in `set_params` of `fixtures/build.sh`); the oops and hung-task sets leave out
+/// `-E`, the same ELF layout as `vmcore.raw`.
+pub fn kdump_dumps(set: &str) -> &'static [&'static str] {
+    match set {
+        "x86_64-6.1-kdump-oops" | "x86_64-6.1-kdump-hung" | "aarch64-6.1-kdump" => {
+            &["vmcore.raw", "mdf.zlib-d31", "mdf.lzo-d31"]
+        }
+        _ => &["vmcore.raw", "mdf.E-d31", "mdf.zlib-d31", "mdf.lzo-d31"],
+    }
+}
 
 /// Whether a set was captured by kdump (a capture kernel's /proc/vmcore) rather than by QEMU.
 pub fn is_kdump_set(set: &str) -> bool {
     set.contains("-kdump")
 }
 
+/// A set's workload and crash path (`fixtures/make-initramfs.sh`): `base` (sysrq), `busy`
+/// (hung-task panic), `oops`; its `profile=` in `set.info`, with the kdump capture taken off
+/// (`kdump` runs base's, `kdump-oops` oops's, `kdump-busy` busy's).
+pub fn workload(dir: &Path) -> String {
+    let info = std::fs::read_to_string(dir.join("set.info")).unwrap_or_default();
+    let profile = info
+        .lines()
+        .find_map(|l| l.strip_prefix("profile="))
+        .expect("set.info names the profile");
+    match profile {
+        "kdump" => "base",
+        p => p.strip_prefix("kdump-").unwrap_or(p),
+    }
+    .to_string()
+}
+
 /// The fixture sets `fixtures/build.sh` builds: Debian 12's 6.1 on x86_64 with 5- and 4-level
 /// paging and on aarch64, two 6.1 workload variations (4 vCPUs with a hung task; an oops),
-/// Debian 13's 6.12 (EEVDF), and two 6.1 guests captured by kdump (a capture kernel's
+/// Debian 13's 6.12 (EEVDF), and four 6.1 guests captured by kdump (a capture kernel's
 /// /proc/vmcore and makedumpfile's output): the kernel-text PT_LOAD sharing its start with a RAM
-/// PT_LOAD, and (nokaslr) lying inside one; Debian 11's 5.10 on x86_64 and aarch64 (the kernel
-/// before the `__state` rename and the debugfs sched_debug, with the pre-6.4 ORC format);
-/// Debian 12's 6.1 and Debian 13's 6.12 on s390x (no VMCOREINFO note: read from the kernel's
-/// memory; no drgn oracle, see [`has_drgn_oracle`]).
+/// PT_LOAD, and (nokaslr) lying inside one, with a sysrq panic; an oops and a hung-task panic;
+/// and arm64's (kexec_load: kexec-tools' own crash headers, makedumpfile run on arm64);
+/// Debian 11's 5.10 on x86_64 and aarch64 (the kernel before the `__state` rename and the
+/// debugfs sched_debug, with the pre-6.4 ORC format); Debian 12's 6.1 and Debian 13's 6.12 on
+/// s390x (no VMCOREINFO note: read from the kernel's memory; no drgn oracle, see
+/// [`has_drgn_oracle`]).
 pub const SETS: &[&str] = &[
     "x86_64-6.1-l5",
     "x86_64-6.1-l4",
@@ -49,6 +76,9 @@ pub const SETS: &[&str] = &[
     "x86_64-6.12",
     "x86_64-6.1-kdump",
     "x86_64-6.1-kdump-nokaslr",
+    "x86_64-6.1-kdump-oops",
+    "x86_64-6.1-kdump-hung",
+    "aarch64-6.1-kdump",
     "x86_64-5.10",
     "aarch64-5.10",
     "s390x-6.1",
@@ -76,11 +106,11 @@ pub fn mdf_level(set: &str) -> Option<u32> {
 }
 
 /// The dump files `fixtures/build.sh` writes for a set, in the order tests visit them: a kdump
-/// set's [`KDUMP_DUMPS`]; else QEMU's three, then the five makedumpfile variants where its recipe asks for them (`mdf=required` or
+/// set's [`kdump_dumps`]; else QEMU's three, then the five makedumpfile variants where its recipe asks for them (`mdf=required` or
 /// `optional`).
 pub fn expected_dumps(set: &str) -> Vec<String> {
     if is_kdump_set(set) {
-        return KDUMP_DUMPS.iter().map(|s| s.to_string()).collect();
+        return kdump_dumps(set).iter().map(|s| s.to_string()).collect();
     }
     let mut out: Vec<String> = QEMU_DUMPS.iter().map(|s| s.to_string()).collect();
     if let Some(level) = mdf_level(set) {

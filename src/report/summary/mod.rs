@@ -172,15 +172,16 @@ pub fn build(root: &Path, plugins: &BTreeMap<String, PluginRecord>) -> Summary {
                 .map(|m| m.trim_end().to_string())
         })
     });
-    let mut kind = match &panic_string {
-        Some(m) => verdict::kind_of_panic(m),
-        None => Kind::NoPanic,
-    };
     let oops_block: Vec<String> = panic["last_oops"]
         .as_array()
         .map(|a| a.iter().filter_map(s).collect())
         .unwrap_or_default();
     let oops_texts: Vec<&str> = oops_block.iter().map(|l| log_text(l)).collect();
+    let mut kind = match &panic_string {
+        Some(m) => verdict::kind_of_panic(m),
+        None if verdict::oops_went_to_kdump(panic["panic_cpu"].as_i64(), &oops_texts) => Kind::Oops,
+        None => Kind::NoPanic,
+    };
     if kind == Kind::Oops && oops_texts.iter().any(|t| t.starts_with("kernel BUG at ")) {
         kind = Kind::Bug;
     }

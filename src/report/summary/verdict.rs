@@ -9,7 +9,9 @@
 //!   and arm64's `die()` (arch/arm64/kernel/traps.c) with `panic_on_oops` or in interrupt; the
 //!   oops itself opens with `BUG: kernel NULL pointer dereference`, `BUG: unable to handle page
 //!   fault`, `kernel BUG at FILE:LINE!` (lib/bug.c `report_bug()`), `general protection fault`,
-//!   `Unable to handle kernel …` (arm64 mm/fault.c), `Internal error:` (arm64 `die()`);
+//!   `Unable to handle kernel …` (arm64 mm/fault.c), `Internal error:` (arm64 `die()`); with a
+//!   capture kernel loaded the oops goes to kdump before that panic, leaving no panic message
+//!   ([`oops_went_to_kdump`]);
 //! - `hung_task: blocked tasks` — kernel/hung_task.c `check_hung_uninterruptible_tasks()`, after
 //!   `INFO: task COMM:PID blocked for more than N seconds.`;
 //! - `softlockup: hung tasks` — kernel/watchdog.c, after `watchdog: BUG: soft lockup - CPU#N
@@ -116,6 +118,20 @@ pub fn oops_headline(text: &str) -> Option<&str> {
     OPENERS.iter().any(|o| text.starts_with(o)).then_some(text)
 }
 
+/// Whether a crash without a panic message is an oops that went straight to the capture
+/// kernel: with a crash kernel loaded, x86's `oops_end()` (arch/x86/kernel/dumpstack.c) and
+/// arm64's `die()` call `crash_kexec(regs)` before any `panic()`, so no `Kernel panic` line is
+/// printed; `crash_kexec()` (kernel/kexec_core.c) claims `panic_cpu` on its way. So: `panic_cpu`
+/// set (`PANIC_CPU_INVALID` is -1) and the log's last report an oops (`oops_texts`, the sys
+/// plugin's `panic.last_oops` without the log prefix). An old oops in the log of a dump taken
+/// from a running system leaves `panic_cpu` at -1.
+pub fn oops_went_to_kdump(panic_cpu: Option<i64>, oops_texts: &[&str]) -> bool {
+    panic_cpu.is_some_and(|c| c >= 0)
+        && oops_texts
+            .iter()
+            .any(|t| oops_headline(t).is_some() || t.starts_with("Oops: "))
+}
+
 /// The function an oops report names as where it happened: x86's `RIP: 0010:func+off/size
 /// [mod]` (arch/x86/kernel/dumpstack.c `show_ip()`), arm64's `pc : func+off/size [mod]`
 /// (arch/arm64/kernel/process.c `__show_regs()`), s390's `Krnl PSW : …` is not symbolized by
@@ -175,6 +191,23 @@ pub fn warning_site(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oops_without_a_panic_went_to_kdump_only_with_a_panic_cpu() {
+        let oops = [
+            "BUG: kernel NULL pointer dereference, address: 0",
+            "Oops: 0002 [#1]",
+        ];
+        assert!(oops_went_to_kdump(Some(1), &oops));
+        assert!(oops_went_to_kdump(Some(0), &oops[1..]));
+        assert!(!oops_went_to_kdump(Some(-1), &oops));
+        assert!(!oops_went_to_kdump(None, &oops));
+        assert!(!oops_went_to_kdump(
+            Some(0),
+            &["WARNING: CPU: 0 PID: 1 at x.c:1 f"]
+        ));
+        assert!(!oops_went_to_kdump(Some(0), &[]));
+    }
 
     #[test]
     fn kinds_from_the_kernels_own_messages() {
