@@ -85,6 +85,7 @@ pub const WELL_KNOWN: &[(&str, &str)] = &[
     ("all_bdevs", "struct list_head"),
     ("init_pid_ns", "struct pid_namespace"),
     ("crash_notes", "note_buf_t *"),
+    ("lowcore_ptr", "struct lowcore *[]"),
     // tasks, sched_debug
     ("init_task", "struct task_struct"),
     ("task_state_array", "char *[~]"),
@@ -115,6 +116,7 @@ pub const WELL_KNOWN: &[(&str, &str)] = &[
     ("swap_info", "struct swap_info_struct *[]"),
     ("vm_zone_stat", "atomic_long_t[NR_VM_ZONE_STAT_ITEMS]"),
     ("vm_node_stat", "atomic_long_t[NR_VM_NODE_STAT_ITEMS]"),
+    ("vm_stat", "atomic_long_t[NR_VM_ZONE_STAT_ITEMS]"),
     ("vm_numa_event", "atomic_long_t[NR_VM_NUMA_EVENT_ITEMS]"),
     ("vm_committed_as", "struct percpu_counter"),
     ("sysctl_overcommit_kbytes", "long unsigned int"),
@@ -153,6 +155,7 @@ pub const WELL_KNOWN_PERCPU: &[(&str, &str)] = &[
     ("hardirq_stack_ptr", "struct irq_stack * | void *"),
     ("irq_stack_backing_store", "struct irq_stack"),
     ("cea_exception_stacks", "struct cea_exception_stacks *"),
+    ("_cea_offset", "unsigned int"),
     ("irq_stack_ptr", "long unsigned int *"),
     ("overflow_stack", "long unsigned int[]"),
 ];
