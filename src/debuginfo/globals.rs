@@ -131,8 +131,15 @@ pub const WELL_KNOWN: &[(&str, &str)] = &[
     ("hugetlb_max_hstate", "int"),
     ("default_hstate_idx", "unsigned int"),
     ("direct_gbpages", "int"),
-    ("direct_pages_count", "long unsigned int[PG_LEVEL_NUM]"),
+    (
+        "direct_pages_count",
+        "long unsigned int[PG_LEVEL_NUM] | atomic_long_t[PG_DIRECT_MAP_MAX]",
+    ),
     ("zswap_pools", "struct list_head"),
+    ("zswap_stored_pages", "atomic_long_t | atomic_t"),
+    ("vmalloc_base", "long unsigned int"),
+    ("VMALLOC_START", "long unsigned int"),
+    ("VMALLOC_END", "long unsigned int"),
     ("zswap_pool_total_size", "u64"),
     ("early_memtest_done", "bool"),
 ];
