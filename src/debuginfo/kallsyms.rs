@@ -411,7 +411,10 @@ impl AddressTables {
 /// pass over the address order.
 fn guess_sizes(symbols: &mut [KallsymsSymbol]) {
     let mut order: Vec<usize> = (0..symbols.len()).collect();
-    order.sort_by_key(|&i| symbols[i].address);
+    // the kernel's table is sorted by address already (scripts/kallsyms.c): checked, not assumed
+    if !symbols.windows(2).all(|w| w[0].address <= w[1].address) {
+        order.sort_by_key(|&i| symbols[i].address);
+    }
     let (mut here, mut above): (Option<u64>, Option<u64>) = (None, None);
     for &i in order.iter().rev() {
         let a = symbols[i].address;

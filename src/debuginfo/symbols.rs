@@ -376,6 +376,10 @@ impl SymbolTable {
             // at one address, as the kernel's lookups do (the first alias is the one printed);
             // an ELF table has no meaningful order there, and is ordered by size and name.
             let table_order = self.owner.is_none();
+            // a kallsyms table comes sorted by address: then its own order is the answer
+            if table_order && e.windows(2).all(|w| w[0].address <= w[1].address) {
+                return order;
+            }
             order.sort_unstable_by(|&ia, &ib| {
                 let (a, b) = (&e[ia as usize], &e[ib as usize]);
                 // `then_with`: the names are compared only on a tie.
