@@ -94,14 +94,23 @@ fn strip_copy(src: &Path, dst: &Path) {
 
 /// Runs the binary in `dir` on `dir/vmcore` (so both runs name the dump alike) with the set's
 /// vmlinux; returns the exit code and the archive's directory.
-fn report(dir: &Path, vmlinux: &Path) -> (i32, PathBuf) {
-    let out = dir.join("out");
+/// Without a vmlinux (`None`), from the dump alone (`--dump-only`), into `out-dump-only`.
+fn report(dir: &Path, vmlinux: Option<&Path>) -> (i32, PathBuf) {
+    let sub = if vmlinux.is_some() {
+        "out"
+    } else {
+        "out-dump-only"
+    };
+    let out = dir.join(sub);
     std::fs::create_dir_all(&out).unwrap();
-    let o = Command::new(BIN)
-        .current_dir(dir)
-        .args(["--vmcore", "vmcore", "--vmlinux"])
-        .arg(vmlinux)
-        .args(["--tmp-dir", "out", "--build", "--batch"])
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).args(["--vmcore", "vmcore"]);
+    match vmlinux {
+        Some(v) => cmd.arg("--vmlinux").arg(v),
+        None => cmd.arg("--dump-only"),
+    };
+    let o = cmd
+        .args(["--tmp-dir", sub, "--build", "--batch"])
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
         .unwrap();
@@ -210,6 +219,12 @@ fn dumps_without_vmcoreinfo_give_the_intact_dumps_report() {
         let Some(dir) = common::fixtures::set(set) else {
             continue;
         };
+        if set.starts_with("s390x-") {
+            // QEMU's s390x dumps carry no VMCOREINFO note to remove: every report on them reads
+            // it from memory already (tests/s390x_lowcore.rs, the real-set tests)
+            eprintln!("NOTE: {set}: its dumps have no VMCOREINFO note; nothing to remove");
+            continue;
+        }
         let vmlinux = dir.join("vmlinux");
         for path in dumps_of(&dir) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -219,39 +234,50 @@ fn dumps_without_vmcoreinfo_give_the_intact_dumps_report() {
             let stripped = tempfile::tempdir().unwrap();
             strip_copy(&path, &stripped.path().join("vmcore"));
 
-            let (code_a, root_a) = report(intact.path(), &vmlinux);
-            let t = std::time::Instant::now();
-            let (code_b, root_b) = report(stripped.path(), &vmlinux);
-            eprintln!("{ctx}: report without VMCOREINFO in {:.2?}", t.elapsed());
-            assert_eq!(code_a, code_b, "{ctx}: exit codes");
-            // the manifest naming a VMCOREINFO found in memory is valid against the schema
-            let raw = std::fs::read(root_b.join("sos_reports/manifest.json")).unwrap();
-            support::validate_against_schema(&serde_json::from_slice(&raw).unwrap());
-            let (files_a, source_a) = contents(&root_a);
-            let (files_b, source_b) = contents(&root_b);
-            assert_eq!(source_a["from"], "note", "{ctx}");
-            assert_eq!(source_b["from"], "memory", "{ctx}: {source_b}");
-            eprintln!("{ctx}: {source_b}");
-            assert_eq!(
-                files_a.keys().collect::<Vec<_>>(),
-                files_b.keys().collect::<Vec<_>>(),
-                "{ctx}: the archives hold different files"
-            );
-            for (rel, a) in &files_a {
-                if a != &files_b[rel] {
-                    panic!(
-                        "{ctx}: {rel} differs:\n--- intact\n{}\n--- without VMCOREINFO\n{}",
-                        String::from_utf8_lossy(a),
-                        String::from_utf8_lossy(&files_b[rel])
-                    );
+            for with_vmlinux in [true, false] {
+                let vmlinux = with_vmlinux.then_some(vmlinux.as_path());
+                let ctx = format!(
+                    "{ctx} ({})",
+                    if with_vmlinux {
+                        "with the vmlinux"
+                    } else {
+                        "dump-only"
+                    }
+                );
+                let (code_a, root_a) = report(intact.path(), vmlinux);
+                let t = std::time::Instant::now();
+                let (code_b, root_b) = report(stripped.path(), vmlinux);
+                eprintln!("{ctx}: report without VMCOREINFO in {:.2?}", t.elapsed());
+                assert_eq!(code_a, code_b, "{ctx}: exit codes");
+                // the manifest naming a VMCOREINFO found in memory is valid against the schema
+                let raw = std::fs::read(root_b.join("sos_reports/manifest.json")).unwrap();
+                support::validate_against_schema(&serde_json::from_slice(&raw).unwrap());
+                let (files_a, source_a) = contents(&root_a);
+                let (files_b, source_b) = contents(&root_b);
+                assert_eq!(source_a["from"], "note", "{ctx}");
+                assert_eq!(source_b["from"], "memory", "{ctx}: {source_b}");
+                eprintln!("{ctx}: {source_b}");
+                assert_eq!(
+                    files_a.keys().collect::<Vec<_>>(),
+                    files_b.keys().collect::<Vec<_>>(),
+                    "{ctx}: the archives hold different files"
+                );
+                for (rel, a) in &files_a {
+                    if a != &files_b[rel] {
+                        panic!(
+                            "{ctx}: {rel} differs:\n--- intact\n{}\n--- without VMCOREINFO\n{}",
+                            String::from_utf8_lossy(a),
+                            String::from_utf8_lossy(&files_b[rel])
+                        );
+                    }
                 }
+                // the archive names the crashed host alike (the random suffix aside)
+                let stem = |p: &Path| {
+                    let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                    n[..n.rfind('-').unwrap()].to_string()
+                };
+                assert_eq!(stem(&root_a), stem(&root_b), "{ctx}");
             }
-            // the archive names the crashed host alike (the random suffix aside)
-            let stem = |p: &Path| {
-                let n = p.file_name().unwrap().to_string_lossy().into_owned();
-                n[..n.rfind('-').unwrap()].to_string()
-            };
-            assert_eq!(stem(&root_a), stem(&root_b), "{ctx}");
         }
     }
 }

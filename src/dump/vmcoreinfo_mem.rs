@@ -25,7 +25,9 @@
 //! release, a power-of-two `PAGESIZE` and `SYMBOL()` lines, names the dump's architecture (when
 //! both tell), and, for the note buffer, its header matches the text's length. The note buffer is
 //! preferred; the search stops once one copy is found and its partner (the other copy with the
-//! same release and build-id) is found within [`PARTNER_WINDOW`] bytes, or at the limits.
+//! same release and build-id) is found within [`PARTNER_WINDOW`] bytes, or at the limits; with
+//! only a data page found it goes on for the note buffer (a data page may be stale: see
+//! `search`).
 //!
 //! Bounds ([`SearchLimits`]): the physical bytes examined (default 64 GiB of address space) and
 //! the wall time (default 20 s); what is not found by then is reported as not found. Reading the
@@ -138,8 +140,14 @@ pub fn search(
                 tracing::debug!("VMCOREINFO search stopped at its limits, at {page:#x}");
                 break 'ranges;
             }
+            // Past the partner window only once the note buffer is found: a data page alone
+            // may be stale (x86 kexec switches `vmcoreinfo_data` to a safe copy in the crash
+            // kernel's reservation, and `crash_save_vmcoreinfo()` appends CRASHTIME there and to
+            // the note buffer only; the original page, 800 MiB below the note on the kdump
+            // fixtures, lacks it).
             if let Some(first) = found.first()
                 && page.saturating_sub(first.paddr) > PARTNER_WINDOW
+                && found.iter().any(|c| c.copy == MemCopy::NoteBuffer)
             {
                 break 'ranges;
             }
