@@ -15,10 +15,9 @@ use std::time::Instant;
 
 use chrono::Local;
 
-use crate::arch::TranslateError;
 use crate::assemble::{self, DebuginfoRecord, OpenError};
 use crate::cli::Config;
-use crate::debuginfo::{self, DebugInfoError};
+use crate::debuginfo;
 use crate::dump::{DumpError, DumpInfo};
 use crate::kernel::Kernel;
 use crate::report::archive::{self, ArchiveError, BuildDir};
@@ -71,44 +70,30 @@ pub mod exit {
 pub enum AppError {
     #[error("{0}")]
     Usage(#[from] SelectError),
+    /// Opening the dump or building the kernel view (module [`crate::assemble`]).
+    #[error("{0}")]
+    Open(#[from] OpenError),
     #[error("cannot read the dump: {0}")]
     Dump(#[from] DumpError),
-    #[error("cannot set up address translation for this dump: {0}")]
-    Translate(#[from] TranslateError),
-    #[error("{0}")]
-    DebugInfo(#[from] DebugInfoError),
-    #[error("cannot build the kernel view: {0}")]
-    KernelView(String),
     #[error("cannot write the archive: {0}")]
     Archive(#[from] ArchiveError),
-}
-
-impl From<OpenError> for AppError {
-    fn from(e: OpenError) -> AppError {
-        match e {
-            OpenError::Dump(e) => AppError::Dump(e),
-            OpenError::Translate(e) => AppError::Translate(e),
-            OpenError::DebugInfo(e) => AppError::DebugInfo(e),
-        }
-    }
 }
 
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Usage(_) => exit::USAGE,
-            AppError::Dump(_) | AppError::Translate(_) => exit::DUMP,
-            AppError::DebugInfo(_) | AppError::KernelView(_) => exit::DEBUGINFO,
+            AppError::Open(OpenError::DebugInfo(_)) => exit::DEBUGINFO,
+            AppError::Open(_) | AppError::Dump(_) => exit::DUMP,
             AppError::Archive(_) => exit::ARCHIVE,
         }
     }
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Usage(e) => e.code(),
-            AppError::Dump(e) => e.code(),
-            AppError::Translate(e) => e.code(),
-            AppError::DebugInfo(e) => e.code(),
-            AppError::KernelView(_) => "kernel-view",
+            AppError::Open(OpenError::Dump(e)) | AppError::Dump(e) => e.code(),
+            AppError::Open(OpenError::Translate(e)) => e.code(),
+            AppError::Open(OpenError::DebugInfo(e)) => e.code(),
             AppError::Archive(e) => e.code(),
         }
     }
