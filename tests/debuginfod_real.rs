@@ -185,6 +185,19 @@ fn the_vmlinux_comes_from_a_real_debuginfod_server() {
         d
     };
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let (out_3, out_4, out_5, out_6) = (out("run3"), out("run4"), out("run5"), out("run6"));
+    // what no server delivered is not a refusal: the report is made from the dump alone
+    let dump_only = |r: &std::process::Output, dir: &Path| {
+        assert_eq!(r.status.code(), Some(0), "{}", stderr(r));
+        let m = manifest(dir);
+        assert!(m["vmlinux"].is_null(), "{m}");
+        assert_eq!(m["debuginfo"]["symbols"], "kallsyms", "{m}");
+        assert!(
+            m["debuginfo"]["notes"].to_string().contains("debuginfod"),
+            "{}",
+            m["debuginfo"]["notes"]
+        );
+    };
 
     // 1. fetched into the cache, verified, used
     let t = Instant::now();
@@ -230,12 +243,12 @@ fn the_vmlinux_comes_from_a_real_debuginfod_server() {
     assert!(stderr(&r).contains("(cached)"), "{}", stderr(&r));
     assert_eq!(manifest(&o2)["vmlinux"]["path"], cached.to_str().unwrap());
 
-    // 3. a server without the dump's build-id: 404, said, and the not-found path goes on
+    // 3. a server without the dump's build-id: 404, said, and the run goes on from the dump
     let port2 = free_port();
     let server = start_debuginfod(&bin, &served, &tmp.path().join("db2.sqlite"), port2);
     let url2 = format!("http://127.0.0.1:{port2}");
-    let r = run(&other.join("vmcore.elf"), &url2, &cache, &out("run3"), None);
-    assert_eq!(r.status.code(), Some(4), "{}", stderr(&r));
+    let r = run(&other.join("vmcore.elf"), &url2, &cache, &out_3, None);
+    dump_only(&r, &out_3);
     assert!(
         stderr(&r).contains("the server has no file for this build-id (404)"),
         "{}",
@@ -245,14 +258,8 @@ fn the_vmlinux_comes_from_a_real_debuginfod_server() {
 
     // 4. nothing listens on the port
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let r = run(
-        &other.join("vmcore.elf"),
-        &closed,
-        &cache,
-        &out("run4"),
-        None,
-    );
-    assert_eq!(r.status.code(), Some(4), "{}", stderr(&r));
+    let r = run(&other.join("vmcore.elf"), &closed, &cache, &out_4, None);
+    dump_only(&r, &out_4);
     assert!(stderr(&r).contains("unreachable"), "{}", stderr(&r));
 
     // 5. a server that accepts and never answers: DEBUGINFOD_TIMEOUT ends the wait
@@ -263,10 +270,10 @@ fn the_vmlinux_comes_from_a_real_debuginfod_server() {
         &other.join("vmcore.elf"),
         &silent_url,
         &cache,
-        &out("run5"),
+        &out_5,
         Some("2"),
     );
-    assert_eq!(r.status.code(), Some(4), "{}", stderr(&r));
+    dump_only(&r, &out_5);
     assert!(stderr(&r).contains("timed out"), "{}", stderr(&r));
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
     drop(silent);
@@ -274,14 +281,8 @@ fn the_vmlinux_comes_from_a_real_debuginfod_server() {
     // 6. a server that returns another file: refused, nothing left in the cache
     let wrong = std::fs::read("/bin/true").unwrap();
     let wrong_url = format!("http://127.0.0.1:{}", wrong_file_server(wrong));
-    let r = run(
-        &other.join("vmcore.elf"),
-        &wrong_url,
-        &cache,
-        &out("run6"),
-        None,
-    );
-    assert_eq!(r.status.code(), Some(4), "{}", stderr(&r));
+    let r = run(&other.join("vmcore.elf"), &wrong_url, &cache, &out_6, None);
+    dump_only(&r, &out_6);
     assert!(
         stderr(&r).contains("returned a wrong file"),
         "{}",
