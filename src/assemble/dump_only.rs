@@ -163,7 +163,8 @@ fn decode_kallsyms(
     let (tables, found_by) = match KallsymsTables::from_vmcoreinfo(vi) {
         Some(t) => (t, "vmcoreinfo"),
         None => {
-            let t = kallsyms::scan(vi, read, endian).map_err(|e| e.to_string())?;
+            let t =
+                kallsyms::scan(vi, read, endian, IMAGE_SCAN_LIMIT).map_err(|e| e.to_string())?;
             (t, "scan")
         }
     };

@@ -452,13 +452,11 @@ pub fn letter_kind(letter: u8) -> SymKind {
     }
 }
 
-/// How far past `_stext` [`scan`] searches the kernel image.
-pub const SCAN_LIMIT: u64 = 256 << 20;
 /// How far below the token table [`scan`] looks for the markers and the names.
 const SCAN_BACK: u64 = 8 << 20;
 
-/// Finds the tables in the kernel image without VMCOREINFO's `SYMBOL(kallsyms_*)` lines
-/// (kernels before 6.0), proving each step by the tables' own structure, and the whole by
+/// Finds the tables in the kernel image, within `limit` bytes of `_stext`, without VMCOREINFO's
+/// `SYMBOL(kallsyms_*)` lines (kernels before 6.0), proving each step by the tables' own structure, and the whole by
 /// [`decode`] putting `_stext` at VMCOREINFO's `SYMBOL(_stext)`:
 /// 1. the token table: every digit is a token of its own at its own code point, so the table
 ///    holds the run `"0\0" "1\0" … "9\0"`;
@@ -478,12 +476,13 @@ pub fn scan(
     vi: &VmcoreInfo,
     r: ReadFn<'_>,
     endian: Endian,
+    limit: u64,
 ) -> Result<KallsymsTables, KallsymsError> {
     let stext = vi
         .symbol("_stext")
         .ok_or_else(|| KallsymsError::Corrupt("no SYMBOL(_stext) to scan from".into()))?;
     let digits = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
-    let hits = crate::debuginfo::memscan::find_all(r, stext, SCAN_LIMIT, digits, 1, 64);
+    let hits = crate::debuginfo::memscan::find_all(r, stext, limit, digits, 1, 64);
     for p in &hits {
         let Some((table, index)) = token_tables(r, endian, *p) else {
             continue;
@@ -519,7 +518,7 @@ pub fn scan(
         }
     }
     Err(KallsymsError::Corrupt(format!(
-        "no kallsyms tables found in {SCAN_LIMIT:#x} bytes from _stext {stext:#x} ({} token-table candidates)",
+        "no kallsyms tables found in {limit:#x} bytes from _stext {stext:#x} ({} token-table candidates)",
         hits.len()
     )))
 }
