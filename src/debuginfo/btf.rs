@@ -194,7 +194,10 @@ impl BtfTypes {
             let Ok(hdr) = read(*at, 24) else { continue };
             let field = |o: usize| u64::from(read_u32(&hdr, o, big_endian).unwrap_or(0));
             let len = 24 + (field(8) + field(12)).max(field(16) + field(20));
-            let Ok(btf) = BtfTypes::from_memory(read, *at, at + len) else {
+            let Some(end) = at.checked_add(len) else {
+                continue;
+            };
+            let Ok(btf) = BtfTypes::from_memory(read, *at, end) else {
                 continue;
             };
             if matches!(btf.find_type("struct task_struct"), Ok(Some(_))) {

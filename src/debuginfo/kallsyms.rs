@@ -500,11 +500,15 @@ pub fn scan(
             };
             // the orders of the address tables: below num_syms, or above the token index
             let below_offsets = (num_at - 8).saturating_sub((4 * n).div_ceil(8) * 8);
-            let above = (index + 512).div_ceil(8) * 8;
+            let above = index.saturating_add(512).div_ceil(8).saturating_mul(8);
             let layouts = [
                 (Some(below_offsets), Some(num_at - 8), None),
                 (None, None, Some(num_at.saturating_sub(8 * n))),
-                (Some(above), Some(above + (4 * n).div_ceil(8) * 8), None),
+                (
+                    Some(above),
+                    Some(above.saturating_add((4 * n).div_ceil(8) * 8)),
+                    None,
+                ),
                 (Some(above), None, None),
             ];
             for (offsets, relative_base, addresses) in layouts {
@@ -548,8 +552,9 @@ fn token_tables(r: ReadFn<'_>, endian: Endian, p: u64) -> Option<(u64, u64)> {
             let bytes = r(table, last + KSYM_NAME_LEN).ok()?;
             let terminated = idx[1..].iter().all(|&o| bytes.get(o - 1) == Some(&0));
             let end = bytes.get(last..)?.iter().position(|&b| b == 0)? + last + 1;
-            let index = p + q as u64;
-            if terminated && index >= table + end as u64 && index - (table + end as u64) < 16 {
+            let index = p.saturating_add(q as u64);
+            let table_end = table.saturating_add(end as u64);
+            if terminated && index >= table_end && index - table_end < 16 {
                 return Some((table, index));
             }
         }
