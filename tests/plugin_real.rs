@@ -981,7 +981,8 @@ fn check_modules_meminfo(set: &str) {
             assert_eq!(
                 json["left_out"],
                 serde_json::json!([{"key": "VmallocTotal", "reason":
-                    "neither VMCOREINFO's VMALLOC_START/VMALLOC_END nor x86_64's vmalloc_base"}]),
+                    "neither VMCOREINFO's VMALLOC_START/VMALLOC_END, x86_64's vmalloc_base nor \
+                     s390x's VMALLOC_START/VMALLOC_END variables"}]),
                 "{set}/{name}"
             );
             live_mem.retain(|(key, _)| key != "VmallocTotal");
