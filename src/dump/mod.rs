@@ -503,6 +503,33 @@ fn vmcoreinfo_or_search(
     if let Some(t) = text {
         return (Some(VmcoreInfo::parse(t)), VmcoreinfoSource::Note);
     }
+    // s390x says where its copy is: the lowcore's os_info entry (the text, `vmcoreinfo_data`) or
+    // its VMCOREINFO note pointer; the search is for what that does not find
+    if arch == Some(Arch::S390x) {
+        match crate::arch::s390x::vmcoreinfo_in_memory(mem) {
+            Ok((text, found)) => {
+                tracing::info!(
+                    "the dump has no VMCOREINFO note; read the kernel's from memory ({found:?})"
+                );
+                let (paddr, copy) = match found {
+                    crate::arch::s390x::VmcoreinfoFound::OsInfo(a) => {
+                        (a.0, vmcoreinfo_mem::MemCopy::DataPage)
+                    }
+                    crate::arch::s390x::VmcoreinfoFound::LowcoreNote(a) => {
+                        (a.0, vmcoreinfo_mem::MemCopy::NoteBuffer)
+                    }
+                };
+                let source = VmcoreinfoSource::Memory {
+                    paddr,
+                    copy,
+                    searched_bytes: 0,
+                    searched_ms: 0,
+                };
+                return (Some(VmcoreInfo::parse(&text)), source);
+            }
+            Err(e) => tracing::info!("the lowcore gives no VMCOREINFO ({e}); searching memory"),
+        }
+    }
     let limits = vmcoreinfo_mem::SearchLimits::default();
     let found = vmcoreinfo_mem::search(mem, arch, endian, &limits);
     mem.release_resident();
