@@ -39,10 +39,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let vi = VmcoreInfo::parse(&format!("SYMBOL(_stext)={STEXT:x}\n"));
     let limit = mem.len() as u64 + 0x1000;
-    let symbols = match kallsyms::scan(&vi, &read, endian, limit)
-        .and_then(|t| kallsyms::decode(&t, &read, endian, STEXT))
-    {
-        Ok(ks) => SymbolTable::from_runtime(ks.into_runtime_symbols(), 0),
+    let symbols = match kallsyms::scan(&vi, &read, endian, limit) {
+        Ok((_, ks)) => SymbolTable::from_runtime(ks.into_runtime_symbols(), 0),
         Err(_) => SymbolTable::from_runtime(Vec::new(), 0),
     };
     if let Ok((btf, _, _)) = BtfTypes::scan(&read, STEXT, limit, big) {

@@ -160,16 +160,17 @@ fn decode_kallsyms(
         .symbol("_stext")
         .ok_or("VMCOREINFO has no SYMBOL(_stext) to prove a kallsyms table against")?;
     let endian = space.endian();
-    let (tables, found_by) = match KallsymsTables::from_vmcoreinfo(vi) {
-        Some(t) => (t, "vmcoreinfo"),
-        None => {
-            let t =
-                kallsyms::scan(vi, read, endian, IMAGE_SCAN_LIMIT).map_err(|e| e.to_string())?;
-            (t, "scan")
+    match KallsymsTables::from_vmcoreinfo(vi) {
+        Some(t) => {
+            let ks = kallsyms::decode(&t, read, endian, stext).map_err(|e| e.to_string())?;
+            Ok((ks, "vmcoreinfo", t.names))
         }
-    };
-    let ks = kallsyms::decode(&tables, read, endian, stext).map_err(|e| e.to_string())?;
-    Ok((ks, found_by, tables.names))
+        None => {
+            let (t, ks) =
+                kallsyms::scan(vi, read, endian, IMAGE_SCAN_LIMIT).map_err(|e| e.to_string())?;
+            Ok((ks, "scan", t.names))
+        }
+    }
 }
 
 /// The table, completed by VMCOREINFO's `SYMBOL()` lines for the names it lacks (all of them

@@ -186,8 +186,7 @@ pub struct DumpTypes {
     report: GlobalsReport,
 }
 
-/// Reads `len` bytes of kernel memory.
-pub type ReadFn<'a> = &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>;
+use crate::debuginfo::kallsyms::ReadFn;
 
 impl DumpTypes {
     /// Resolves and checks every [`WELL_KNOWN`] and [`WELL_KNOWN_PERCPU`] entry now (a few hundred BTF lookups, and a

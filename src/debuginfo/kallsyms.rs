@@ -468,7 +468,8 @@ const SCAN_BACK: u64 = 8 << 20;
 ///    many length-prefixed names must pass every marker and end at the markers;
 /// 5. the addresses: `kallsyms_offsets` + `kallsyms_relative_base` (or `kallsyms_addresses`)
 ///    below `kallsyms_num_syms` (scripts/kallsyms.c's order since 4.20), or above the token
-///    index (its later order); [`decode`] keeps the one that places `_stext` right.
+///    index (its later order); [`decode`] keeps the one that places `_stext` right, and its
+///    decoding is returned with the tables (a scan's proof is a whole decode: not done twice).
 ///
 /// Every table starts at a multiple of 8 (scripts/kallsyms.c aligns each label so on 64-bit
 /// kernels).
@@ -477,7 +478,7 @@ pub fn scan(
     r: ReadFn<'_>,
     endian: Endian,
     limit: u64,
-) -> Result<KallsymsTables, KallsymsError> {
+) -> Result<(KallsymsTables, Kallsyms), KallsymsError> {
     let stext = vi
         .symbol("_stext")
         .ok_or_else(|| KallsymsError::Corrupt("no SYMBOL(_stext) to scan from".into()))?;
@@ -515,8 +516,8 @@ pub fn scan(
                 t.offsets = offsets;
                 t.relative_base = relative_base;
                 t.addresses = addresses;
-                if decode(&t, r, endian, stext).is_ok() {
-                    return Ok(t);
+                if let Ok(decoded) = decode(&t, r, endian, stext) {
+                    return Ok((t, decoded));
                 }
             }
         }

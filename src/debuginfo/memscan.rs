@@ -8,8 +8,7 @@
 //! them to 2 MiB; `free_kernel_image_pages`) are free pages, so whole megabytes may be missing
 //! before the tables. At most `limit` bytes are searched.
 
-/// Reads `len` bytes of kernel memory.
-pub type ReadFn<'a> = &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>;
+pub use crate::debuginfo::kallsyms::ReadFn;
 
 /// Bytes read per step.
 pub const CHUNK: usize = 1 << 20;
